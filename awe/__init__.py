@@ -1,0 +1,35 @@
+"""AWE: an interactive processing environment for astronomers.
+
+``from awe import dpu`` gives the session's :class:`awe.dpu.Processor`, created on first use
+and then shared (the ``awe>`` prompt binds the same object to ``dpu``). The class itself is
+imported with ``from awe.dpu import Processor``. Nothing heavy is imported until needed, so
+``import awe`` is cheap.
+"""
+
+import sys
+import types
+
+__version__ = "0.1.0"
+
+
+class _AweModule(types.ModuleType):
+    """Makes ``awe.dpu`` the session Processor, although ``awe/dpu/`` is also a subpackage:
+    the import system's binding of that subpackage onto ``awe`` is ignored, while
+    ``from awe.dpu import Processor`` keeps working through ``sys.modules``."""
+
+    @property
+    def dpu(self):
+        from awe.startup import session_processor
+
+        return session_processor()
+
+    @dpu.setter
+    def dpu(self, value: object) -> None:
+        if not isinstance(value, types.ModuleType):
+            raise AttributeError(
+                "awe.dpu is the session's Processor; for another one, create it: "
+                "from awe.dpu import Processor; my_dpu = Processor(...)"
+            )
+
+
+sys.modules[__name__].__class__ = _AweModule

@@ -1,0 +1,126 @@
+"""The ``awe`` command.
+
+``awe`` alone starts the ``awe>`` prompt (IPython with the AWE profile); any IPython
+arguments pass through, so ``awe -c "print(dpu)"`` runs a scripted session. Subcommands:
+
+  awe profile install [--force]   install the IPython profile (``ipython --profile=awe``)
+  awe config                      show every setting, its value and where it came from
+  awe db upgrade [REVISION]       bring the job database schema up to date
+  awe db current                  show the schema revision of the job database
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+SUBCOMMANDS = ("profile", "config", "db")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0
+    if argv and argv[0] in SUBCOMMANDS:
+        return _run_subcommand(argv)
+    return start_prompt(argv)
+
+
+def start_prompt(ipython_args: list[str]) -> int:
+    """Start IPython with the AWE profile (installing the profile on first run)."""
+    from awe.errors import ConfigError
+    from awe.ipython_profile import PROFILE_NAME, install_profile, is_installed
+
+    try:  # refuse to start on a bad setting rather than run jobs against the wrong place
+        from awe.env import load_env
+
+        load_env()
+    except ConfigError as err:
+        print(f"awe: error: {err}", file=sys.stderr)
+        return 2
+    if not is_installed():
+        for path in install_profile():
+            print(f"Installed {path}", file=sys.stderr)
+    from IPython import start_ipython
+
+    start_ipython(argv=[f"--profile={PROFILE_NAME}", *ipython_args])
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="awe", description="AWE processing environment")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    profile = commands.add_parser("profile", help="manage the IPython profile")
+    profile_commands = profile.add_subparsers(dest="action", required=True)
+    install = profile_commands.add_parser("install", help="install the awe IPython profile")
+    install.add_argument("--force", action="store_true", help="overwrite existing files")
+
+    commands.add_parser("config", help="show settings and where they came from")
+
+    db = commands.add_parser("db", help="job database schema")
+    db_commands = db.add_subparsers(dest="action", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="upgrade the schema")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    db_commands.add_parser("current", help="show the schema revision")
+    return parser
+
+
+def _run_subcommand(argv: list[str]) -> int:
+    from awe.errors import AweError
+
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "profile":
+            return _profile_install(args.force)
+        if args.command == "config":
+            return _show_config()
+        return _db(args)
+    except AweError as err:
+        print(f"awe: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _profile_install(force: bool) -> int:
+    from awe.ipython_profile import install_profile, installed_profile
+
+    written = install_profile(force=force)
+    for path in written:
+        print(f"Installed {path}")
+    if not written:
+        print(
+            f"The AWE profile is already installed in {installed_profile()} (--force replaces it)"
+        )
+    return 0
+
+
+def _show_config() -> int:
+    from awe.env import load_env
+
+    env = load_env()
+    for warning in env.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    for key, value, source in env.describe():
+        print(f"{key:<13} = {value!r:<50} ({source})")
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    from awe.db.engine import open_database
+    from awe.db.schema import current_revision, head_revision, upgrade
+    from awe.db.url import mask_url
+    from awe.env import load_env
+
+    url = load_env().database_url
+    database = open_database(url, upgrade=False)
+    try:
+        if args.action == "upgrade":
+            upgrade(database, args.revision)
+        print(
+            f"{mask_url(url)}: schema revision {current_revision(database)} "
+            f"(newest: {head_revision()})"
+        )
+    finally:
+        database.dispose()
+    return 0

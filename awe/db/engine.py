@@ -1,0 +1,158 @@
+"""Opening the job database: one engine per URL, short transactions, clear errors.
+
+SQLite is tuned for several processes at once (WAL, a busy timeout, and ``BEGIN IMMEDIATE``
+so a writer queues for the lock instead of failing with "database is locked" when it
+upgrades a read lock). MySQL/MariaDB connections time out after a few seconds, so an
+unreachable server is an error naming host and port, never a hang. A database that does
+not exist yet is created, and its schema brought to the newest Alembic revision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from awe.db.url import describe_location, mask_url
+from awe.errors import DatabaseError
+
+#: Seconds PyMySQL waits for the TCP connection and the server's greeting.
+MYSQL_CONNECT_TIMEOUT = 5
+#: Seconds a SQLite writer waits for another process's lock.
+SQLITE_BUSY_TIMEOUT = 60
+MYSQL_UNKNOWN_DATABASE = 1049
+
+
+class Database:
+    """An engine plus a session factory. Use :meth:`session` for one short transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.url = engine.url.render_as_string(hide_password=False)
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({mask_url(self.url)!r})"
+
+
+def open_database(url: str, *, upgrade: bool = True) -> Database:
+    """Connect to ``url``, creating the database if missing and (by default) upgrading its
+    schema to the newest revision. Raises :class:`DatabaseError` with host and port
+    (password masked) when the server cannot be reached."""
+    parsed = make_url(url)
+    engine = (
+        _sqlite_engine(parsed) if parsed.get_backend_name() == "sqlite" else _mysql_engine(parsed)
+    )
+    database = Database(engine)
+    _check_connection(database)
+    if upgrade:
+        from awe.db.schema import ensure_current
+
+        ensure_current(database)
+    return database
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    if url.database and url.database != ":memory:":
+        folder = Path(url.database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise DatabaseError(
+                f"cannot create the folder {folder} for the SQLite database {url.database}: "
+                f"{err.strerror or err}. Fix: choose a writable path in database_url."
+            ) from None
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
+        if url.database and url.database != ":memory:":
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _mysql_engine(url: URL) -> Engine:
+    if "charset" not in url.query:
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        connect_args={"connect_timeout": MYSQL_CONNECT_TIMEOUT},
+    )
+
+
+def _check_connection(database: Database) -> None:
+    try:
+        with database.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as err:
+        code = err.orig.args[0] if err.orig is not None and err.orig.args else None
+        if database.dialect != "sqlite" and code == MYSQL_UNKNOWN_DATABASE:
+            _create_mysql_database(database)
+            return
+        raise _unreachable(database.url, err) from None
+
+
+def _create_mysql_database(database: Database) -> None:
+    url = database.engine.url
+    name = url.database
+    server = create_engine(
+        url.set(database=""), connect_args={"connect_timeout": MYSQL_CONNECT_TIMEOUT}
+    )
+    quoted = server.dialect.identifier_preparer.quote_identifier(name)
+    try:
+        with server.begin() as connection:
+            connection.execute(
+                text(f"CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4")
+            )
+    except OperationalError as err:
+        raise DatabaseError(
+            f"database {name!r} does not exist on {describe_location(database.url)} and "
+            f"could not be created ({_reason(err)}). Fix: ask the administrator to create it, "
+            f"or grant CREATE to the user in {mask_url(database.url)}."
+        ) from None
+    finally:
+        server.dispose()
+
+
+def _reason(err: OperationalError) -> str:
+    if err.orig is not None and len(err.orig.args) > 1:
+        return str(err.orig.args[1])
+    return str(err.orig or err).splitlines()[0]
+
+
+def _unreachable(url: str, err: OperationalError) -> DatabaseError:
+    return DatabaseError(
+        f"cannot reach the database at {describe_location(url)} ({mask_url(url)}): "
+        f"{_reason(err)}. Fix: start the server or correct database_url "
+        f"(AWE_DATABASE_URL or c.Env.database_url); `awe config` shows where it was set."
+    )

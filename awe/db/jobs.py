@@ -1,0 +1,93 @@
+"""Writing and reading job records: a job is written together with all its tasks and their
+dependency edges in one transaction, so there is never a job row without tasks.
+
+Job ids come from the database's auto-increment key inside that transaction, which makes
+them unique when several sessions (or several users on one MySQL server) submit at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from awe.db.engine import Database
+from awe.db.models import Job, Project, Task, TaskDependency, User
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task to record: its name and the numbers of the tasks it waits for."""
+
+    name: str
+    depends_on: Sequence[int] = field(default_factory=tuple)
+
+
+def record_job(
+    database: Database,
+    *,
+    username: str,
+    project: str,
+    sequence: str,
+    dpu_name: str,
+    tasks: Sequence[TaskSpec],
+    options: dict[str, Any] | None = None,
+    parameters: dict[str, Any] | None = None,
+    code_snapshot_id: str | None = None,
+) -> int:
+    """Write a QUEUED job with its tasks; return the new job id."""
+    if not tasks:
+        raise ValueError(f"job {sequence!r} has no tasks; a job is recorded with its tasks")
+    for number, spec in enumerate(tasks):
+        bad = [d for d in spec.depends_on if not 0 <= d < len(tasks) or d == number]
+        if bad:
+            raise ValueError(
+                f"task {number} ({spec.name!r}) depends on {bad}, which are not other tasks "
+                f"of this job (valid: 0..{len(tasks) - 1} except {number})"
+            )
+    with database.session() as session:
+        job = Job(
+            user_id=_get_or_create(session, User, username).id,
+            project_id=_get_or_create(session, Project, project).id,
+            sequence=sequence,
+            dpu_name=dpu_name,
+            options=options or {},
+            parameters=parameters or {},
+            code_snapshot_id=code_snapshot_id,
+            tasks=[Task(number=n, name=spec.name) for n, spec in enumerate(tasks)],
+        )
+        session.add(job)
+        session.flush()
+        session.add_all(
+            TaskDependency(task_id=job.tasks[n].id, depends_on_id=job.tasks[d].id)
+            for n, spec in enumerate(tasks)
+            for d in spec.depends_on
+        )
+        return job.id
+
+
+def job_ids(database: Database, username: str) -> list[int]:
+    """Ids of every job of ``username``, oldest first, whichever session submitted them."""
+    with database.session() as session:
+        query = select(Job.id).join(User).where(User.name == username).order_by(Job.id)
+        return list(session.scalars(query))
+
+
+def _get_or_create(session: Session, model: type[User] | type[Project], name: str):
+    """The row named ``name``; created if missing, safe against a concurrent creator."""
+    row = session.scalar(select(model).where(model.name == name))
+    if row is not None:
+        return row
+    try:
+        with session.begin_nested():
+            row = model(name=name)
+            session.add(row)
+        return row
+    except IntegrityError:
+        # Another session created it between our select and insert. A locking read sees
+        # its committed row even under MySQL's REPEATABLE READ snapshot.
+        return session.scalar(select(model).where(model.name == name).with_for_update())

@@ -1,0 +1,18 @@
+"""Alembic environment: runs on the connection AWE hands over (see awe.db.schema)."""
+
+from alembic import context
+
+from awe.db.models import Base
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("AWE migrations run through `awe db upgrade` or awe.db.schema.upgrade()")
+
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies the table
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

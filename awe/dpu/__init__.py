@@ -1,0 +1,5 @@
+"""The Distributed Processing Unit: the :class:`Processor` users hold as ``dpu``."""
+
+from awe.dpu.processor import Processor
+
+__all__ = ["Processor"]
