@@ -124,3 +124,7 @@ def _db(args: argparse.Namespace) -> int:
     finally:
         database.dispose()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,8 +10,12 @@ not exist yet is created, and its schema brought to the newest Alembic revision.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import random
+import socket
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
@@ -21,11 +25,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from awe.db.url import describe_location, mask_url
 from awe.errors import DatabaseError
 
-#: Seconds PyMySQL waits for the TCP connection and the server's greeting.
+#: Seconds PyMySQL waits for the TCP connection.
 MYSQL_CONNECT_TIMEOUT = 5
+#: Seconds the first contact (TCP connection plus the server's greeting) may take in all.
+MYSQL_PROBE_DEADLINE = 6
 #: Seconds a SQLite writer waits for another process's lock.
 SQLITE_BUSY_TIMEOUT = 60
 MYSQL_UNKNOWN_DATABASE = 1049
+#: MySQL errors after which the whole transaction may simply be run again.
+MYSQL_RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
+TRANSACTION_ATTEMPTS = 8
+
+T = TypeVar("T")
 
 
 class Database:
@@ -45,6 +56,21 @@ class Database:
         """A session in one transaction: committed on success, rolled back on error."""
         with self._sessions.begin() as session:
             yield session
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        """Run ``work(session)`` in one transaction, again from the start when the server
+        chose it as a deadlock victim (InnoDB does that to concurrent writers; the cure
+        is to retry, after a short random pause)."""
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            try:
+                with self.session() as session:
+                    return work(session)
+            except OperationalError as err:
+                code = err.orig.args[0] if err.orig is not None and err.orig.args else None
+                if code not in MYSQL_RETRYABLE or attempt == TRANSACTION_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0, 0.05 * attempt))
+        raise AssertionError("unreachable")
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -110,7 +136,28 @@ def _mysql_engine(url: URL) -> Engine:
     )
 
 
+def _probe_mysql_server(url: str) -> None:
+    """Fail fast unless a server at the URL's host:port sends its greeting in time.
+
+    PyMySQL's connect_timeout covers only the TCP connection: a firewall or proxy that
+    accepts the connection but never answers would otherwise hang the first query."""
+    parsed = make_url(url)
+    deadline = time.monotonic() + MYSQL_PROBE_DEADLINE
+    try:
+        with socket.create_connection(
+            (parsed.host or "localhost", parsed.port or 3306), timeout=MYSQL_PROBE_DEADLINE
+        ) as sock:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            if not sock.recv(4):
+                raise ConnectionError("the server closed the connection without a greeting")
+    except (OSError, ConnectionError) as err:
+        reason = "no answer" if isinstance(err, socket.timeout) else (err.strerror or str(err))
+        raise _unreachable(url, f"{reason} within {MYSQL_PROBE_DEADLINE} s") from None
+
+
 def _check_connection(database: Database) -> None:
+    if database.dialect != "sqlite":
+        _probe_mysql_server(database.url)
     try:
         with database.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -119,7 +166,7 @@ def _check_connection(database: Database) -> None:
         if database.dialect != "sqlite" and code == MYSQL_UNKNOWN_DATABASE:
             _create_mysql_database(database)
             return
-        raise _unreachable(database.url, err) from None
+        raise _unreachable(database.url, _reason(err)) from None
 
 
 def _create_mysql_database(database: Database) -> None:
@@ -150,9 +197,9 @@ def _reason(err: OperationalError) -> str:
     return str(err.orig or err).splitlines()[0]
 
 
-def _unreachable(url: str, err: OperationalError) -> DatabaseError:
+def _unreachable(url: str, reason: str) -> DatabaseError:
     return DatabaseError(
         f"cannot reach the database at {describe_location(url)} ({mask_url(url)}): "
-        f"{_reason(err)}. Fix: start the server or correct database_url "
+        f"{reason}. Fix: start the server or correct database_url "
         f"(AWE_DATABASE_URL or c.Env.database_url); `awe config` shows where it was set."
     )

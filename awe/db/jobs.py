@@ -49,10 +49,13 @@ def record_job(
                 f"task {number} ({spec.name!r}) depends on {bad}, which are not other tasks "
                 f"of this job (valid: 0..{len(tasks) - 1} except {number})"
             )
-    with database.session() as session:
+    user_id = _named_row_id(database, User, username)
+    project_id = _named_row_id(database, Project, project)
+
+    def write(session: Session) -> int:
         job = Job(
-            user_id=_get_or_create(session, User, username).id,
-            project_id=_get_or_create(session, Project, project).id,
+            user_id=user_id,
+            project_id=project_id,
             sequence=sequence,
             dpu_name=dpu_name,
             options=options or {},
@@ -69,6 +72,8 @@ def record_job(
         )
         return job.id
 
+    return database.run(write)
+
 
 def job_ids(database: Database, username: str) -> list[int]:
     """Ids of every job of ``username``, oldest first, whichever session submitted them."""
@@ -77,17 +82,20 @@ def job_ids(database: Database, username: str) -> list[int]:
         return list(session.scalars(query))
 
 
-def _get_or_create(session: Session, model: type[User] | type[Project], name: str):
-    """The row named ``name``; created if missing, safe against a concurrent creator."""
-    row = session.scalar(select(model).where(model.name == name))
-    if row is not None:
-        return row
+def _named_row_id(database: Database, model: type[User] | type[Project], name: str) -> int:
+    """Id of the user or project ``name``, created if missing. Its own short transaction,
+    so concurrent first submissions by one user do not deadlock on the job insert."""
+    query = select(model.id).where(model.name == name)
+    with database.session() as session:
+        row_id = session.scalar(query)
+    if row_id is not None:
+        return row_id
     try:
-        with session.begin_nested():
+        with database.session() as session:
             row = model(name=name)
             session.add(row)
-        return row
-    except IntegrityError:
-        # Another session created it between our select and insert. A locking read sees
-        # its committed row even under MySQL's REPEATABLE READ snapshot.
-        return session.scalar(select(model).where(model.name == name).with_for_update())
+            session.flush()
+            return row.id
+    except IntegrityError:  # another session created it first: theirs is as good
+        with database.session() as session:
+            return session.scalar(query)

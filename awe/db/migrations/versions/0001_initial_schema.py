@@ -139,16 +139,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("awe_task_dependencies")
-    with op.batch_alter_table("awe_log_records", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_awe_log_records_task_id"))
-        batch_op.drop_index("ix_awe_log_records_job_id_id")
-
-    op.drop_table("awe_log_records")
-    op.drop_table("awe_tasks")
-    with op.batch_alter_table("awe_jobs", schema=None) as batch_op:
-        batch_op.drop_index("ix_awe_jobs_user_id_id")
-
-    op.drop_table("awe_jobs")
-    op.drop_table("awe_users")
-    op.drop_table("awe_projects")
+    # Indexes go with their tables (MySQL refuses to drop one a foreign key needs).
+    for table in (
+        "awe_task_dependencies",
+        "awe_log_records",
+        "awe_tasks",
+        "awe_jobs",
+        "awe_users",
+        "awe_projects",
+    ):
+        op.drop_table(table)

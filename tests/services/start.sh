@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs and starts the services AWE's test suite talks to. Idempotent; run as root.
+#   MariaDB on 127.0.0.1:3306 (user root, empty password)
+set -euo pipefail
+
+need_packages=()
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_packages+=(mariadb-server)
+if [ ${#need_packages[@]} -gt 0 ]; then
+  echo "Installing ${need_packages[*]}..."
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_packages[@]}" >/dev/null
+fi
+
+mariadb_up() { mysqladmin --host=127.0.0.1 --port=3306 --user=root ping >/dev/null 2>&1; }
+if ! mariadb_up; then
+  echo "Starting MariaDB..."
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  for _ in $(seq 1 60); do mariadb_up && break; sleep 0.5; done
+  mariadb_up || { echo "MariaDB did not start; see /var/log/mysql/error.log" >&2; exit 1; }
+fi
+echo "MariaDB is up on 127.0.0.1:3306"
