@@ -126,15 +126,14 @@ class Env(Configurable):
 
     @validate("database_url")
     def _validate_database_url(self, proposal: Any) -> str:
-        value = proposal["value"].strip()
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
+        from awe.db.url import parse_url
 
+        value = proposal["value"].strip()
         try:
-            url = make_url(value)
-        except ArgumentError:
+            url = parse_url(value)
+        except ValueError as err:
             raise TraitError(
-                "is not a database URL; expected sqlite:///PATH or "
+                f"is not usable ({err}); expected sqlite:///PATH or "
                 "mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE"
             ) from None
         if url.drivername not in SUPPORTED_DRIVERS:

@@ -215,3 +215,30 @@ def test_awe_db_commands(database_url: str, monkeypatch: pytest.MonkeyPatch) -> 
         check=True,
     )
     assert f"schema revision {head_revision()} (newest: {head_revision()})" in current.stdout
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////tmp/x.db",
+        "sqlite://",
+        "mysql+pymysql://root@127.0.0.1:3306/test",
+        "mysql+pymysql://alice:s3cret@db.example.org:3307/awe?charset=utf8mb4",
+        "mysql+pymysql://alice:p%40ss%3Aword@[::1]:3306/awe",
+        "mariadb+pymysql://bob:@host/awe",
+    ],
+)
+def test_light_url_parsing_agrees_with_sqlalchemy(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    from awe.db.url import mask_url, parse_url
+
+    reference = make_url(url)
+    assert mask_url(url) == reference.render_as_string(hide_password=True)
+    parsed = parse_url(url)
+    assert (parsed.drivername, parsed.host, parsed.port, parsed.database) == (
+        reference.drivername,
+        reference.host,
+        reference.port,
+        reference.database,
+    )
