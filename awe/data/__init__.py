@@ -16,14 +16,18 @@ if TYPE_CHECKING:
     from awe.data.simulate import SimulatedNight
 
 
-def ingest(paths: Iterable[str | PathLike[str]] | str | PathLike[str], **kwargs: Any) -> IngestReport:
+def ingest(
+    paths: Iterable[str | PathLike[str]] | str | PathLike[str], **kwargs: Any
+) -> IngestReport:
     """Ingest raw FITS files (or folders of them); see :func:`awe.data.ingestion.ingest`."""
     from awe.data.ingestion import ingest as _ingest
 
     return _ingest(paths, **kwargs)
 
 
-def simulate_night(instrument: str, night: str, out: str | PathLike[str], **kwargs: Any) -> SimulatedNight:
+def simulate_night(
+    instrument: str, night: str, out: str | PathLike[str], **kwargs: Any
+) -> SimulatedNight:
     """Write a simulated night of raw data; see :func:`awe.data.simulate.simulate_night`."""
     from awe.data.simulate import simulate_night as _simulate_night
 

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import awe.db.frames  # noqa: F401  (registers the frame tables on Base.metadata)
 from awe.db.models import Base
 
 connection = context.config.attributes.get("connection")

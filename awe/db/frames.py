@@ -1,0 +1,423 @@
+"""Typed frames: raw data and products, one row per CCD, in one table.
+
+Every frame type (RawBiasFrame, BiasFrame, MasterFlatFrame, ...) is a class here and a value
+of ``frame_type`` in the single ``awe_frames`` table (SQLAlchemy single-table inheritance).
+One table because the types share almost all their keys (instrument, chip, filter, night,
+object, exposure), because "every frame of this night" and provenance links between types
+are then plain queries, and because a new type is a new class, not a migration.
+
+Each frame points at its file in the content-addressed data store (``sha256``; see
+:mod:`awe.data.store`); the row never exists without the file. Products also carry their
+provenance (job, task, input frames, code snapshot, process parameters) and validity
+(``is_valid``, ``quality_flags``, ``valid_from``/``valid_to``), so that
+
+    BiasFrame.newest_valid(instrument='WFI', chip='ccd50', night='2000-04-28')
+
+(the calibration a reduction must use) is one query. At the prompt::
+
+    RawBiasFrame.select(instrument='WFI', date='2000-04-28', chip='ccd50')
+
+Helpers take ``database=``; without it they use the session's database (``dpu.database``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date, datetime, timezone
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    and_,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship, selectinload
+
+from awe.db.models import NAME_LENGTH, SNAPSHOT_ID_LENGTH, Base, BigId, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from awe.db.engine import Database
+
+FRAME_TYPE_LENGTH = 64
+FILENAME_LENGTH = 255
+OBJECT_LENGTH = 255
+SHA256_LENGTH = 64
+
+F = TypeVar("F", bound="Frame")
+
+
+class QualityFlag:
+    """Bits of ``Frame.quality_flags``; 0 means no known problem."""
+
+    DEAD_CHIP = 1
+    TOO_FEW_INPUTS = 2
+    OUTSIDE_LIMITS = 4  # a quality check of the producing sequence failed
+    SATURATED = 8
+    MANUAL = 16  # flagged by a person
+
+
+frame_inputs = Table(
+    "awe_frame_inputs",
+    Base.metadata,
+    Column("frame_id", BigId, ForeignKey("awe_frames.id", ondelete="CASCADE"), primary_key=True),
+    # No cascade here: a frame that others were made from cannot silently disappear.
+    Column("input_id", BigId, ForeignKey("awe_frames.id"), primary_key=True, index=True),
+)
+
+
+class Frame(Base):
+    """A file in the data store with the keys that find it. Not instantiated directly: use
+    a concrete type such as RawBiasFrame or BiasFrame."""
+
+    __tablename__ = "awe_frames"
+    __table_args__ = (
+        UniqueConstraint("sha256", "frame_type", name="uq_awe_frames_sha256_type"),
+        Index("ix_awe_frames_lookup", "frame_type", "instrument", "night", "chip"),
+        Index("ix_awe_frames_calibration", "frame_type", "instrument", "chip", "created_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    #: Raw frames and per-chip products depend on the filter unless this says otherwise.
+    filter_dependent: ClassVar[bool] = True
+    #: Set on the classes that are categories, not types (Frame, RawFrame, ...).
+    abstract_frame: ClassVar[bool] = True
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    frame_type: Mapped[str] = mapped_column(String(FRAME_TYPE_LENGTH))
+    filename: Mapped[str] = mapped_column(String(FILENAME_LENGTH), index=True)
+    sha256: Mapped[str] = mapped_column(String(SHA256_LENGTH))
+    size: Mapped[int] = mapped_column(BigInteger)
+
+    instrument: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    chip: Mapped[str | None] = mapped_column(String(NAME_LENGTH))  # None: whole mosaic
+    filter: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    night: Mapped[date | None] = mapped_column(Date)  # noon-to-noon, local time of the site
+    object: Mapped[str] = mapped_column(String(OBJECT_LENGTH), default="")
+    exposure_number: Mapped[int | None] = mapped_column(BigInteger)
+    mjd: Mapped[float | None] = mapped_column(Double)
+    exposure_time: Mapped[float | None] = mapped_column(Double)  # seconds
+    date_obs: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ra: Mapped[float | None] = mapped_column(Double)  # degrees, pointing of the exposure
+    dec: Mapped[float | None] = mapped_column(Double)
+    airmass: Mapped[float | None] = mapped_column(Double)
+
+    # provenance (products)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("awe_jobs.id"), index=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("awe_tasks.id"))
+    code_snapshot_id: Mapped[str | None] = mapped_column(String(SNAPSHOT_ID_LENGTH))
+    process_params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    results: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. read_noise
+
+    # validity
+    is_valid: Mapped[bool] = mapped_column(Boolean, default=True)
+    quality_flags: Mapped[int] = mapped_column(Integer, default=0)
+    valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: since always
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: for ever
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    inputs: Mapped[list[Frame]] = relationship(
+        secondary=frame_inputs,
+        primaryjoin=lambda: Frame.id == frame_inputs.c.frame_id,
+        secondaryjoin=lambda: Frame.id == frame_inputs.c.input_id,
+    )
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        if cls.__name__ == "Frame":
+            return {"polymorphic_on": "frame_type", "polymorphic_abstract": True}
+        if cls.__dict__.get("abstract_frame", False):
+            return {"polymorphic_abstract": True}
+        return {"polymorphic_identity": cls.__name__}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if "abstract_frame" not in cls.__dict__:
+            cls.abstract_frame = False
+        super().__init_subclass__(**kwargs)
+
+    # ---- queries ----------------------------------------------------------------------
+    @classmethod
+    def select(
+        cls: type[F],
+        *,
+        database: Database | None = None,
+        instrument: str | None = None,
+        date: str | date | None = None,
+        chip: str | None = None,
+        filter: str | None = None,
+        object: str | None = None,
+        exposure_number: int | None = None,
+        filename: str | None = None,
+        valid_only: bool = False,
+    ) -> list[F]:
+        """Frames of this type (and its subtypes) that match every key given.
+
+        ``date`` is the observing night (``'YYYY-MM-DD'``); ``object`` may hold the
+        wildcards ``*`` and ``?``; names are matched exactly as stored (chips by name,
+        e.g. ``'ccd50'`` or DECam's ``'N4'``; filters by AWE name, e.g. ``'#842'``).
+        Ordered by time of observation, then chip. Input frames are loaded one level deep.
+        """
+        query = select(cls).options(selectinload(cls.inputs))
+        conditions = _key_conditions(
+            cls, instrument=instrument, night=_night(date), chip=chip, filter=filter,
+            exposure_number=exposure_number, filename=filename,
+        )  # fmt: skip
+        if object is not None:
+            conditions.append(_wildcard(cls.object, object))
+        if valid_only:
+            conditions.append(cls.is_valid.is_(True))
+        query = query.where(*conditions).order_by(cls.mjd, cls.night, cls.chip, cls.id)
+        with _database(database).session() as session:
+            return list(session.scalars(query))
+
+    @classmethod
+    def newest_valid(
+        cls: type[F],
+        *,
+        instrument: str,
+        chip: str | None = None,
+        night: str | date | None = None,
+        at: datetime | None = None,
+        filter: str | None = None,
+        database: Database | None = None,
+    ) -> F | None:
+        """The most recently created valid frame of this type whose validity covers the
+        instant ``at`` (default: midnight of ``night`` at the instrument's site, or now),
+        for this instrument, chip and filter. One query; None if there is none."""
+        moment = at or _moment(instrument, _night(night))
+        if moment.tzinfo is None:
+            raise ValueError(f"naive datetime {moment!r}: pass an aware (UTC) datetime")
+        conditions = _key_conditions(cls, instrument=instrument, chip=chip, filter=filter)
+        conditions += [
+            cls.is_valid.is_(True),
+            or_(cls.valid_from.is_(None), cls.valid_from <= moment),
+            or_(cls.valid_to.is_(None), cls.valid_to > moment),
+        ]
+        query = (
+            select(cls)
+            .options(selectinload(cls.inputs))
+            .where(and_(*conditions))
+            .order_by(cls.created_at.desc(), cls.id.desc())
+            .limit(1)
+        )
+        with _database(database).session() as session:
+            return session.scalar(query)
+
+    def __repr__(self) -> str:
+        keys = [self.instrument, self.chip, str(self.night) if self.night else None, self.filter]
+        text = " ".join(k for k in keys if k)
+        if self.object:
+            text += f" {self.object!r}"
+        if self.exposure_number is not None:
+            text += f" exp {self.exposure_number}"
+        return f"{type(self).__name__}({self.id}, {text})"
+
+
+def _key_conditions(cls: type[Frame], **keys: Any) -> list[Any]:
+    return [getattr(cls, name) == value for name, value in keys.items() if value is not None]
+
+
+def _night(value: str | date | None) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValueError(f"date {value!r} is not a night; write it as YYYY-MM-DD") from None
+
+
+def _moment(instrument: str, night: date | None) -> datetime:
+    if night is None:
+        return datetime.now(timezone.utc)
+    from awe.data.instruments import get_instrument  # the site lives in the instrument data
+
+    return get_instrument(instrument).site.midnight(night)
+
+
+def _wildcard(column: Any, pattern: str) -> Any:
+    if "*" not in pattern and "?" not in pattern:
+        return column == pattern
+    escaped = re.sub(r"([\\%_])", r"\\\1", pattern).replace("*", "%").replace("?", "_")
+    return column.like(escaped, escape="\\")
+
+
+def _database(database: Database | None) -> Database:
+    if database is not None:
+        return database
+    from awe.startup import session_processor
+
+    return session_processor().database
+
+
+# ---- categories -------------------------------------------------------------------------------
+class RawFrame(Frame):
+    """One CCD of an exposure as the telescope wrote it (split out of the MEF at ingest)."""
+
+    abstract_frame = True
+
+
+class CalibrationFrame(Frame):
+    """A calibration product; reductions use the newest valid one (see newest_valid)."""
+
+    abstract_frame = True
+
+
+class ScienceProduct(Frame):
+    """A product of the image pipeline (reduced, regridded, coadded frames, catalogues)."""
+
+    abstract_frame = True
+
+
+# ---- raw frames -------------------------------------------------------------------------------
+class RawBiasFrame(RawFrame):
+    """A zero-second, unexposed read-out (ESO DPR TYPE 'BIAS', DECam OBSTYPE 'zero')."""
+
+    filter_dependent = False
+
+
+class RawDarkFrame(RawFrame):
+    """An exposure with the shutter closed."""
+
+    filter_dependent = False
+
+
+class RawDomeFlatFrame(RawFrame):
+    """An exposure of the illuminated dome screen."""
+
+
+class RawTwilightFlatFrame(RawFrame):
+    """An exposure of the twilight sky."""
+
+
+class RawScienceFrame(RawFrame):
+    """An exposure of a science target."""
+
+
+class RawStandardFrame(RawFrame):
+    """An exposure of a photometric standard field."""
+
+
+# ---- calibration products (Astro-WISE names) --------------------------------------------------
+class ReadNoise(CalibrationFrame):
+    """Read noise of a chip from pairs of raw biases (results['read_noise'], ADU)."""
+
+    filter_dependent = False
+
+
+class BiasFrame(CalibrationFrame):
+    """Master bias: the clipped combination of a night's RawBiasFrames."""
+
+    filter_dependent = False
+
+
+class HotPixelMap(CalibrationFrame):
+    """Mask of hot pixels (1 good, 0 bad) found in a BiasFrame."""
+
+    filter_dependent = False
+
+
+class ColdPixelMap(CalibrationFrame):
+    """Mask of cold pixels (1 good, 0 bad) found in a DomeFlatFrame."""
+
+
+class GainLinearity(CalibrationFrame):
+    """Gain and linearity of a chip from pairs of dome flats."""
+
+    filter_dependent = False
+
+
+class DomeFlatFrame(CalibrationFrame):
+    """Master dome flat: the pixel-to-pixel response."""
+
+
+class TwilightFlatFrame(CalibrationFrame):
+    """Master twilight flat: the large-scale illumination as the sky gives it."""
+
+
+class MasterFlatFrame(CalibrationFrame):
+    """The flat applied to science frames, from dome and twilight flats."""
+
+
+class NightSkyFlatFrame(CalibrationFrame):
+    """A flat from the night's dithered science frames."""
+
+
+class IlluminationCorrectionFrame(CalibrationFrame):
+    """Optional large-scale photometric correction from dithered standard fields."""
+
+
+class FringeFrame(CalibrationFrame):
+    """The fringe pattern of a red filter, scaled and subtracted after bias and flat."""
+
+
+class PhotometricParameters(CalibrationFrame):
+    """Zeropoint and extinction of a chip and filter (results['zeropoint'], ...)."""
+
+
+# ---- science products ---------------------------------------------------------------------
+class ReducedScienceFrame(ScienceProduct):
+    """A RawScienceFrame with bias, flat (and fringes) removed."""
+
+
+class WeightFrame(ScienceProduct):
+    """The relative inverse variance of a ReducedScienceFrame, zero where pixels are bad."""
+
+
+class SourceList(ScienceProduct):
+    """Sources extracted from a reduced, regridded or coadded frame."""
+
+
+class AstrometricParameters(ScienceProduct):
+    """The astrometric solution (WCS with distortion) of a reduced frame."""
+
+
+class GAstromSourceList(ScienceProduct):
+    """Sources of a reduced frame prepared for a global astrometric solution."""
+
+
+class PhotSrcCatalog(ScienceProduct):
+    """Standard stars measured in a reduced standard field, matched to the catalogue."""
+
+
+class RegriddedFrame(ScienceProduct):
+    """A reduced frame resampled onto a common sky grid, photometrically scaled."""
+
+
+class CoaddedRegriddedFrame(ScienceProduct):
+    """RegriddedFrames of all chips and dithers added together (chip is None)."""
+
+
+def frame_classes() -> dict[str, type[Frame]]:
+    """Every concrete frame type by name (the values ``frame_type`` can hold)."""
+    found: dict[str, type[Frame]] = {}
+    pending: list[type[Frame]] = [Frame]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if not cls.__dict__.get("abstract_frame", False):
+            found[cls.__name__] = cls
+    return dict(sorted(found.items()))
+
+
+def frame_class(name: str) -> type[Frame]:
+    """The frame type called ``name``; an unknown name is an error listing the valid ones."""
+    classes = frame_classes()
+    if name not in classes:
+        raise ValueError(f"{name!r} is not a frame type; frame types: {', '.join(classes)}")
+    return classes[name]
+
+
+def raw_frame_classes() -> Sequence[str]:
+    return [n for n, c in frame_classes().items() if issubclass(c, RawFrame)]
