@@ -21,10 +21,15 @@ from awe.db.models import Job, Project, Task, TaskDependency, User
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A task to record: its name and the numbers of the tasks it waits for."""
+    """A task to record: its name, the numbers of the tasks it waits for, and where it sits
+    in the job (sequence, chain step, key such as the chip)."""
 
     name: str
     depends_on: Sequence[int] = field(default_factory=tuple)
+    sequence: str = ""
+    step: int = 0
+    key: str | None = None
+    time_limit: float | None = None
 
 
 def record_job(
@@ -38,6 +43,7 @@ def record_job(
     options: dict[str, Any] | None = None,
     parameters: dict[str, Any] | None = None,
     code_snapshot_id: str | None = None,
+    commit: bool = False,
 ) -> int:
     """Write a QUEUED job with its tasks; return the new job id."""
     if not tasks:
@@ -61,7 +67,18 @@ def record_job(
             options=options or {},
             parameters=parameters or {},
             code_snapshot_id=code_snapshot_id,
-            tasks=[Task(number=n, name=spec.name) for n, spec in enumerate(tasks)],
+            commit=commit,
+            tasks=[
+                Task(
+                    number=n,
+                    name=spec.name,
+                    sequence=spec.sequence or sequence,
+                    step=spec.step,
+                    key=spec.key,
+                    time_limit=spec.time_limit,
+                )
+                for n, spec in enumerate(tasks)
+            ],
         )
         session.add(job)
         session.flush()

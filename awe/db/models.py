@@ -16,7 +16,9 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
+    Double,
     Enum,
     ForeignKey,
     Index,
@@ -153,6 +155,11 @@ class Job(Base):
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Where the DPU keeps the job's files (job.json, journals), on the DPU's side.
+    work_dir: Mapped[str | None] = mapped_column(String(1024))
+    commit: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Set when the owner asked to cancel, so a later sync ends the job CANCELLED.
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
     user: Mapped[User] = relationship()
     project: Mapped[Project] = relationship()
@@ -177,9 +184,17 @@ class Task(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("awe_jobs.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)  # 0, 1, ... within the job
     name: Mapped[str] = mapped_column(String(SEQUENCE_LENGTH))
+    sequence: Mapped[str] = mapped_column(String(SEQUENCE_LENGTH), default="")
+    step: Mapped[int] = mapped_column(Integer, default=0)  # position in a chain 'A>B'
+    key: Mapped[str | None] = mapped_column(String(SEQUENCE_LENGTH))  # chip, exposure, ...
     state: Mapped[TaskState] = mapped_column(
         _state_type(TaskState, "task_state"), default=TaskState.QUEUED
     )
+    #: Why the task ended as it did (the error, the signal, the time limit, ...).
+    reason: Mapped[str | None] = mapped_column(Text)
+    time_limit: Mapped[float | None] = mapped_column(Double)
+    #: Bytes of the task's journal already folded into the database.
+    journal_offset: Mapped[int] = mapped_column(BigInteger, default=0)
     host: Mapped[str | None] = mapped_column(String(255))
     pid: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

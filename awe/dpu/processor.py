@@ -1,27 +1,40 @@
 """The Processor: the ``dpu`` object astronomers hold, a thin facade over the DPU layers.
 
-It keeps no state the database does not also hold (beyond which DPU this session selected),
-so a new session, or another user on the same MySQL server, sees the same jobs. The database
-is opened on first use, which keeps the ``awe>`` prompt fast to start.
-
-The methods follow the Astro-WISE Processor. Those that need the sequence registry, the
-planner and the backends (``run``, ``get_status``, ``get_logs``, ``cancel_job``, ...) come
-with them; until then they do not exist rather than pretend.
+It keeps no state the database does not also hold (beyond which DPU this session selected
+and which jobs it submitted), so a new session, or another user on the same MySQL server,
+sees the same jobs. The database is opened on first use, which keeps the prompt fast.
+The method names and printed lines follow the Astro-WISE Processor; every method that
+prints also returns the same facts as data.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from awe.dpu.session_log import SessionLog
 from awe.env import Env, configured_dpu_names, load_env
-from awe.errors import DatabaseError
+from awe.errors import AweError, DatabaseError
 
 if TYPE_CHECKING:
     from awe.db.engine import Database
+    from awe.dpu.backends.base import Backend
+    from awe.dpu.registry import Registry
+    from awe.dpu.status import JobStatus
+    from awe.sequence import Option
+
+#: Seconds between two looks at the journals while waiting.
+WAIT_POLL = 0.2
+#: Seconds a runner gets to stop its tasks after a cancel before it is killed.
+CANCEL_GRACE = 10.0
+
+
+class JobNotFound(AweError):
+    """A job id the database does not know."""
 
 
 class Processor:
@@ -38,9 +51,12 @@ class Processor:
                 self.env.set(key, value)
         self.session_log = SessionLog(self.env.session_log, datetime.now())
         self._database: Database | None = None
+        self._registry: Registry | None = None
+        self._backends: dict[str, Backend] = {}
+        self.session_jobs: list[int] = []
         self.env.observe(self._forget_database, names=["database_url"])
 
-    # ---- plumbing -------------------------------------------------------------------------
+    # ---- plumbing ----
     @property
     def database(self) -> Database:
         """The job database, opened (and created or upgraded) on first use."""
@@ -53,6 +69,29 @@ class Processor:
                 source = self.env.source_of("database_url")
                 raise DatabaseError(f"{err} (database_url came from: {source})") from None
         return self._database
+
+    @property
+    def registry(self) -> Registry:
+        """The sequences this session knows (built-in, entry points, ``$AWE_HOME/sequences``)."""
+        if self._registry is None:
+            from awe.dpu.registry import Registry
+
+            self._registry = Registry(home=Path(self.env.home))
+        return self._registry
+
+    def backend(self, name: str | None = None) -> Backend:
+        """The backend of DPU ``name`` (default: the selected DPU)."""
+        name = name or self.env.dpu_name
+        if name not in configured_dpu_names():
+            raise AweError(
+                f"{name!r} is not a configured DPU; configured DPUs: "
+                f"{', '.join(configured_dpu_names())}"
+            )
+        if name not in self._backends:
+            from awe.dpu.backends.local import LocalBackend
+
+            self._backends[name] = LocalBackend(Path(self.env.home))
+        return self._backends[name]
 
     def _forget_database(self, _change: Any = None) -> None:
         if self._database is not None:
@@ -85,12 +124,267 @@ class Processor:
         self.say(f"Selected DPU {name}")
         return name
 
-    # ---- jobs -----------------------------------------------------------------------------
+    # ---- sequences ----
+    def get_sequence_identifiers(self) -> list[str]:
+        """Names of every sequence this session can run."""
+        identifiers = self.registry.identifiers()
+        self._report_registry_problems()
+        return identifiers
+
+    def show_sequence_identifiers(self) -> list[str]:
+        """Print each sequence with what it does and how it fans out; return the names."""
+        names = self.get_sequence_identifiers()
+        for name in names:
+            spec = self.registry.get(name)
+            self.say(f"{name} : {spec.doc or '(no description)'} [per {spec.fan_out}]")
+        return names
+
+    def get_sequence_options(self, sequence: str) -> list[str]:
+        """Short then long names of the options of ``sequence`` (or a chain 'A>B')."""
+        from awe.dpu.options import option_names
+
+        return option_names(self.registry.resolve(sequence))
+
+    def show_sequence_options(self, sequence: str) -> list[Option]:
+        """Print the options as Astro-WISE's OptionsParser does; return them."""
+        from awe.dpu.options import all_options
+
+        options = all_options(self.registry.resolve(sequence))
+        print("Recognized options for the OptionsParser are:")
+        for option in options:
+            required = " required" if option.required else ""
+            text = f'"{option.short}" or "{option.long}" (default: {option.describe_default()})'
+            help_text = f" {option.help}" if option.help else ""
+            line = f"{text}{required}{help_text}"
+            print(line)
+            self.session_log.write(line)
+        return options
+
+    def _report_registry_problems(self) -> None:
+        for problem in self.registry.problems:
+            self.say(f"WARNING: sequence not loaded: {problem}")
+        self.registry.problems.clear()
+
+    # ---- submitting ----
+    def run(
+        self,
+        sequence: str,
+        send_code: bool = True,
+        dpu: str | None = None,
+        time_limit: float | None = None,
+        **options: Any,
+    ) -> int:
+        """Submit ``sequence`` (or a chain ``'A>B'``) with ``options``; return the job id.
+
+        ``send_code``: run this checkout's code (recorded as a snapshot id) rather than the
+        code installed on the DPU. ``dpu``: another DPU for this run only. ``time_limit``:
+        seconds per task before it is aborted (default: the sequence's own).
+        """
+        from awe.db.jobs import TaskSpec, record_job
+        from awe.dpu.codeship import code_roots, snapshot_id
+        from awe.dpu.options import parse_options
+        from awe.dpu.planner import estimated_seconds, plan_job
+        from awe.sequence import SelectionContext
+
+        steps = self.registry.resolve(sequence)
+        self._report_registry_problems()
+        parsed = parse_options(steps, options)
+        if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
+            raise AweError(f"time_limit is seconds per task (> 0), got {time_limit!r}")
+        backend = self.backend(dpu)
+        shown = ", ".join(f"{k}={v}" for k, v in parsed.as_record().items())
+        self.say(f"Calling: {sequence}({shown})")
+        tasks = plan_job(steps, parsed, SelectionContext(self.database, self.env), time_limit)
+        self.say(
+            f"Estimated process time : {estimated_seconds(tasks, backend.workers):.0f} seconds"
+        )
+        code_id = snapshot_id(code_roots(Path(self.env.home))) if send_code else None
+        job_id = record_job(
+            self.database,
+            username=self.env.username,
+            project=self.env.project,
+            sequence=sequence,
+            dpu_name=backend.name,
+            tasks=[
+                TaskSpec(t.name, t.depends_on, t.sequence, t.step, t.key, t.time_limit)
+                for t in tasks
+            ],
+            options=parsed.as_record(),
+            parameters=parsed.parameters,
+            code_snapshot_id=code_id,
+            commit=parsed.commit,
+        )
+        description = {
+            "job_id": job_id,
+            "sequence": sequence,
+            "home": self.env.home,
+            "commit": parsed.commit,
+            "tasks": [t.to_json() for t in tasks],
+        }
+        try:
+            work_dir = backend.submit(job_id, description)
+        except Exception:
+            self._delete_job(job_id)  # nothing half-written: no job that will never run
+            raise
+        self._set_work_dir(job_id, work_dir)
+        self.say(f"Sending job with identifier {job_id} to DPU")
+        self.session_jobs.append(job_id)
+        return job_id
+
+    def _set_work_dir(self, job_id: int, work_dir: str) -> None:
+        from awe.db.models import Job
+
+        with self.database.session() as session:
+            session.get(Job, job_id).work_dir = work_dir
+
+    def _delete_job(self, job_id: int) -> None:
+        from awe.db.models import Job
+
+        with self.database.session() as session:
+            session.delete(session.get(Job, job_id))
+
+    # ---- following ----
     def get_jobids(self) -> list[int]:
         """Ids of your jobs (all sessions), oldest first."""
         from awe.db.jobs import job_ids
 
         return job_ids(self.database, self.env.username)
+
+    def _job_ids(self, jobids: int | list[int] | None) -> list[int]:
+        if jobids is None:
+            return self.get_jobids()
+        ids = [jobids] if isinstance(jobids, int) else list(jobids)
+        from awe.db.models import Job
+
+        with self.database.session() as session:
+            from sqlalchemy import select
+
+            known = set(session.scalars(select(Job.id).where(Job.id.in_(ids))))
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise JobNotFound(
+                f"no job with identifier {', '.join(map(str, missing))}; your jobs: "
+                f"{self.get_jobids()[-10:]} (dpu.get_jobids() lists them all)"
+            )
+        return ids
+
+    def sync(self, jobids: list[int]) -> None:
+        """Fold new journal events of ``jobids`` into the database."""
+        from awe.db.models import Job, JobState
+        from awe.dpu.sync import sync_job
+
+        with self.database.session() as session:
+            from sqlalchemy import select
+
+            rows = session.execute(
+                select(Job.id, Job.dpu_name).where(
+                    Job.id.in_(jobids), Job.state.in_([JobState.QUEUED, JobState.RUNNING])
+                )
+            ).all()
+        for job_id, dpu_name in rows:
+            sync_job(self.database, self.backend(dpu_name), job_id)
+
+    def _statuses(self, jobids: int | list[int] | None) -> list[JobStatus]:
+        from awe.dpu.status import job_statuses
+
+        ids = self._job_ids(jobids)
+        self.sync(ids)
+        return job_statuses(self.database, ids)
+
+    def get_status(self, jobids: int | list[int] | None = None) -> list[JobStatus]:
+        """Print and return the status of ``jobids`` (default: all your jobs)."""
+        statuses = self._statuses(jobids)
+        for status in statuses:
+            self.say(status.line())
+        return statuses
+
+    def get_logs(self, jobids: int | list[int] | None = None) -> dict[int, list[str]]:
+        """Print and return the log lines of ``jobids`` (default: all your jobs)."""
+        from sqlalchemy import select
+
+        from awe.db.models import LogRecord, Task
+
+        ids = self._job_ids(jobids)
+        self.sync(ids)
+        logs: dict[int, list[str]] = {}
+        with self.database.session() as session:
+            for job_id in ids:
+                rows = session.execute(
+                    select(LogRecord.time, LogRecord.message, Task.name)
+                    .outerjoin(Task, LogRecord.task_id == Task.id)
+                    .where(LogRecord.job_id == job_id)
+                    .order_by(Task.number, LogRecord.id)
+                ).all()
+                lines, current = [], None
+                for when, message, task_name in rows:
+                    if task_name != current:
+                        current = task_name
+                        lines.append(f"{_local_time(when)} - ++++ Job {job_id} task {task_name}")
+                    lines.append(f"{_local_time(when)} - {message}")
+                logs[job_id] = lines
+        for lines in logs.values():
+            for line in lines:
+                print(line)
+                self.session_log.write(line)
+        return logs
+
+    def wait(
+        self, jobids: int | list[int] | None = None, timeout: float | None = None
+    ) -> list[JobStatus]:
+        """Wait, with a progress bar, until the jobs are final; return their statuses.
+
+        Default: the jobs this session submitted (or all your unfinished jobs when it
+        submitted none). Raises ``TimeoutError`` after ``timeout`` seconds.
+        """
+        from tqdm.auto import tqdm
+
+        if jobids is None:
+            jobids = self.session_jobs or [s.job_id for s in self._statuses(None) if not s.is_final]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        statuses = self._statuses(jobids)
+        total = sum(s.total for s in statuses)
+        with tqdm(total=total, unit="task", desc="Waiting for jobs", leave=True) as bar:
+            while True:
+                done = sum(sum(s.counts.values()) for s in statuses)
+                bar.update(done - bar.n)
+                bar.set_postfix_str(_summary(statuses), refresh=False)
+                if all(s.is_final for s in statuses):
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    unfinished = [s.job_id for s in statuses if not s.is_final]
+                    raise TimeoutError(
+                        f"jobs {unfinished} not finished after {timeout} s; they go on. "
+                        f"dpu.wait() again, or dpu.cancel_job(jobid) to stop one."
+                    )
+                time.sleep(WAIT_POLL)
+                statuses = self._statuses(jobids)
+        return statuses
+
+    # ---- cancelling ----
+    def cancel_job(self, jobid: int) -> JobStatus:
+        """Cancel job ``jobid``: queued tasks end S and never start, running ones are stopped
+        and end A. Returns once the database confirms it. Only the job's owner may cancel."""
+        from awe.db.models import Job
+        from awe.dpu.sync import resolve_lost_tasks
+
+        (status,) = self._statuses(jobid)
+        if status.owner != self.env.username:
+            raise AweError(f"job {jobid} belongs to {status.owner}; only its owner can cancel it")
+        if status.is_final:
+            self.say(f"Jobid {jobid} has already {status.state.value}; nothing to cancel")
+            return status
+        with self.database.session() as session:
+            job = session.get(Job, jobid)
+            job.cancel_requested = True
+            work_dir, backend = job.work_dir, self.backend(job.dpu_name)
+        backend.cancel(work_dir)
+        deadline = time.monotonic() + CANCEL_GRACE
+        while backend.runner_alive(work_dir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        resolve_lost_tasks(self.database, backend, jobid, "cancelled")
+        (status,) = self._statuses(jobid)
+        self.say(f"Cancelled job {jobid}: " + status.line())
+        return status
 
     def __repr__(self) -> str:
         from awe.db.url import mask_url
@@ -99,6 +393,17 @@ class Processor:
             f"<Processor user={self.env.username} project={self.env.project} "
             f"dpu={self.env.dpu_name} database={mask_url(self.env.database_url)}>"
         )
+
+
+def _local_time(when: datetime) -> str:
+    return when.astimezone().strftime("%H:%M:%S")
+
+
+def _summary(statuses: list[JobStatus]) -> str:
+    letters = ("N", "E", "A", "S", "U")
+    totals = {letter: sum(s.counts[letter] for s in statuses) for letter in letters}
+    running = sum(s.running for s in statuses)
+    return f"running {running} N/E/A/S/U " + "/".join(str(totals[x]) for x in letters)
 
 
 def _describe_dpu(name: str) -> str:

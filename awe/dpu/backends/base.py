@@ -1,0 +1,35 @@
+"""The interface every DPU backend implements, in the spirit of Parsl's providers:
+start a job, read its journals, tell whether its runner lives, stop it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+
+class Backend(ABC):
+    """A place where jobs run. ``work_dir`` is the job's folder on the DPU's side."""
+
+    name: str
+    #: Number of tasks run at once (for the process-time estimate).
+    workers: int
+
+    @abstractmethod
+    def submit(self, job_id: int, job: dict[str, Any]) -> str:
+        """Write the job description and start its runner; return the job's work_dir."""
+
+    @abstractmethod
+    def read_journals(self, work_dir: str, offsets: dict[int, int]) -> dict[int, bytes]:
+        """New journal bytes of the given tasks (task number -> offset) in one go."""
+
+    @abstractmethod
+    def runner_alive(self, work_dir: str) -> bool | None:
+        """True while the job's runner runs, False once it is gone, None if unknown."""
+
+    @abstractmethod
+    def cancel(self, work_dir: str) -> None:
+        """Ask the runner to stop the job (it kills running tasks, skips queued ones)."""
+
+    @abstractmethod
+    def kill(self, work_dir: str, pids: list[int]) -> None:
+        """Stop the runner and the given task process groups at once (no cooperation)."""

@@ -1,0 +1,178 @@
+"""Folding task journals into the database, and reconciling with what really runs.
+
+Incremental: each task row keeps the journal offset already read, and only newer bytes
+are fetched (for all tasks of a job in one backend call). Idempotent: a task's new events
+are applied only if its offset is still the one read (compare-and-set), so two sessions
+syncing the same job at once never record a log line twice. Honest: when the runner is
+gone but tasks are not final, the journals are read once more, then what is still RUNNING
+becomes ``A`` (lost with the runner) and what never started ``U``; nothing stays RUNNING
+forever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from awe.db.engine import Database
+from awe.db.models import Job, JobState, LogRecord, Task, TaskState, utcnow
+from awe.dpu.backends.base import Backend
+from awe.dpu.journal import parse_new_bytes, parse_time
+
+LEVEL_PREFIXES = ("DEBUG", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass
+class TaskChanges:
+    """What a task's new journal events say."""
+
+    offset: int
+    values: dict[str, Any] = field(default_factory=dict)
+    logs: list[tuple[datetime, str, str]] = field(default_factory=list)
+    products: list[dict[str, Any]] = field(default_factory=list)
+
+
+def fold_events(events: list[dict[str, Any]], offset: int) -> TaskChanges:
+    changes = TaskChanges(offset)
+    for event in events:
+        time = parse_time(event["t"])
+        kind = event["event"]
+        if kind == "log":
+            message = event["msg"]
+            level = event.get("level") or next(
+                (p for p in LEVEL_PREFIXES if message.startswith(p + ": ")), "INFO"
+            )
+            changes.logs.append((time, level, message))
+        elif kind == "product":
+            changes.products.append(event)
+            changes.logs.append((time, "INFO", f"Product {event['kind']}: {event['path']}"))
+        elif kind == "state":
+            state = TaskState(event["state"])
+            changes.values["state"] = state
+            if state is TaskState.RUNNING:
+                changes.values.update(started_at=time, pid=event.get("pid"), host=event.get("host"))
+            else:
+                changes.values.update(finished_at=time, reason=event.get("reason"))
+                note = f" ({event['reason']})" if event.get("reason") else ""
+                level = "INFO" if state is TaskState.N else "WARNING"
+                changes.logs.append((time, level, f"Task ended {state.value}{note}"))
+    return changes
+
+
+def sync_job(database: Database, backend: Backend, job_id: int) -> None:
+    """Bring job ``job_id`` in the database up to date with its journals and its runner."""
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.state in (JobState.FINISHED, JobState.CANCELLED):
+            return
+        work_dir = job.work_dir
+        pending = {t.number: (t.id, t.journal_offset) for t in job.tasks if not t.state.is_final}
+    if work_dir is None or not pending:
+        _update_job_state(database, job_id)
+        return
+    _apply_journals(database, backend, work_dir, job_id, pending)
+    if not _update_job_state(database, job_id) and backend.runner_alive(work_dir) is False:
+        resolve_lost_tasks(database, backend, job_id, "lost: the job's runner is gone")
+
+
+def _apply_journals(
+    database: Database,
+    backend: Backend,
+    work_dir: str,
+    job_id: int,
+    pending: dict[int, tuple[int, int]],
+) -> None:
+    data = backend.read_journals(work_dir, {n: offset for n, (_, offset) in pending.items()})
+    if not data:
+        return
+    changes = {}
+    for number, chunk in data.items():
+        task_id, offset = pending[number]
+        events, used = parse_new_bytes(chunk)
+        if used:
+            changes[task_id] = (offset, fold_events(events, offset + used))
+
+    def write(session: Session) -> None:
+        for task_id, (old_offset, change) in changes.items():
+            applied = session.execute(
+                update(Task)
+                .where(Task.id == task_id, Task.journal_offset == old_offset)
+                .values(journal_offset=change.offset, **change.values)
+            ).rowcount
+            if applied != 1:
+                continue  # another session folded these bytes already
+            session.add_all(
+                LogRecord(job_id=job_id, task_id=task_id, time=time, level=level, message=text)
+                for time, level, text in change.logs
+            )
+
+    database.run(write)
+
+
+def _update_job_state(database: Database, job_id: int) -> bool:
+    """Derive the job's state from its tasks; True when the job is final."""
+
+    def write(session: Session) -> bool:
+        job = session.get(Job, job_id)
+        counts = dict(
+            session.execute(
+                select(Task.state, func.count()).where(Task.job_id == job_id).group_by(Task.state)
+            ).all()
+        )
+        total = sum(counts.values())
+        final = sum(n for state, n in counts.items() if state.is_final)
+        started = session.scalar(select(func.min(Task.started_at)).where(Task.job_id == job_id))
+        if started is not None and job.started_at is None:
+            job.started_at = started
+        if final == total:
+            job.state = JobState.CANCELLED if job.cancel_requested else JobState.FINISHED
+            job.finished_at = (
+                session.scalar(select(func.max(Task.finished_at)).where(Task.job_id == job_id))
+                or utcnow()
+            )
+            return True
+        if job.state is JobState.QUEUED and (started is not None or final):
+            job.state = JobState.RUNNING
+        return False
+
+    return database.run(write)
+
+
+def resolve_lost_tasks(database: Database, backend: Backend, job_id: int, reason: str) -> None:
+    """The runner is gone: read what it left, then end every unfinished task (A or U)."""
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        work_dir = job.work_dir
+        pending = {t.number: (t.id, t.journal_offset) for t in job.tasks if not t.state.is_final}
+    _apply_journals(database, backend, work_dir, job_id, pending)
+
+    def write(session: Session) -> None:
+        now = utcnow()
+        tasks = session.scalars(
+            select(Task).where(
+                Task.job_id == job_id, Task.state.in_([TaskState.QUEUED, TaskState.RUNNING])
+            )
+        ).all()
+        orphans = [t.pid for t in tasks if t.state is TaskState.RUNNING and t.pid]
+        backend.kill(work_dir, orphans)
+        for task in tasks:
+            was_running = task.state is TaskState.RUNNING
+            task.state = TaskState.A if was_running else TaskState.U
+            task.reason = reason if was_running else f"never started: {reason}"
+            task.finished_at = now
+            session.add(
+                LogRecord(
+                    job_id=job_id,
+                    task_id=task.id,
+                    time=now,
+                    level="WARNING",
+                    message=f"Task ended {task.state.value} ({task.reason})",
+                )
+            )
+
+    database.run(write)
+    _update_job_state(database, job_id)

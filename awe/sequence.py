@@ -1,0 +1,183 @@
+"""Declaring processing sequences: the only part of AWE a sequence module needs.
+
+A sequence is a plain function over one task's worth of data, plus a declaration of its
+options, its process parameters, how it selects inputs and fans out, and what it produces::
+
+    from awe.sequence import Option, Unit, sequence
+
+    @sequence(
+        options=[Option("i", "instrument", str, required=True, help="instrument name")],
+        parameters={"Greeting.process_params.LOUD": False},
+        fan_out="chip",
+        select=lambda options, context: [Unit(key=c) for c in ("ccd50", "ccd51")],
+        produces=["Greeting"],
+    )
+    def Greet(task):
+        task.log.info("Hello from %s", task.unit.key)
+
+The DPU finds sequences by name (the built-in ``sequences`` package, the entry-point group
+``awe.sequences``, and ``*.py`` files in ``$AWE_HOME/sequences/``). This module knows nothing
+of the DPU: it only records declarations, so sequences stay plain, testable functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+FanOut = Literal["chip", "exposure", "workunit", "global"]
+FAN_OUTS: tuple[str, ...] = ("chip", "exposure", "workunit", "global")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a sequence, with a short and a long name (Astro-WISE's OptionsParser)."""
+
+    short: str
+    long: str
+    type: type = str
+    default: Any = None
+    required: bool = False
+    help: str = ""
+
+    def describe_default(self) -> str:
+        return "" if self.default is None else repr(self.default).strip("'")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One task's worth of work chosen by a sequence's ``select``.
+
+    ``key`` names what the task covers (a chip, an exposure, a work unit; ``None`` for a
+    global task) and links chain steps: chip c of step B waits for chip c of step A.
+    ``inputs`` are JSON-able references (paths, frame ids) handed to the task.
+    """
+
+    key: str | None = None
+    inputs: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class SelectionContext:
+    """What ``select`` may consult: the job database and the session's settings."""
+
+    database: Any
+    env: Any
+
+
+class NoInputs(Exception):
+    """Raised by ``select`` to say what it searched for and did not find."""
+
+
+class NothingToDo(Exception):
+    """Raised by a running task that finds its work already done: the task ends ``S``."""
+
+
+@dataclass(frozen=True)
+class Product:
+    """A file a task produced, as reported in its journal."""
+
+    path: str
+    kind: str
+    sha256: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskContext:
+    """Everything a running task gets: its unit, options, parameters, logger and folder."""
+
+    job_id: int
+    number: int
+    name: str
+    unit: Unit
+    options: dict[str, Any]
+    parameters: dict[str, Any]
+    work_dir: Path
+    upstream: list[Product]
+    log: logging.Logger
+    add_product: Callable[..., Product]
+
+
+def _single_global_unit(options: Mapping[str, Any], context: SelectionContext) -> list[Unit]:
+    return [Unit()]
+
+
+@dataclass(frozen=True)
+class SequenceSpec:
+    """A registered sequence: its function and its declaration."""
+
+    name: str
+    function: Callable[[TaskContext], Any]
+    options: tuple[Option, ...]
+    parameters: Mapping[str, Any]
+    fan_out: str
+    select: Callable[[Mapping[str, Any], SelectionContext], list[Unit]]
+    produces: tuple[str, ...]
+    estimate: float
+    time_limit: float
+    module: str
+
+    @property
+    def doc(self) -> str:
+        lines = (self.function.__doc__ or "").strip().splitlines()
+        return lines[0] if lines else ""
+
+
+#: Every sequence declared in this process, by name.
+DECLARED: dict[str, SequenceSpec] = {}
+
+
+def sequence(
+    name: str | None = None,
+    *,
+    options: Sequence[Option] = (),
+    parameters: Mapping[str, Any] | None = None,
+    fan_out: str = "global",
+    select: Callable[[Mapping[str, Any], SelectionContext], list[Unit]] | None = None,
+    produces: Sequence[str] = (),
+    estimate: float = 10.0,
+    time_limit: float = 3600.0,
+) -> Callable[[Callable[[TaskContext], Any]], Callable[[TaskContext], Any]]:
+    """Declare the decorated function as a sequence named ``name`` (default: its name).
+
+    ``estimate`` is the expected seconds per task (for "Estimated process time");
+    ``time_limit`` the default seconds after which a task is aborted (``A``).
+    """
+    if fan_out not in FAN_OUTS:
+        raise ValueError(f"fan_out={fan_out!r}; choose one of {', '.join(FAN_OUTS)}")
+    if fan_out != "global" and select is None:
+        raise ValueError(f"a sequence that fans out per {fan_out} needs a select function")
+    shorts = [o.short for o in options]
+    longs = [o.long for o in options]
+    for names in (shorts, longs):
+        repeated = {n for n in names if names.count(n) > 1}
+        if repeated:
+            raise ValueError(f"option names used twice: {sorted(repeated)}")
+
+    def register(function: Callable[[TaskContext], Any]) -> Callable[[TaskContext], Any]:
+        spec_name = name or function.__name__
+        existing = DECLARED.get(spec_name)
+        if existing is not None and existing.module != function.__module__:
+            raise ValueError(
+                f"sequence {spec_name!r} is declared twice: in {existing.module} and in "
+                f"{function.__module__}; rename one of them"
+            )
+        DECLARED[spec_name] = SequenceSpec(
+            name=spec_name,
+            function=function,
+            options=tuple(options),
+            parameters=dict(parameters or {}),
+            fan_out=fan_out,
+            select=select or _single_global_unit,
+            produces=tuple(produces),
+            estimate=float(estimate),
+            time_limit=float(time_limit),
+            module=function.__module__,
+        )
+        return function
+
+    return register
