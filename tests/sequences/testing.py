@@ -1,0 +1,99 @@
+"""Sequences the DPU tests run. Registered like a user's own: copied into
+``$AWE_HOME/sequences/`` by the ``dpu`` fixture."""
+
+import ctypes
+import os
+import sys
+import time
+from pathlib import Path
+
+from awe.sequence import NothingToDo, Option, Unit, sequence
+
+
+def _chips(options, context):
+    return [Unit(key=f"c{i}", inputs=(i,)) for i in range(options["count"])]
+
+
+@sequence(
+    options=[
+        Option("n", "count", int, 3, help="number of chips"),
+        Option("s", "sleep", float, 0.0, help="seconds each task sleeps"),
+        Option("o", "object", str, "", help="echoed back"),
+    ],
+    parameters={"Hello.process_params.GREETING": "Hello"},
+    fan_out="chip",
+    select=_chips,
+    produces=["HelloFile"],
+    estimate=2.0,
+)
+def Hello(task):
+    """Greet each chip and write a small product."""
+    greeting = task.parameters["Hello.process_params.GREETING"]
+    task.log.info("%s from %s", greeting, task.unit.key)
+    print("on stdout:", task.options["object"])
+    print("on stderr", file=sys.stderr)
+    pid_file = Path(os.environ["AWE_HOME"]) / f"pid-{task.job_id}-{task.unit.key}"
+    pid_file.write_text(str(os.getpid()))
+    time.sleep(task.options["sleep"])
+    product = task.work_dir / f"hello-{task.unit.key}.txt"
+    product.write_text(f"{greeting} {task.unit.key} {task.options['object']}\n")
+    task.add_product(product, "HelloFile", chip=task.unit.key)
+
+
+@sequence(fan_out="global", estimate=1.0)
+def Total(task):
+    """Count the products of the step before."""
+    task.log.info("upstream products: %d", len(task.upstream))
+
+
+OUTCOMES = ["ok", "fail", "exit", "segfault", "skip"]
+
+
+@sequence(
+    fan_out="chip",
+    select=lambda options, context: [Unit(key=k) for k in OUTCOMES],
+)
+def Outcomes(task):
+    """One task per way a task can end."""
+    kind = task.unit.key
+    if kind == "fail":
+        raise ValueError("this chip is broken")
+    if kind == "exit":
+        os._exit(3)
+    if kind == "segfault":
+        ctypes.string_at(0)
+    if kind == "skip":
+        raise NothingToDo("already done")
+    task.log.info("fine")
+
+
+@sequence(fan_out="global")
+def Fail(task):
+    """Always raises."""
+    raise RuntimeError("deliberate failure")
+
+
+@sequence(
+    options=[Option("e", "exposure", int, 1)],
+    fan_out="exposure",
+    select=lambda options, context: [Unit(key=str(options["exposure"]))],
+)
+def PerExposure(task):
+    """Fans out per exposure."""
+
+
+@sequence(
+    options=[Option("i", "instrument", str, required=True, help="instrument name")],
+    fan_out="global",
+)
+def NeedsInstrument(task):
+    """Has a required option."""
+
+
+@sequence(
+    options=[Option("i", "instrument", str)],
+    fan_out="chip",
+    select=lambda options, context: [],
+)
+def FindsNothing(task):
+    """Selects no inputs."""
