@@ -48,6 +48,7 @@ def profile_lines(env: Env) -> list[str]:
 
 def start_session(shell: Any) -> None:
     """Print the banner and bind ``dpu`` (and ``Processor``) in the user's namespace."""
+    from awe.dpu.pars import Pars
     from awe.dpu.processor import Processor
     from awe.errors import AweError
 
@@ -61,7 +62,7 @@ def start_session(shell: Any) -> None:
             "dpu was not created. Fix the setting above, then run: dpu = Processor()",
             file=sys.stderr,
         )
-        shell.push({"Processor": Processor})
+        shell.push({"Processor": Processor, "Pars": Pars})
         return
     print("\n".join(profile_lines(dpu.env)))
-    shell.push({"dpu": dpu, "Processor": Processor})
+    shell.push({"dpu": dpu, "Processor": Processor, "Pars": Pars})

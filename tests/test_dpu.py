@@ -330,3 +330,41 @@ def test_two_processes_submitting_at_once(dpu: Processor, database_url: str, awe
     assert all(s.counts["N"] == 1 and s.state is JobState.FINISHED for s in statuses)
     with dpu.database.session() as session:
         assert len(session.scalars(select(Task).where(Task.job_id.in_(ids))).all()) == 100
+
+
+def test_the_documented_example_sequence_runs(dpu: Processor, awe_home: Path) -> None:
+    text = (Path(__file__).parents[1] / "docs" / "sequences.md").read_text()
+    code = re.search(r"Save this as .*?```python\n(.*?)```", text, re.S).group(1)
+    (awe_home / "sequences" / "noise.py").write_text(code)
+    assert dpu.get_sequence_options("MakeNoise") == [
+        "n",
+        "z",
+        "p",
+        "C",
+        "chips",
+        "seed",
+        "pars",
+        "commit",
+    ]
+    pars = Pars("MakeNoise", dpu=dpu)
+    pars.NoiseFrame.process_params.SIGMA = 3.0
+    job_id = dpu.run("MakeNoise>MeasureNoise", n=4, p=pars.get())
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts["N"] == 5
+    measured = [
+        float(m)
+        for m in re.findall(
+            r"ccd\d: measured sigma ([\d.]+)", "\n".join(dpu.get_logs(job_id)[job_id])
+        )
+    ]
+    assert len(measured) == 4
+    assert all(abs(sigma - 3.0) / 3.0 < 0.02 for sigma in measured)
+
+
+def test_built_in_diagnose_reports_the_worker(dpu: Processor) -> None:
+    assert "Diagnose" in dpu.get_sequence_identifiers()
+    job_id = dpu.run("Diagnose")
+    dpu.wait(job_id, timeout=TIMEOUT)
+    text = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert f"Python: {sys.version.split()[0]}" in text
+    assert "numpy: " in text and "Cores: " in text
