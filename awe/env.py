@@ -91,7 +91,7 @@ class Env(Configurable):
         super().__init__(**kwargs)
         self._loading = False
 
-    # ---- defaults that depend on other keys -------------------------------------------
+    # ---- defaults that depend on other keys ----
     @default("home")
     def _default_home(self) -> str:
         return os.path.abspath(os.path.expanduser(DEFAULT_HOME))
@@ -111,7 +111,7 @@ class Env(Configurable):
     def _default_data_root(self) -> str:
         return os.path.join(self.home, "data")
 
-    # ---- validation ---------------------------------------------------------------------
+    # ---- validation ----
     @validate("home", "data_root")
     def _validate_folder(self, proposal: Any) -> str:
         value = proposal["value"]
@@ -169,7 +169,7 @@ class Env(Configurable):
         if not self._loading:
             self.sources[change["name"]] = RUNTIME_SOURCE
 
-    # ---- helpers --------------------------------------------------------------------------
+    # ---- helpers ----
     @classmethod
     def keys(cls) -> list[str]:
         """The configurable keys, in documentation order."""
