@@ -171,15 +171,20 @@ class Frame(Base):
         """
         query = select(cls).options(selectinload(cls.inputs))
         conditions = _key_conditions(
-            cls, instrument=instrument, night=_night(date), chip=chip, filter=filter,
-            exposure_number=exposure_number, filename=filename,
-        )  # fmt: skip
+            cls,
+            instrument=instrument,
+            night=_night(date),
+            chip=chip,
+            filter=filter,
+            exposure_number=exposure_number,
+            filename=filename,
+        )
         if object is not None:
             conditions.append(_wildcard(cls.object, object))
         if valid_only:
             conditions.append(cls.is_valid.is_(True))
         query = query.where(*conditions).order_by(cls.mjd, cls.night, cls.chip, cls.id)
-        with _database(database).session() as session:
+        with database_or_session(database).session() as session:
             return list(session.scalars(query))
 
     @classmethod
@@ -212,7 +217,7 @@ class Frame(Base):
             .order_by(cls.created_at.desc(), cls.id.desc())
             .limit(1)
         )
-        with _database(database).session() as session:
+        with database_or_session(database).session() as session:
             return session.scalar(query)
 
     def __repr__(self) -> str:
@@ -253,7 +258,8 @@ def _wildcard(column: Any, pattern: str) -> Any:
     return column.like(escaped, escape="\\")
 
 
-def _database(database: Database | None) -> Database:
+def database_or_session(database: Database | None = None) -> Database:
+    """``database`` if given, else the session's (``awe.startup.session_processor()``)."""
     if database is not None:
         return database
     from awe.startup import session_processor

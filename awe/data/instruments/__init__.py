@@ -67,9 +67,11 @@ class Section:
 
     def union(self, other: Section) -> Section:
         return Section(
-            min(self.x1, other.x1), max(self.x2, other.x2),
-            min(self.y1, other.y1), max(self.y2, other.y2),
-        )  # fmt: skip
+            min(self.x1, other.x1),
+            max(self.x2, other.x2),
+            min(self.y1, other.y1),
+            max(self.y2, other.y2),
+        )
 
 
 @dataclass(frozen=True)
@@ -267,10 +269,10 @@ class Instrument:
         return tuple(c for c in self.chips if not c.dead)
 
     def chip(self, key: str | int) -> Chip:
-        """The chip named ``key`` (e.g. ``'ccd50'``, ``'N4'``) or numbered ``key`` (``31``)."""
+        """The chip named ``key`` (any case: ``'ccd50'``, ``'N4'``) or numbered ``key`` (``31``)."""
         text = str(key).strip()
         for chip in self.chips:
-            if text == chip.name or (text.isdigit() and int(text) == chip.number):
+            if text.lower() == chip.name.lower() or (text.isdigit() and int(text) == chip.number):
                 return chip
         raise InstrumentError(
             f"{key!r} is not a chip of {self.name}; its chips are {_span(self.chips)} "
@@ -322,9 +324,12 @@ class Instrument:
         if "distortion_k3" in simulation:
             simulation["distortion_k3"] = simulation["distortion_k3"] / factor**2
         return replace(
-            self, detector=self.detector.scaled(factor), chips=chips, simulation=simulation,
+            self,
+            detector=self.detector.scaled(factor),
+            chips=chips,
+            simulation=simulation,
             scale=scale,
-        )  # fmt: skip
+        )
 
     def __repr__(self) -> str:
         scale = f", scale={self.scale:g}" if self.scale != 1 else ""
