@@ -7,6 +7,9 @@ arguments pass through, so ``awe -c "print(dpu)"`` runs a scripted session. Subc
   awe config                      show every setting, its value and where it came from
   awe db upgrade [REVISION]       bring the job database schema up to date
   awe db current                  show the schema revision of the job database
+  awe ingest PATH...              ingest raw FITS files (folders: the FITS files below)
+  awe simulate -i WFI -d 2000-04-28 -o DIR [--scale 0.125]   write a simulated night
+  awe demo                        simulate a small WFI night, ingest it, list the frames
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-SUBCOMMANDS = ("profile", "config", "db")
+SUBCOMMANDS = ("profile", "config", "db", "ingest", "simulate", "demo")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     upgrade = db_commands.add_parser("upgrade", help="upgrade the schema")
     upgrade.add_argument("revision", nargs="?", default="head")
     db_commands.add_parser("current", help="show the schema revision")
+
+    from awe.data.commands import add_parsers  # ingest, simulate, demo (argparse only)
+
+    add_parsers(commands)
     return parser
 
 
@@ -76,6 +83,10 @@ def _run_subcommand(argv: list[str]) -> int:
             return _profile_install(args.force)
         if args.command == "config":
             return _show_config()
+        if args.command in ("ingest", "simulate", "demo"):
+            from awe.data.commands import run
+
+            return run(args)
         return _db(args)
     except AweError as err:
         print(f"awe: error: {err}", file=sys.stderr)
