@@ -8,6 +8,7 @@ setup(
     package_dir={"awe.profiles": "profiles"},
     package_data={
         "awe.db": ["migrations/script.py.mako"],
+        "awe.data.instruments": ["*.json"],
         "awe.profiles": ["profile_awe/*.py", "profile_awe/startup/*.py"],
     },
 )
