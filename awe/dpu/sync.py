@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from awe.db.engine import Database
@@ -87,28 +87,38 @@ def _apply_journals(
     pending: dict[int, tuple[int, int]],
 ) -> None:
     data = backend.read_journals(work_dir, {n: offset for n, (_, offset) in pending.items()})
-    if not data:
-        return
-    changes = {}
+    changes: dict[int, tuple[int, TaskChanges]] = {}  # task id -> (offset read at, changes)
     for number, chunk in data.items():
         task_id, offset = pending[number]
         events, used = parse_new_bytes(chunk)
         if used:
             changes[task_id] = (offset, fold_events(events, offset + used))
+    if not changes:
+        return
 
     def write(session: Session) -> None:
-        for task_id, (old_offset, change) in changes.items():
-            applied = session.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.journal_offset == old_offset)
-                .values(journal_offset=change.offset, **change.values)
-            ).rowcount
-            if applied != 1:
-                continue  # another session folded these bytes already
-            session.add_all(
-                LogRecord(job_id=job_id, task_id=task_id, time=time, level=level, message=text)
-                for time, level, text in change.logs
-            )
+        # Hold the job row: a concurrent sync of the same job waits here, then finds the
+        # offsets moved on and skips the bytes this one folded.
+        session.execute(select(Job.id).where(Job.id == job_id).with_for_update())
+        offsets = dict(
+            session.execute(
+                select(Task.id, Task.journal_offset).where(Task.id.in_(list(changes)))
+            ).all()
+        )
+        fresh = {i: c for i, (old, c) in changes.items() if offsets.get(i) == old}
+        by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
+        for task_id, change in fresh.items():
+            row = {"id": task_id, "journal_offset": change.offset, **change.values}
+            by_columns.setdefault(frozenset(row), []).append(row)
+        for rows in by_columns.values():
+            session.execute(update(Task), rows)
+        logs = [
+            {"job_id": job_id, "task_id": task_id, "time": time, "level": level, "message": text}
+            for task_id, change in fresh.items()
+            for time, level, text in change.logs
+        ]
+        if logs:
+            session.execute(insert(LogRecord), logs)
 
     database.run(write)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from awe.dpu.backends.base import Backend
-from awe.dpu.journal import JOB_FILE, RUNNER_FILE, RUNNER_LOG, journal_path, read_new_bytes
+from awe.dpu.journal import JOB_FILE, RUNNER_FILE, RUNNER_LOG, TASKS_FOLDER, read_new_bytes
 
 #: Thread counts of numerical libraries inside a task: the pool already uses every core.
 SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -55,10 +55,17 @@ class LocalBackend(Backend):
         return str(work_dir)
 
     def read_journals(self, work_dir: str, offsets: dict[int, int]) -> dict[int, bytes]:
-        folder = Path(work_dir)
-        chunks = {
-            n: read_new_bytes(journal_path(folder, n), offset) for n, offset in offsets.items()
-        }
+        # One directory scan tells which journals exist and have grown, so a poll of a
+        # 2,000-task job opens only the few files that changed.
+        grown = {}
+        with os.scandir(Path(work_dir) / TASKS_FOLDER) as entries:
+            for entry in entries:
+                name, suffix = os.path.splitext(entry.name)
+                if suffix != ".jsonl" or not name.isdigit() or int(name) not in offsets:
+                    continue
+                if entry.stat().st_size > offsets[int(name)]:
+                    grown[int(name)] = Path(entry.path)
+        chunks = {n: read_new_bytes(path, offsets[n]) for n, path in grown.items()}
         return {n: data for n, data in chunks.items() if data}
 
     def runner_alive(self, work_dir: str) -> bool | None:
