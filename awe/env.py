@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from traitlets import TraitError, Unicode, default, observe, validate
+from traitlets import Dict, TraitError, Unicode, default, observe, validate
 from traitlets.config import Config, Configurable
 
 from awe.errors import ConfigError
@@ -54,9 +54,13 @@ DEFAULT_SOURCE = "default"
 RUNTIME_SOURCE = "set at run time"
 
 
-def configured_dpu_names() -> list[str]:
-    """Names of the DPUs this installation knows. Only the local DPU exists so far."""
-    return ["local"]
+#: Keys only a config file (or run-time code) can set: no environment variable.
+CONFIG_ONLY_KEYS = ("dpus",)
+
+
+def configured_dpu_names(env: Env | None = None) -> list[str]:
+    """``local`` and the names of the DPUs defined in ``env.dpus``."""
+    return ["local", *sorted(env.dpus if env is not None else {})]
 
 
 class Env(Configurable):
@@ -78,6 +82,10 @@ class Env(Configurable):
         config=True
     )
     data_root = Unicode(help="Folder of the data store. Default: data/ in home.").tag(config=True)
+    dpus = Dict(
+        help="DPU definitions: name -> settings (host, user, work_dir, python, scheduler, "
+        "setup, slurm, ...); see docs/dpus.md. 'local' is built in."
+    ).tag(config=True)
     session_log = Unicode(
         ".",
         help="Folder for the per-session log file YYYYMMDD_HHMMSS.log; '' turns it off. "
@@ -147,10 +155,20 @@ class Env(Configurable):
             raise TraitError("names no database; add it at the end: .../DATABASE")
         return value
 
+    @validate("dpus")
+    def _validate_dpus(self, proposal: Any) -> dict[str, Any]:
+        from awe.dpu.dpus import parse_dpus
+
+        try:
+            parse_dpus(proposal["value"])
+        except ValueError as err:
+            raise TraitError(str(err)) from None
+        return proposal["value"]
+
     @validate("dpu_name")
     def _validate_dpu_name(self, proposal: Any) -> str:
         value = proposal["value"]
-        known = configured_dpu_names()
+        known = configured_dpu_names(self)
         if value not in known:
             raise TraitError(
                 f"{value!r} is not a configured DPU; configured DPUs: {', '.join(known)}"
@@ -164,7 +182,16 @@ class Env(Configurable):
             raise TraitError(f"{value!r} is not a valid name; use letters, digits and _ . @ - only")
         return value
 
-    @observe("home", "database_url", "dpu_name", "project", "username", "data_root", "session_log")
+    @observe(
+        "home",
+        "database_url",
+        "dpu_name",
+        "project",
+        "username",
+        "data_root",
+        "session_log",
+        "dpus",
+    )
     def _record_runtime_change(self, change: Any) -> None:
         if not self._loading:
             self.sources[change["name"]] = RUNTIME_SOURCE
@@ -173,7 +200,13 @@ class Env(Configurable):
     @classmethod
     def keys(cls) -> list[str]:
         """The configurable keys, in documentation order."""
-        return list(ENV_VARIABLES)
+        return [*ENV_VARIABLES, *CONFIG_ONLY_KEYS]
+
+    def dpu_definitions(self) -> dict[str, Any]:
+        """The parsed DPU definitions (:class:`awe.dpu.dpus.DPUDefinition` by name)."""
+        from awe.dpu.dpus import parse_dpus
+
+        return parse_dpus(self.dpus)
 
     def source_of(self, key: str) -> str:
         """Where the current value of ``key`` came from."""
@@ -185,7 +218,7 @@ class Env(Configurable):
 
     def set(self, key: str, value: Any, source: str = RUNTIME_SOURCE) -> None:
         """Set ``key``; a bad value raises :class:`ConfigError` naming key and source."""
-        if key not in ENV_VARIABLES:
+        if key not in self.keys():
             raise ConfigError(_unknown_key_message(key, source))
         try:
             setattr(self, key, value)
@@ -281,7 +314,7 @@ def load_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Env:
     for key, variable in ENV_VARIABLES.items():
         if key != "home" and environ.get(variable):
             env.set(key, environ[variable], f"environment variable {variable}")
-    for key, value in overrides.items():
+    for key, value in sorted(overrides.items(), key=lambda item: item[0] != "dpus"):
         env.set(key, value, RUNTIME_SOURCE)
     env._loading = False
     return env
@@ -295,7 +328,9 @@ def _apply_config_file(env: Env, config: Config) -> None:
                 f"{source}: section c.{section} is not used by AWE and was ignored "
                 f"(settings go in c.Env)."
             )
-    for key, value in config.get("Env", {}).items():
+    # DPU definitions first: dpu_name is checked against them.
+    items = sorted(config.get("Env", {}).items(), key=lambda item: item[0] != "dpus")
+    for key, value in items:
         if key == "home":
             raise ConfigError(
                 f"home cannot be set in {source} (the file lives in home); "

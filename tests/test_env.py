@@ -58,10 +58,9 @@ def test_every_key_has_an_environment_variable(monkeypatch: pytest.MonkeyPatch, 
     for key, value in values.items():
         assert getattr(env, key) == value
         assert env.source_of(key) == f"environment variable {ENV_VARIABLES[key]}"
-    assert set(ENV_VARIABLES) == {name for name in Env.class_trait_names() if name != "config"} - {
-        "parent",
-        "log",
-    }
+    traits = set(Env.class_trait_names()) - {"config", "parent", "log"}
+    assert set(ENV_VARIABLES) == traits - {"dpus"}  # DPU definitions: config file only
+    assert Env.keys() == [*ENV_VARIABLES, "dpus"]
 
 
 def test_bad_value_names_key_and_source(awe_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,3 +144,44 @@ def test_describe_masks_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
     assert shown["database_url"] == "mysql+pymysql://alice:***@db.example:3306/awe"
     assert "s3cret" not in repr(env.describe())
     assert os.environ["AWE_DATABASE_URL"].endswith("/awe")
+
+
+def test_dpu_definitions_from_the_config_file(awe_home: Path) -> None:
+    write_config(
+        awe_home,
+        "c.Env.dpu_name = 'lisa'\n"  # before the definition: still valid
+        "c.Env.dpus = {'lisa': {'host': 'lisa.example.org', 'user': 'alice',\n"
+        "    'scheduler': 'slurm', 'slurm': {'partition': 'short', 'memory': '2G'}}}\n",
+    )
+    env = load_env()
+    assert env.dpu_name == "lisa"
+    lisa = env.dpu_definitions()["lisa"]
+    assert (lisa.host, lisa.user, lisa.scheduler) == ("lisa.example.org", "alice", "slurm")
+    assert lisa.slurm.partition == "short" and lisa.host_key_policy == "reject"
+    from awe.dpu import Processor
+
+    assert Processor(env).get_dpu_identifiers() == ["local", "lisa"]
+
+
+@pytest.mark.parametrize(
+    ("dpus", "message"),
+    [
+        ({"lisa": {"hots": "x"}}, "DPU 'lisa': unknown setting 'hots'. Did you mean 'host'"),
+        ({"lisa": {"host": "x", "port": "22"}}, "DPU 'lisa': port must be int"),
+        (
+            {"lisa": {"host": "x", "host_key_policy": "yes"}},
+            "choose one of reject, trust_on_first_use",
+        ),
+        (
+            {"lisa": {"host": "x", "slurm": {"qeue": "a"}}},
+            "DPU 'lisa' slurm: unknown setting 'qeue'",
+        ),
+        ({"local": {"host": "x"}}, "'local' is built in"),
+        ({"lisa": {"scheduler": "local"}}, "give a host"),
+    ],
+)
+def test_bad_dpu_definitions_name_dpu_and_setting(awe_home: Path, dpus, message) -> None:
+    config = write_config(awe_home, f"c.Env.dpus = {dpus!r}\n")
+    with pytest.raises(ConfigError, match=message) as err:
+        load_env()
+    assert str(config) in str(err.value)

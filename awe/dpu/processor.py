@@ -82,15 +82,13 @@ class Processor:
     def backend(self, name: str | None = None) -> Backend:
         """The backend of DPU ``name`` (default: the selected DPU)."""
         name = name or self.env.dpu_name
-        if name not in configured_dpu_names():
-            raise AweError(
-                f"{name!r} is not a configured DPU; configured DPUs: "
-                f"{', '.join(configured_dpu_names())}"
-            )
+        known = configured_dpu_names(self.env)
+        if name not in known:
+            raise AweError(f"{name!r} is not a configured DPU; configured DPUs: {', '.join(known)}")
         if name not in self._backends:
-            from awe.dpu.backends.local import LocalBackend
+            from awe.dpu.backends import make_backend
 
-            self._backends[name] = LocalBackend(Path(self.env.home))
+            self._backends[name] = make_backend(name, self.env)
         return self._backends[name]
 
     def _forget_database(self, _change: Any = None) -> None:
@@ -108,15 +106,20 @@ class Processor:
     # ---- DPUs -----------------------------------------------------------------------------
     def get_dpu_identifiers(self) -> list[str]:
         """Names of all configured DPUs."""
-        return configured_dpu_names()
+        return configured_dpu_names(self.env)
 
     def show_dpu_identifiers(self) -> list[str]:
         """Print each configured DPU, marking the selected one; return their names."""
         names = self.get_dpu_identifiers()
         for name in names:
             marker = " (selected)" if name == self.env.dpu_name else ""
-            self.say(f"{name}{marker}: {_describe_dpu(name)}")
+            self.say(f"{name}{marker}: {self._describe_dpu(name)}")
         return names
+
+    def _describe_dpu(self, name: str) -> str:
+        if name == "local":
+            return f"this machine ({socket.gethostname()}, {os.cpu_count()} cores)"
+        return self.env.dpu_definitions()[name].describe()
 
     def select_dpu(self, name: str) -> str:
         """Send this session's jobs to DPU ``name`` from now on."""
@@ -404,9 +407,3 @@ def _summary(statuses: list[JobStatus]) -> str:
     totals = {letter: sum(s.counts[letter] for s in statuses) for letter in letters}
     running = sum(s.running for s in statuses)
     return f"running {running} N/E/A/S/U " + "/".join(str(totals[x]) for x in letters)
-
-
-def _describe_dpu(name: str) -> str:
-    if name == "local":
-        return f"this machine ({socket.gethostname()}, {os.cpu_count()} cores)"
-    return "configured DPU"

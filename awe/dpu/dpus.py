@@ -1,0 +1,162 @@
+"""DPU definitions: the remote machines and clusters jobs can go to, from the configuration.
+
+In ``~/.awe/awe_config.py``::
+
+    c.Env.dpus = {
+        "lisa": {
+            "host": "lisa.surf.nl",          # or an alias from ~/.ssh/config
+            "user": "alice",
+            "work_dir": "/scratch/alice/awe",
+            "python": "python3",
+            "scheduler": "slurm",            # or "local": a pool of workers on the host
+            "setup": ["module load Python/3.11"],
+            "slurm": {"partition": "normal", "time_limit": "01:00:00", "memory": "4G"},
+        },
+    }
+
+``local`` (this machine, a pool of workers) always exists. A definition without ``host``
+runs on this machine too, which is how a local Slurm installation is used.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+LOCAL = "local"
+HOST_KEY_POLICIES = ("reject", "trust_on_first_use")
+SCHEDULERS = ("local", "slurm")
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """How tasks are submitted to Slurm on this DPU."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time_limit: str | None = None  # default per task, Slurm's format: "01:00:00"
+    memory: str | None = None  # per task: "2G"
+    cpus_per_task: int = 1
+    extra: tuple[str, ...] = ()  # more "#SBATCH ..." lines
+
+
+@dataclass(frozen=True)
+class DPUDefinition:
+    """One configured DPU."""
+
+    name: str
+    host: str | None = None  # None: this machine
+    port: int | None = None  # None: from ~/.ssh/config, else 22
+    user: str | None = None
+    identity_file: str | None = None
+    host_key_policy: str = "reject"
+    known_hosts: str | None = None  # default ~/.ssh/known_hosts
+    work_dir: str = "~/.awe-dpu"
+    python: str = "python3"
+    scheduler: str = "local"
+    max_workers: int | None = None
+    setup: tuple[str, ...] = ()
+    connect_timeout: float = 10.0
+    command_timeout: float = 120.0
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
+
+    @property
+    def is_remote(self) -> bool:
+        return self.host is not None
+
+    def describe(self) -> str:
+        if self.host is None:
+            where = "this machine"
+        else:
+            user = f"{self.user}@" if self.user else ""
+            port = f":{self.port}" if self.port else ""
+            where = f"{user}{self.host}{port}"
+        return f"{where}, {self.scheduler} scheduler, work dir {self.work_dir}"
+
+
+_TYPES = {
+    "host": str,
+    "port": int,
+    "user": str,
+    "identity_file": str,
+    "host_key_policy": str,
+    "known_hosts": str,
+    "work_dir": str,
+    "python": str,
+    "scheduler": str,
+    "max_workers": int,
+    "setup": list,
+    "connect_timeout": (int, float),
+    "command_timeout": (int, float),
+    "slurm": dict,
+}
+_SLURM_TYPES = {
+    "partition": str,
+    "account": str,
+    "qos": str,
+    "time_limit": str,
+    "memory": str,
+    "cpus_per_task": int,
+    "extra": list,
+}
+
+
+def parse_dpus(raw: Mapping[str, Any]) -> dict[str, DPUDefinition]:
+    """Check and convert ``c.Env.dpus``; ``ValueError`` names the DPU and key at fault."""
+    if not isinstance(raw, Mapping):
+        raise ValueError("must be a dict of DPU name -> settings dict")
+    definitions = {}
+    for name, settings in raw.items():
+        if name == LOCAL:
+            raise ValueError("'local' is built in and cannot be redefined; choose another name")
+        if not isinstance(settings, Mapping):
+            raise ValueError(f"DPU {name!r}: settings must be a dict, got {settings!r}")
+        values = _check(f"DPU {name!r}", settings, _TYPES)
+        if "slurm" in values:
+            slurm = _check(f"DPU {name!r} slurm", values["slurm"], _SLURM_TYPES)
+            if "extra" in slurm:
+                slurm["extra"] = tuple(slurm["extra"])
+            values["slurm"] = SlurmSettings(**slurm)
+        if "setup" in values:
+            values["setup"] = tuple(str(line) for line in values["setup"])
+        if values.get("host_key_policy", "reject") not in HOST_KEY_POLICIES:
+            raise ValueError(
+                f"DPU {name!r}: host_key_policy {values['host_key_policy']!r}; choose one of "
+                f"{', '.join(HOST_KEY_POLICIES)}"
+            )
+        if values.get("scheduler", "local") not in SCHEDULERS:
+            raise ValueError(
+                f"DPU {name!r}: scheduler {values['scheduler']!r}; choose one of "
+                f"{', '.join(SCHEDULERS)}"
+            )
+        if values.get("host") is None and values.get("scheduler", "local") == "local":
+            raise ValueError(
+                f"DPU {name!r} has no host and the local scheduler, which is the built-in "
+                f"'local' DPU; give a host, or scheduler 'slurm' for this machine's Slurm"
+            )
+        definitions[name] = DPUDefinition(name=name, **values)
+    return definitions
+
+
+def _check(where: str, settings: Mapping[str, Any], types: dict[str, Any]) -> dict[str, Any]:
+    values = {}
+    for key, value in settings.items():
+        if key not in types:
+            close = difflib.get_close_matches(key, list(types), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"{where}: unknown setting {key!r}.{hint} Settings: {', '.join(types)}"
+            )
+        expected = types[key]
+        if value is not None and (not isinstance(value, expected) or isinstance(value, bool)):
+            names = expected.__name__ if isinstance(expected, type) else "number"
+            raise ValueError(f"{where}: {key} must be {names}, got {value!r}")
+        values[key] = value
+    return values
+
+
+def definition_fields() -> list[str]:
+    return [f.name for f in fields(DPUDefinition) if f.name != "name"]
