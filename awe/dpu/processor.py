@@ -367,8 +367,8 @@ class Processor:
     def cancel_job(self, jobid: int) -> JobStatus:
         """Cancel job ``jobid``: queued tasks end S and never start, running ones are stopped
         and end A. Returns once the database confirms it. Only the job's owner may cancel."""
-        from awe.db.models import Job
-        from awe.dpu.sync import resolve_lost_tasks
+        from awe.db.models import Job, TaskState
+        from awe.dpu.sync import end_tasks
 
         (status,) = self._statuses(jobid)
         if status.owner != self.env.username:
@@ -384,7 +384,14 @@ class Processor:
         deadline = time.monotonic() + CANCEL_GRACE
         while backend.runner_alive(work_dir) and time.monotonic() < deadline:
             time.sleep(0.05)
-        resolve_lost_tasks(self.database, backend, jobid, "cancelled")
+        end_tasks(
+            self.database,
+            backend,
+            jobid,
+            {},
+            running=(TaskState.A, "CANCELLED while running"),
+            queued=(TaskState.S, "cancelled before it started"),
+        )
         (status,) = self._statuses(jobid)
         self.say(f"Cancelled job {jobid}: " + status.line())
         return status

@@ -75,8 +75,28 @@ def sync_job(database: Database, backend: Backend, job_id: int) -> None:
         _update_job_state(database, job_id)
         return
     _apply_journals(database, backend, work_dir, job_id, pending)
-    if not _update_job_state(database, job_id) and backend.runner_alive(work_dir) is False:
-        resolve_lost_tasks(database, backend, job_id, "lost: the job's runner is gone")
+    if _update_job_state(database, job_id):
+        return
+    with database.session() as session:
+        unfinished = {
+            number: state.value
+            for number, state in session.execute(
+                select(Task.number, Task.state).where(
+                    Task.job_id == job_id, Task.state.in_([TaskState.QUEUED, TaskState.RUNNING])
+                )
+            )
+        }
+    verdict = backend.reconcile(work_dir, unfinished)
+    if verdict.outcomes or verdict.gone:
+        lost = "lost: the job's runner is gone"
+        end_tasks(
+            database,
+            backend,
+            job_id,
+            verdict.outcomes,
+            running=(TaskState.A, lost) if verdict.gone else None,
+            queued=(TaskState.U, f"never started: {lost}") if verdict.gone else None,
+        )
 
 
 def _apply_journals(
@@ -152,8 +172,17 @@ def _update_job_state(database: Database, job_id: int) -> bool:
     return database.run(write)
 
 
-def resolve_lost_tasks(database: Database, backend: Backend, job_id: int, reason: str) -> None:
-    """The runner is gone: read what it left, then end every unfinished task (A or U)."""
+def end_tasks(
+    database: Database,
+    backend: Backend,
+    job_id: int,
+    outcomes: dict[int, tuple[str, str]],
+    running: tuple[TaskState, str] | None,
+    queued: tuple[TaskState, str] | None,
+) -> None:
+    """End tasks the journals cannot finish: read what they left first, then give each
+    still-unfinished task its known outcome, or the one for its state (``running``,
+    ``queued``; ``None`` leaves it be). Leftover task processes are stopped."""
     with database.session() as session:
         job = session.get(Job, job_id)
         work_dir = job.work_dir
@@ -167,20 +196,25 @@ def resolve_lost_tasks(database: Database, backend: Backend, job_id: int, reason
                 Task.job_id == job_id, Task.state.in_([TaskState.QUEUED, TaskState.RUNNING])
             )
         ).all()
-        orphans = [t.pid for t in tasks if t.state is TaskState.RUNNING and t.pid]
-        backend.kill(work_dir, orphans)
+        ending = []
         for task in tasks:
-            was_running = task.state is TaskState.RUNNING
-            task.state = TaskState.A if was_running else TaskState.U
-            task.reason = reason if was_running else f"never started: {reason}"
-            task.finished_at = now
+            if task.number in outcomes:
+                letter, reason = outcomes[task.number]
+                ending.append((task, TaskState(letter), reason))
+            elif task.state is TaskState.RUNNING and running is not None:
+                ending.append((task, *running))
+            elif task.state is TaskState.QUEUED and queued is not None:
+                ending.append((task, *queued))
+        backend.kill(work_dir, [t.pid for t, _, _ in ending if t.pid])
+        for task, state, reason in ending:
+            task.state, task.reason, task.finished_at = state, reason, now
             session.add(
                 LogRecord(
                     job_id=job_id,
                     task_id=task.id,
                     time=now,
                     level="WARNING",
-                    message=f"Task ended {task.state.value} ({task.reason})",
+                    message=f"Task ended {state.value} ({reason})",
                 )
             )
 

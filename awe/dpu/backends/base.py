@@ -4,7 +4,21 @@ start a job, read its journals, tell whether its runner lives, stop it."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a DPU knows of tasks whose journals have not said how they ended.
+
+    ``outcomes``: definite ends by task number, ``(letter, reason)``, e.g. ``("A",
+    "TIMEOUT")`` from the batch system. ``gone``: the job's processes are gone, so every
+    other unfinished task is lost (running ones end A, queued ones U).
+    """
+
+    outcomes: dict[int, tuple[str, str]] = field(default_factory=dict)
+    gone: bool = False
 
 
 class Backend(ABC):
@@ -25,6 +39,13 @@ class Backend(ABC):
     @abstractmethod
     def runner_alive(self, work_dir: str) -> bool | None:
         """True while the job's runner runs, False once it is gone, None if unknown."""
+
+    def reconcile(self, work_dir: str, unfinished: dict[int, str]) -> Verdict:
+        """Judge the tasks the journals leave unfinished (number -> QUEUED/RUNNING).
+
+        The default asks whether the job's runner still lives.
+        """
+        return Verdict(gone=self.runner_alive(work_dir) is False)
 
     @abstractmethod
     def cancel(self, work_dir: str) -> None:
