@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs and starts the services AWE's test suite talks to. Idempotent; run as root.
 #   MariaDB on 127.0.0.1:3306 (user root, empty password)
+#   OpenSSH's sshd binary (the tests start their own sshd on a free port of 127.0.0.1)
 set -euo pipefail
 
 need_packages=()
-command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_packages+=(mariadb-server)
+[ -x /usr/sbin/mariadbd ] || need_packages+=(mariadb-server)
+[ -x /usr/sbin/sshd ] || need_packages+=(openssh-server)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "Installing ${need_packages[*]}..."
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_packages[@]}" >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "${need_packages[@]}" >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq "${need_packages[@]}" >/dev/null; }
 fi
 
 mariadb_up() { mysqladmin --host=127.0.0.1 --port=3306 --user=root ping >/dev/null 2>&1; }

@@ -1,0 +1,49 @@
+"""Backends whose jobs run on a detached runner with a pool of workers (``awe.dpu.runner``),
+on this machine or on an SSH host. Both speak to the machine through the agent's verbs
+(:mod:`awe.dpu.remote.agent`): called directly here, run over SSH there. Only how a call
+travels and how a job's files get to the machine differ.
+"""
+
+from __future__ import annotations
+
+import base64
+from abc import abstractmethod
+from typing import Any
+
+from awe.dpu.backends.base import Backend
+from awe.dpu.remote.shell import RemoteError
+
+#: Thread counts of numerical libraries inside a task: the pool already uses every core.
+SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+class PoolBackend(Backend):
+    @abstractmethod
+    def call(self, verb: str, args: dict[str, Any]) -> Any:
+        """Run agent verb ``verb`` on the DPU's machine; its answer, or RemoteError."""
+
+    @abstractmethod
+    def prepare(self, job_id: int, job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Put the job's files in place; return its work_dir and how to start its runner
+        (``python`` and ``env`` for the agent's ``start``)."""
+
+    def submit(self, job_id: int, job: dict[str, Any]) -> str:
+        work_dir, how = self.prepare(job_id, job)
+        self.call("start", {"dir": work_dir, **how})
+        return work_dir
+
+    def read_journals(self, work_dir: str, offsets: dict[int, int]) -> dict[int, bytes]:
+        found = self.call("journals", {"dir": work_dir, "offsets": offsets})
+        return {int(n): base64.b64decode(data) for n, data in found.items()}
+
+    def runner_alive(self, work_dir: str) -> bool | None:
+        try:
+            return bool(self.call("alive", {"dir": work_dir}))
+        except RemoteError:
+            return None  # cannot look: neither alive nor gone
+
+    def cancel(self, work_dir: str) -> None:
+        self.call("cancel", {"dir": work_dir})
+
+    def kill(self, work_dir: str, pids: list[int]) -> None:
+        self.call("kill", {"dir": work_dir, "pids": pids})

@@ -1,0 +1,229 @@
+"""The DPU-side agent: small jobs on the DPU's machine, with the standard library only.
+
+Sent as the program text on stdin and run as ``python3 - VERB JSON`` (so it works before
+any AWE code is on the machine, e.g. to unpack the first code snapshot), or imported by the
+local backend. One invocation does one thing for a whole job, so following a 62-task job
+over SSH costs one round trip per poll, not 62. Arguments arrive as one JSON document:
+data, never shell text. The answer is one JSON document on stdout.
+
+Verbs: ``journals`` (new bytes of many task journals), ``alive`` (does the job's runner
+run), ``start`` (start a detached runner), ``cancel`` / ``kill`` (stop it), ``unpack``
+(verify and unpack a code snapshot atomically, refusing unsafe paths), ``check`` (facts for
+``awe dpu check``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+RUNNER_FILE = "runner.json"
+RUNNER_LOG = "runner.log"
+COMPLETE_MARKER = ".complete"
+
+
+class UnsafeArchive(Exception):
+    """A snapshot archive that would write outside its folder, or holds links or devices."""
+
+
+# ---- journals ----
+def journals(args: dict[str, Any]) -> dict[str, str]:
+    """New bytes of the task journals that grew past their offset (base64 by task number)."""
+    folder = Path(args["dir"]) / "tasks"
+    offsets = {int(n): int(o) for n, o in args["offsets"].items()}
+    found: dict[str, str] = {}
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        name, suffix = os.path.splitext(entry.name)
+        if suffix != ".jsonl" or not name.isdigit() or int(name) not in offsets:
+            continue
+        offset = offsets[int(name)]
+        if entry.stat().st_size > offset:
+            with open(entry.path, "rb") as journal:
+                journal.seek(offset)
+                found[name] = base64.b64encode(journal.read()).decode()
+    return found
+
+
+# ---- the runner ----
+def runs_runner(pid: int, job_dir: str) -> bool:
+    """Whether ``pid`` is alive and is this job's runner (or one of its workers or tasks)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    if "\nState:\tZ" in status:  # a zombie has finished
+        return False
+    return b"awe.dpu.runner" in cmdline and job_dir.encode() in cmdline
+
+
+def runner_pid(job_dir: str) -> int | None:
+    try:
+        return json.loads((Path(job_dir) / RUNNER_FILE).read_text())["pid"]
+    except FileNotFoundError:
+        return None
+
+
+def alive(args: dict[str, Any]) -> bool:
+    pid = runner_pid(args["dir"])
+    return pid is not None and runs_runner(pid, args["dir"])
+
+
+def start(args: dict[str, Any]) -> int:
+    """Start the job's runner detached (own session, stdio to files): it outlives us."""
+    job_dir = Path(args["dir"])
+    environment = {**os.environ, **args.get("env", {})}
+    with open(job_dir / RUNNER_LOG, "ab") as log:
+        process = subprocess.Popen(
+            [args["python"], "-m", "awe.dpu.runner", str(job_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+            env=environment,
+            cwd=job_dir,
+        )
+    record = job_dir / RUNNER_FILE
+    temporary = record.with_name(f".{RUNNER_FILE}.tmp")
+    temporary.write_text(json.dumps({"pid": process.pid, "host": socket.gethostname()}))
+    os.replace(temporary, record)
+    return process.pid
+
+
+def cancel(args: dict[str, Any]) -> bool:
+    pid = runner_pid(args["dir"])
+    if pid is not None and runs_runner(pid, args["dir"]):
+        os.kill(pid, signal.SIGTERM)
+        return True
+    return False
+
+
+def kill(args: dict[str, Any]) -> int:
+    """Kill the runner and the given task process groups at once; how many were killed."""
+    killed = 0
+    pid = runner_pid(args["dir"])
+    for target, group in [(pid, False)] + [(p, True) for p in args.get("pids", [])]:
+        if target is None or not runs_runner(target, args["dir"]):
+            continue
+        try:
+            (os.killpg if group else os.kill)(target, signal.SIGKILL)
+            killed += 1
+        except (ProcessLookupError, PermissionError):
+            pass
+    return killed
+
+
+# ---- code snapshots ----
+def check_members(archive: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """The archive's members, refusing absolute paths, '..', links, devices and fifos."""
+    members = archive.getmembers()
+    for member in members:
+        parts = Path(member.name).parts
+        if member.name.startswith(("/", "\\")) or os.path.isabs(member.name) or ".." in parts:
+            raise UnsafeArchive(f"refusing {member.name!r}: it would land outside the folder")
+        if not (member.isfile() or member.isdir()):
+            raise UnsafeArchive(f"refusing {member.name!r}: only files and folders are allowed")
+    return members
+
+
+def unpack(args: dict[str, Any]) -> str:
+    """Verify the archive's sha256, unpack it beside ``dest``, then rename into place."""
+    archive_path, dest = Path(args["archive"]), Path(args["dest"])
+    if (dest / COMPLETE_MARKER).exists():
+        return "present"
+    digest = hashlib.sha256(archive_path.read_bytes()).hexdigest()
+    if digest != args["sha256"]:
+        raise UnsafeArchive(f"archive hash {digest} is not the expected {args['sha256']}")
+    staging = dest.with_name(f".{dest.name}.unpack-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    with tarfile.open(archive_path) as archive:
+        members = check_members(archive)
+        for member in members:
+            target = staging / member.name
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.extractfile(member) as source, open(target, "wb") as out:
+                shutil.copyfileobj(source, out)
+    (staging / COMPLETE_MARKER).write_text(digest)
+    try:
+        os.rename(staging, dest)
+    except OSError:  # another session unpacked the same snapshot meanwhile
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (dest / COMPLETE_MARKER).exists():
+            raise
+    archive_path.unlink(missing_ok=True)
+    return "unpacked"
+
+
+# ---- checks ----
+def check(args: dict[str, Any]) -> dict[str, Any]:
+    facts: dict[str, Any] = {"python": sys.version.split()[0], "executable": sys.executable}
+    modules = {}
+    for name in args.get("modules", []):
+        try:
+            __import__(name)
+            modules[name] = "ok"
+        except Exception as err:  # noqa: BLE001 - report any failure to import
+            modules[name] = f"{type(err).__name__}: {err}"
+    facts["modules"] = modules
+    work_dir = Path(os.path.expanduser(args["work_dir"]))
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        probe = work_dir / f".awe-write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+        facts["work_dir"] = "ok"
+    except OSError as err:
+        facts["work_dir"] = f"{err.strerror or err}"
+    facts["work_dir_path"] = str(work_dir)
+    facts["commands"] = {c: shutil.which(c) for c in args.get("commands", [])}
+    facts["cores"] = os.cpu_count()
+    return facts
+
+
+def home(args: dict[str, Any]) -> str:
+    return os.path.expanduser(args.get("path", "~"))
+
+
+VERBS = {
+    "journals": journals,
+    "alive": alive,
+    "start": start,
+    "cancel": cancel,
+    "kill": kill,
+    "unpack": unpack,
+    "check": check,
+    "home": home,
+}
+
+
+def main(argv: list[str]) -> int:
+    verb, payload = argv[1], json.loads(argv[2])
+    try:
+        answer = {"ok": VERBS[verb](payload)}
+    except Exception as err:  # noqa: BLE001 - every failure goes back as data
+        answer = {"error": f"{type(err).__name__}: {err}"}
+    sys.stdout.write(json.dumps(answer))
+    return 0 if "ok" in answer else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
