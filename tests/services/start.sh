@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts the services AWE's test suite talks to. Idempotent; run as root.
 #   MariaDB on 127.0.0.1:3306 (user root, empty password)
+#   a single-node Slurm (munge, slurmctld, slurmd): tests/services/slurm.sh
 #   OpenSSH's sshd binary (the tests start their own sshd on a free port of 127.0.0.1)
 set -euo pipefail
 
@@ -23,3 +24,4 @@ if ! mariadb_up; then
   mariadb_up || { echo "MariaDB did not start; see /var/log/mysql/error.log" >&2; exit 1; }
 fi
 echo "MariaDB is up on 127.0.0.1:3306"
+bash "$(dirname "$0")/slurm.sh"
