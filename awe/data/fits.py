@@ -50,7 +50,9 @@ class HduExtent:
 
 
 def check_structure(path: str | os.PathLike[str]) -> list[HduExtent]:
-    """The HDUs of a FITS file; :class:`FitsProblem` if it is not FITS or is truncated.
+    """The HDUs of a FITS file; :class:`FitsProblem` if it is not FITS or is truncated
+    (shorter than its headers promise, not whole 2880-byte blocks, or fewer extensions
+    than the primary header's NEXTEND).
 
     Gzip-compressed files cannot be checked without inflating them; for those, astropy's
     own checks (when the data is read) are all there is."""
@@ -65,12 +67,20 @@ def check_structure(path: str | os.PathLike[str]) -> list[HduExtent]:
                 "is not a FITS file (it does not begin with the card SIMPLE =); "
                 "give FITS files such as .fits or .fits.fz"
             )
+        if size % BLOCK:
+            raise FitsProblem(
+                f"is truncated: its {size} bytes are not a whole number of 2880-byte FITS "
+                f"blocks; copy it again from its source"
+            )
         stream.seek(0)
         extents = []
         offset = 0
+        announced = None
         while offset < size:
             header_offset = offset
             cards, offset = _read_header(stream, offset, size, len(extents))
+            if not extents and "NEXTEND" in cards:
+                announced = int(cards["NEXTEND"])
             data_size = _data_size(cards, len(extents))
             extents.append(HduExtent(header_offset, offset, data_size))
             if offset + data_size > size:
@@ -79,8 +89,11 @@ def check_structure(path: str | os.PathLike[str]) -> list[HduExtent]:
                     f"but the file has {size}; copy it again from its source"
                 )
             offset += _padded(data_size)
-            if size - offset < BLOCK:  # only padding (or nothing) left
-                break
+    if announced is not None and len(extents) - 1 < announced:
+        raise FitsProblem(
+            f"is truncated: its primary header announces NEXTEND = {announced} extensions "
+            f"but the file holds {len(extents) - 1}; copy it again from its source"
+        )
     return extents
 
 

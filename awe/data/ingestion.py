@@ -150,8 +150,11 @@ def ingest_file(path: Path, database: Database, store: DataStore) -> FileResult:
     except (FitsProblem, OSError) as err:
         result.error = f"{path}: {_reason(err)}"
         return result
-    except DataError as err:
+    except IngestError as err:  # already names the file
         result.error = str(err)
+        return result
+    except DataError as err:  # an unknown chip, filter or frame type value
+        result.error = f"{path}: {err}"
         return result
     created = [digest for _chip, (digest, _size, new) in contents if new]
     try:
@@ -362,11 +365,8 @@ def _record(
 
     with database.session() as session:
         digests = [digest for _chip, (digest, _size, _new) in contents]
-        present = set(
-            session.execute(
-                select(Frame.sha256, Frame.frame_type).where(Frame.sha256.in_(digests))
-            ).tuples()
-        )
+        query = select(Frame.sha256, Frame.frame_type).where(Frame.sha256.in_(digests))
+        present = {(digest, frame_type) for digest, frame_type in session.execute(query)}
         for chip, (digest, size, _new) in contents:
             if (digest, chip.frame_type) in present:
                 result.present += 1

@@ -124,6 +124,27 @@ def wcs_from_cards(cards: dict[str, Any]):
     return wcs
 
 
+def focal_plane_of_sky(
+    instrument: Instrument, ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Undistorted focal-plane pixels (u, v) of sky positions for a pointing (gnomonic):
+    a cheap first cut of which stars can fall on a chip, before the exact WCS."""
+    a0, d0 = math.radians(ra0), math.radians(dec0)
+    a, d = np.radians(ra), np.radians(dec)
+    cos_c = np.sin(d) * math.sin(d0) + np.cos(d) * math.cos(d0) * np.cos(a - a0)
+    xi = np.cos(d) * np.sin(a - a0) / cos_c
+    eta = (np.sin(d) * math.cos(d0) - np.cos(d) * math.sin(d0) * np.cos(a - a0)) / cos_c
+    per_pixel = math.radians(instrument.pixel_scale / 3600.0)
+    return -xi / per_pixel, eta / per_pixel
+
+
+def chip_local(chip: Chip, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Focal-plane pixels relative to a chip's centre, along the chip's own axes."""
+    rot = _rotation(chip)
+    du, dv = u - chip.center[0], v - chip.center[1]
+    return rot[0, 0] * du + rot[1, 0] * dv, rot[0, 1] * du + rot[1, 1] * dv
+
+
 def sky_to_pixel(
     cards: dict[str, Any], ra: np.ndarray, dec: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

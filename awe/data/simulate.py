@@ -39,6 +39,7 @@ from awe.data.instruments import Chip, Filter, Instrument, get_instrument
 from awe.data.sim_chip import ChipModel, Stars, fringe_pattern, rng_for
 
 DEFAULT_SEED = 1
+STARRY = ("RawScienceFrame", "RawStandardFrame", "RawTwilightFlatFrame")  # frames with stars
 MODEL_CACHE_BYTES = 2_000_000_000  # keep every chip's hardware in memory below this
 TRUTH_FOLDER = "truth"
 REFCAT_FOLDER = "refcat"
@@ -56,6 +57,7 @@ class Exposure:
     exposure_time: float
     start: datetime
     object: str
+    field: tuple[float, float]  # centre of the observed field, before dithering
     pointing: tuple[float, float]  # commanded (what the header says)
     true_pointing: tuple[float, float]
     airmass: float
@@ -192,6 +194,7 @@ def plan_night(
                 exposure_time=float(exptime),
                 start=start,
                 object=obj,
+                field=tuple(pointing),
                 pointing=commanded,
                 true_pointing=true,
                 airmass=sim_sky.airmass(*commanded, mjd, site.longitude_deg, site.latitude_deg),
@@ -295,16 +298,18 @@ def _catalogue(
     density = plan["stars_per_chip"] / chip_area
     margin = max(abs(e.pointing[1] - e.true_pointing[1]) for e in exposures) if exposures else 0
     radius = sim_sky.field_radius_pixels(instrument) * instrument.pixel_scale / 3600.0
-    fields = {}
-    for exposure in exposures:
-        if exposure.frame_type in ("RawScienceFrame", "RawStandardFrame", "RawTwilightFlatFrame"):
-            fields.setdefault(exposure.object, exposure.pointing)
-    discs = [(ra, dec, radius * 1.1 + margin + 0.02) for ra, dec in fields.values()]
+    fields = sorted({e.field for e in exposures if e.frame_type in STARRY})
+    dither = (
+        max(float(refcat.angular_distance(*e.field, *e.true_pointing)) for e in exposures)
+        if exposures
+        else 0.0
+    )
+    discs = [(ra, dec, radius * 1.1 + margin + dither + 0.01) for ra, dec in fields]
     parts = (
         [refcat.synthetic_catalogue(discs, density, plan["star_mag_range"], rng)] if discs else []
     )
     bright_chips = [c for c in instrument.working_chips]
-    for ra, dec in fields.values():
+    for ra, dec in fields:
         count = min(int(plan["bright_stars_per_field"]), len(bright_chips))
         for chip_index in rng.choice(len(bright_chips), size=count, replace=False):
             chip = bright_chips[chip_index]
@@ -364,13 +369,9 @@ def _write_exposure(
     plan = instrument.simulation
     fwhm = exposure.fwhm_arcsec / instrument.pixel_scale
     sky = _sky_adu(instrument, exposure)
-    stars_visible = exposure.frame_type in (
-        "RawScienceFrame",
-        "RawStandardFrame",
-        "RawTwilightFlatFrame",
-    )
+    stars_visible = exposure.frame_type in STARRY
     flux = _star_fluxes(instrument, exposure, catalogue) if stars_visible else None
-    near = _near(instrument, exposure, catalogue) if stars_visible else np.zeros(0, dtype=bool)
+    near = _near(instrument, exposure, catalogue) if stars_visible else None
     images, chips_truth = [], {}
     row_phase = float(rng_for(seed, 6, exposure.index).uniform(0, 2 * np.pi))
     for chip in instrument.chips:
@@ -380,7 +381,9 @@ def _write_exposure(
         signal = _signal(instrument, exposure, chip, model, models, sky)
         stars, star_truth = None, None
         if stars_visible:
-            stars, star_truth = _chip_stars(model, truth_cards, catalogue, near, flux, fwhm, plan)
+            stars, star_truth = _chip_stars(
+                instrument, chip, model, truth_cards, catalogue, near, flux, fwhm
+            )
         image, truth = model.expose(
             rng,
             signal=signal,
@@ -398,13 +401,11 @@ def _write_exposure(
     name = instrument.file_name.format(
         date_obs=exposure.date_obs, exposure_number=exposure.exposure_number
     )
+    # Tile compression (.fz, as DECam's archive keeps raws) unless the plan turns it off.
+    compress = bool(plan.get("compress", name.endswith(".fz")))
+    name = name if compress or not name.endswith(".fz") else name[: -len(".fz")]
     path = out / name
-    write_mef(
-        path,
-        _primary_cards(instrument, exposure, seed, name),
-        images,
-        compress=name.endswith(".fz"),
-    )
+    write_mef(path, _primary_cards(instrument, exposure, seed, name), images, compress=compress)
     return path, {
         "file": name,
         "frame_type": exposure.frame_type,
@@ -460,17 +461,39 @@ def _star_fluxes(
     )
 
 
-def _near(instrument: Instrument, exposure: Exposure, catalogue: refcat.Catalogue) -> np.ndarray:
+@dataclass
+class _FieldStars:
+    """The catalogue stars near one exposure's pointing, with their undistorted
+    focal-plane positions: the cheap first cut for every chip."""
+
+    index: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+
+
+def _near(instrument: Instrument, exposure: Exposure, catalogue: refcat.Catalogue) -> _FieldStars:
     radius = sim_sky.field_radius_pixels(instrument) * instrument.pixel_scale / 3600.0 * 1.1 + 0.01
     ra, dec = exposure.true_pointing
-    return refcat.angular_distance(catalogue["ra"], catalogue["dec"], ra, dec) <= radius
+    index = np.flatnonzero(
+        refcat.angular_distance(catalogue["ra"], catalogue["dec"], ra, dec) <= radius
+    )
+    u, v = sim_sky.focal_plane_of_sky(
+        instrument, ra, dec, catalogue["ra"][index], catalogue["dec"][index]
+    )
+    return _FieldStars(index, u, v)
 
 
-def _chip_stars(model: ChipModel, cards, catalogue, near, flux, fwhm, plan):
+def _chip_stars(instrument, chip, model: ChipModel, cards, catalogue, near, flux, fwhm):
     """The stars that fall on (or near enough to shine onto) this chip, and their truth."""
-    index = np.flatnonzero(near)
+    beta = float(instrument.simulation["moffat_beta"])
+    # First cut in the undistorted focal plane, with room for the largest stamp and the
+    # distortion; then exact positions through the chip's TAN-SIP WCS.
+    k = float(instrument.simulation.get("distortion_k3", 0.0))
+    margin = 20 * fwhm + abs(k) * sim_sky.field_radius_pixels(instrument) ** 3 + 2
+    du, dv = sim_sky.chip_local(chip, near.u, near.v)
+    first = (np.abs(du) <= model.nx / 2 + margin) & (np.abs(dv) <= model.ny / 2 + margin)
+    index = near.index[first]
     x, y = sim_sky.sky_to_pixel(cards, catalogue["ra"][index], catalogue["dec"][index])
-    beta = float(plan["moffat_beta"])
     pad = Stars(x=x, y=y, flux=flux[index], fwhm=fwhm, beta=beta).stamp_radius()
     on = (x + pad >= model.x0) & (x - pad < model.x0 + model.nx)
     on &= (y + pad >= model.y0) & (y - pad < model.y0 + model.ny)
@@ -500,6 +523,7 @@ def _primary_cards(
         "ORIGIN": "AWE simulator",
         "TELESCOP": instrument.telescope,
         "INSTRUME": instrument.header_names[0],
+        "NEXTEND": len(instrument.chips),
         keys["object"]: exposure.object,
         keys["frame_type"]: instrument.header_value(exposure.frame_type),
         keys["exposure_number"]: exposure.exposure_number,
