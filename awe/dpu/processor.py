@@ -23,6 +23,7 @@ from awe.errors import AweError, DatabaseError
 if TYPE_CHECKING:
     from awe.db.engine import Database
     from awe.dpu.backends.base import Backend
+    from awe.dpu.planner import PlannedTask
     from awe.dpu.registry import Registry
     from awe.dpu.status import JobStatus
     from awe.sequence import Option
@@ -175,13 +176,16 @@ class Processor:
         send_code: bool = True,
         dpu: str | None = None,
         time_limit: float | None = None,
+        dry_run: bool = False,
         **options: Any,
-    ) -> int:
+    ) -> int | dict[int, str]:
         """Submit ``sequence`` (or a chain ``'A>B'``) with ``options``; return the job id.
 
         ``send_code``: run this checkout's code (recorded as a snapshot id) rather than the
         code installed on the DPU. ``dpu``: another DPU for this run only. ``time_limit``:
-        seconds per task before it is aborted (default: the sequence's own).
+        seconds per task before it is aborted (default: the sequence's own). ``dry_run``:
+        plan the job and print its tasks (and batch scripts, on a Slurm DPU) without
+        recording or submitting anything; return the scripts by task number.
         """
         from awe.db.jobs import TaskSpec, record_job
         from awe.dpu.codeship import code_roots, snapshot_id
@@ -201,6 +205,8 @@ class Processor:
         self.say(
             f"Estimated process time : {estimated_seconds(tasks, backend.workers):.0f} seconds"
         )
+        if dry_run:
+            return self._dry_run(backend, sequence, parsed.commit, tasks)
         code_id = snapshot_id(code_roots(Path(self.env.home))) if send_code else None
         job_id = record_job(
             self.database,
@@ -233,6 +239,46 @@ class Processor:
         self.say(f"Sending job with identifier {job_id} to DPU")
         self.session_jobs.append(job_id)
         return job_id
+
+    def _dry_run(
+        self, backend: Backend, sequence: str, commit: bool, tasks: list[PlannedTask]
+    ) -> dict[int, str]:
+        """Show what a run would submit; nothing is recorded, written or submitted."""
+        job = {
+            "job_id": None,
+            "sequence": sequence,
+            "home": self.env.home,
+            "commit": commit,
+            "tasks": [t.to_json() for t in tasks],
+        }
+        scripts = backend.preview(job)
+        for task in tasks:
+            waits = ", ".join(tasks[n].name for n in task.depends_on) or "nothing"
+            self.say(f"Dry run: task {task.number} {task.name} waits for {waits}")
+        for number, script in scripts.items():
+            print(f"---- batch script of task {number} ({tasks[number].name}) ----")
+            print(script, end="")
+        self.say(f"Dry run: {len(tasks)} tasks for DPU {backend.name}; nothing was submitted")
+        return scripts
+
+    def show_batch_script(self, jobid: int) -> dict[int, str]:
+        """Print and return the batch scripts of job ``jobid`` (a Slurm DPU's), by task."""
+        from awe.db.models import Job
+
+        (jobid,) = self._job_ids(jobid)
+        with self.database.session() as session:
+            job = session.get(Job, jobid)
+            work_dir, dpu_name = job.work_dir, job.dpu_name
+        scripts = self.backend(dpu_name).batch_scripts(work_dir) if work_dir else {}
+        if not scripts:
+            raise AweError(
+                f"job {jobid} ran on DPU {dpu_name}, which runs tasks on its own pool and "
+                f"writes no batch scripts; only Slurm DPUs do"
+            )
+        for number, script in scripts.items():
+            print(f"---- batch script of job {jobid} task {number} ----")
+            print(script, end="")
+        return scripts
 
     def _set_work_dir(self, job_id: int, work_dir: str) -> None:
         from awe.db.models import Job

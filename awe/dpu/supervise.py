@@ -44,17 +44,19 @@ def supervise(
     should_abort: Callable[[], str | None] = lambda: None,
     watch_fd: int | None = None,
     close_in_child: tuple[int, ...] = (),
+    explain_signal: Callable[[int], str | None] = lambda _signum: None,
 ) -> dict[str, Any]:
     """Run ``task`` in a child process; return ``{"state", "reason", "products"}``.
 
     ``watch_fd`` (readable when the caller may want to stop the task) wakes the wait early;
     ``should_abort()`` then returns the reason to kill the task (``None``: go on).
     ``close_in_child`` are descriptors the child must not keep (the caller's own pipes), so
-    their readers see them close when the caller dies.
+    their readers see them close when the caller dies. ``explain_signal(signum)`` may say
+    who sent the signal that killed the task (a batch system's memory limit, say).
     """
     journal = JournalWriter(journal_path(job_dir, task["number"]))
     try:
-        return _Supervision(journal, should_abort, watch_fd).run(
+        return _Supervision(journal, should_abort, watch_fd, explain_signal).run(
             lambda out_fd, control_fd: _run_child(
                 job, task, spec, upstream, job_dir, out_fd, control_fd, close_in_child
             ),
@@ -66,9 +68,14 @@ def supervise(
 
 class _Supervision:
     def __init__(
-        self, journal: JournalWriter, should_abort: Callable[[], str | None], watch_fd: int | None
+        self,
+        journal: JournalWriter,
+        should_abort: Callable[[], str | None],
+        watch_fd: int | None,
+        explain_signal: Callable[[int], str | None] = lambda _signum: None,
     ) -> None:
         self.journal = journal
+        self.explain_signal = explain_signal
         self.should_abort = should_abort
         self.watch_fd = watch_fd
         self.products: list[dict[str, Any]] = []
@@ -180,7 +187,10 @@ class _Supervision:
         if self.result is not None:
             return self.result["state"], self.result.get("reason")
         if os.WIFSIGNALED(status):
-            return "A", f"killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+            signum = os.WTERMSIG(status)
+            return "A", self.explain_signal(signum) or (
+                f"killed by signal {signal.Signals(signum).name}"
+            )
         return "A", f"exited with code {os.WEXITSTATUS(status)} without reporting a result"
 
 

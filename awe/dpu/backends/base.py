@@ -47,6 +47,15 @@ class Backend(ABC):
         """
         return Verdict(gone=self.runner_alive(work_dir) is False)
 
+    def preview(self, job: dict[str, Any]) -> dict[int, str]:
+        """The batch scripts ``job`` would get, by task number, submitting nothing (a dry
+        run). A DPU that runs tasks on its own pool has none."""
+        return {}
+
+    def batch_scripts(self, work_dir: str) -> dict[int, str]:
+        """The batch scripts of a submitted job, by task number (none on a pool DPU)."""
+        return {}
+
     @abstractmethod
     def cancel(self, work_dir: str) -> None:
         """Ask the runner to stop the job (it kills running tasks, skips queued ones)."""
