@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from traitlets import Dict, TraitError, Unicode, default, observe, validate
+from traitlets import Dict, List, TraitError, Unicode, default, observe, validate
 from traitlets.config import Config, Configurable
 
 from awe.errors import ConfigError
@@ -55,7 +55,7 @@ RUNTIME_SOURCE = "set at run time"
 
 
 #: Keys only a config file (or run-time code) can set: no environment variable.
-CONFIG_ONLY_KEYS = ("dpus",)
+CONFIG_ONLY_KEYS = ("dpus", "code_paths")
 
 
 def configured_dpu_names(env: Env | None = None) -> list[str]:
@@ -85,6 +85,11 @@ class Env(Configurable):
     dpus = Dict(
         help="DPU definitions: name -> settings (host, user, work_dir, python, scheduler, "
         "setup, slurm, ...); see docs/dpus.md. 'local' is built in."
+    ).tag(config=True)
+    code_paths = List(
+        Unicode(),
+        help="More folders of your own code to ship with every job (each becomes a "
+        "top-level package on the DPU), besides awe/, sequences/ and home/sequences/.",
     ).tag(config=True)
     session_log = Unicode(
         ".",

@@ -60,6 +60,15 @@ class Unit:
     inputs: tuple[Any, ...] = ()
 
 
+def file_input(path: str | Path) -> dict[str, str]:
+    """A file as a task input: by path and content hash, so a remote DPU receives it once
+    (into its content-addressed store) and the task finds it at ``input["path"]``."""
+    from awe.data.store import sha256_file
+
+    resolved = Path(path).expanduser().resolve()
+    return {"path": str(resolved), "sha256": sha256_file(resolved), "name": resolved.name}
+
+
 @dataclass(frozen=True)
 class SelectionContext:
     """What ``select`` may consult: the job database and the session's settings."""

@@ -83,3 +83,13 @@ def database(database_url: str):
     db = open_database(database_url)
     yield db
     db.dispose()
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory):
+    """A real OpenSSH server on 127.0.0.1 (started once per test session)."""
+    from tests.sshd import SSHServer
+
+    server = SSHServer(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()

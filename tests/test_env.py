@@ -59,8 +59,8 @@ def test_every_key_has_an_environment_variable(monkeypatch: pytest.MonkeyPatch, 
         assert getattr(env, key) == value
         assert env.source_of(key) == f"environment variable {ENV_VARIABLES[key]}"
     traits = set(Env.class_trait_names()) - {"config", "parent", "log"}
-    assert set(ENV_VARIABLES) == traits - {"dpus"}  # DPU definitions: config file only
-    assert Env.keys() == [*ENV_VARIABLES, "dpus"]
+    assert set(ENV_VARIABLES) == traits - {"dpus", "code_paths"}  # config file only
+    assert Env.keys() == [*ENV_VARIABLES, "dpus", "code_paths"]
 
 
 def test_bad_value_names_key_and_source(awe_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from awe.dpu.remote.shell import NoAnswer, RemoteError
 from awe.dpu.session_log import SessionLog
 from awe.env import Env, configured_dpu_names, load_env
 from awe.errors import AweError, DatabaseError
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from awe.dpu.status import JobStatus
     from awe.sequence import Option
 
+#: Packages a DPU's Python needs for AWE's own sequences (checked by check_dpu).
+CHECKED_MODULES = ("numpy", "astropy")
 #: Seconds between two looks at the journals while waiting.
 WAIT_POLL = 0.2
 #: Seconds a runner gets to stop its tasks after a cancel before it is killed.
@@ -122,6 +125,57 @@ class Processor:
             return f"this machine ({socket.gethostname()}, {os.cpu_count()} cores)"
         return self.env.dpu_definitions()[name].describe()
 
+    def check_dpu(self, name: str | None = None) -> dict[str, Any]:
+        """Check that DPU ``name`` (default: the selected one) can run jobs: connection,
+        Python, the packages sequences need, a writable work dir, the scheduler's commands.
+        Prints each finding and what to do about it; returns ``{"ok", "problems", "facts"}``.
+        """
+        name = name or self.env.dpu_name
+        backend = self.backend(name)
+        definition = None if name == "local" else self.env.dpu_definitions()[name]
+        commands = (
+            ["sbatch", "squeue", "scancel", "sacct"]
+            if (definition and definition.scheduler == "slurm")
+            else []
+        )
+        problems: list[str] = []
+        facts: dict[str, Any] = {}
+        try:
+            facts = backend.facts(list(CHECKED_MODULES), commands)
+        except NoAnswer as err:
+            python = definition.python if definition else "python"
+            problems.append(
+                f"cannot run {python!r} on DPU {name}: {err}. Fix: set 'python' "
+                f"of DPU {name!r} to a Python 3.10+ that exists there."
+            )
+        if facts:
+            self.say(
+                f"DPU {name}: Python {facts['python']} ({facts['executable']}), "
+                f"{facts['cores']} cores"
+            )
+            for module, outcome in facts["modules"].items():
+                if outcome != "ok":
+                    problems.append(
+                        f"{module} does not import there ({outcome}). Fix: "
+                        f"pip install {module} into that Python (or a setup line)"
+                    )
+            if facts["work_dir"] != "ok":
+                problems.append(
+                    f"work dir {facts['work_dir_path']} is not writable "
+                    f"({facts['work_dir']}). Fix: choose a writable 'work_dir'."
+                )
+            for command, path in facts["commands"].items():
+                if path is None:
+                    problems.append(
+                        f"{command} is not on the PATH there. Fix: add the "
+                        f"scheduler's module to the DPU's 'setup' lines."
+                    )
+        for problem in problems:
+            self.say(f"PROBLEM: {problem}")
+        if not problems:
+            self.say(f"DPU {name} is ready")
+        return {"ok": not problems, "problems": problems, "facts": facts}
+
     def select_dpu(self, name: str) -> str:
         """Send this session's jobs to DPU ``name`` from now on."""
         self.env.set("dpu_name", name)
@@ -188,7 +242,7 @@ class Processor:
         recording or submitting anything; return the scripts by task number.
         """
         from awe.db.jobs import TaskSpec, record_job
-        from awe.dpu.codeship import code_roots, snapshot_id
+        from awe.dpu.codeship import build_snapshot, code_roots
         from awe.dpu.options import parse_options
         from awe.dpu.planner import estimated_seconds, plan_job
         from awe.sequence import SelectionContext
@@ -207,7 +261,12 @@ class Processor:
         )
         if dry_run:
             return self._dry_run(backend, sequence, parsed.commit, tasks)
-        code_id = snapshot_id(code_roots(Path(self.env.home))) if send_code else None
+        snapshot = (
+            build_snapshot(code_roots(Path(self.env.home), self.env.code_paths))
+            if send_code
+            else None
+        )
+        code_id = snapshot.id if snapshot else None
         job_id = record_job(
             self.database,
             username=self.env.username,
@@ -231,7 +290,7 @@ class Processor:
             "tasks": [t.to_json() for t in tasks],
         }
         try:
-            work_dir = backend.submit(job_id, description)
+            work_dir = backend.submit(job_id, description, snapshot)
         except Exception:
             self._delete_job(job_id)  # nothing half-written: no job that will never run
             raise
@@ -331,7 +390,13 @@ class Processor:
                 )
             ).all()
         for job_id, dpu_name in rows:
-            sync_job(self.database, self.backend(dpu_name), job_id)
+            try:
+                sync_job(self.database, self.backend(dpu_name), job_id)
+            except RemoteError as err:  # show what the database knows, and say why
+                self.say(
+                    f"WARNING: job {job_id}: cannot reach DPU {dpu_name} ({err}); "
+                    f"showing its last known state"
+                )
 
     def _statuses(self, jobids: int | list[int] | None) -> list[JobStatus]:
         from awe.dpu.status import job_statuses

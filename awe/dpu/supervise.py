@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from awe.data.store import sha256_file
 from awe.dpu.journal import JournalWriter, journal_path
 from awe.sequence import NothingToDo, Product, SequenceSpec, TaskContext, Unit
 
@@ -245,7 +246,7 @@ def _run_child(
         os.chdir(work_dir)
 
         def add_product(path: str | os.PathLike[str], kind: str, **metadata: Any) -> Product:
-            product = Product(str(Path(path).resolve()), kind, _sha256(Path(path)), metadata)
+            product = Product(str(Path(path).resolve()), kind, sha256_file(path), metadata)
             record = {
                 "path": product.path,
                 "kind": kind,
@@ -293,13 +294,3 @@ def _task_logger(name: str) -> logging.Logger:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     return logging.getLogger(f"awe.task.{name}")
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from awe.dpu.codeship import Snapshot
 
 
 @dataclass(frozen=True)
@@ -29,8 +32,9 @@ class Backend(ABC):
     workers: int
 
     @abstractmethod
-    def submit(self, job_id: int, job: dict[str, Any]) -> str:
-        """Write the job description and start its runner; return the job's work_dir."""
+    def submit(self, job_id: int, job: dict[str, Any], snapshot: Snapshot | None = None) -> str:
+        """Put the job (and the code ``snapshot``, if any, where the DPU runs it) in place
+        and start it; return the job's work_dir."""
 
     @abstractmethod
     def read_journals(self, work_dir: str, offsets: dict[int, int]) -> dict[int, bytes]:

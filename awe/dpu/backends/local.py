@@ -12,11 +12,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from awe.dpu.backends.pool import SINGLE_THREADED, PoolBackend
 from awe.dpu.journal import JOB_FILE
 from awe.dpu.remote.agent import VERBS
+
+if TYPE_CHECKING:
+    from awe.dpu.codeship import Snapshot
 
 
 class LocalBackend(PoolBackend):
@@ -26,10 +29,16 @@ class LocalBackend(PoolBackend):
         self.home = home
         self.workers = workers or os.cpu_count() or 1
 
+    def check_dir(self) -> str:
+        return str(self.home / "jobs")
+
     def call(self, verb: str, args: dict[str, Any]) -> Any:
         return VERBS[verb](args)
 
-    def prepare(self, job_id: int, job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def prepare(
+        self, job_id: int, job: dict[str, Any], snapshot: Snapshot | None
+    ) -> tuple[str, dict[str, Any]]:
+        # This machine runs this checkout's code already: the snapshot is only recorded.
         work_dir = self.home / "jobs" / str(job_id)
         (work_dir / "tasks").mkdir(parents=True, exist_ok=True)
         description = work_dir / JOB_FILE

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 from abc import abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from awe.dpu.codeship import Snapshot
 
 from awe.dpu.backends.base import Backend
 from awe.dpu.remote.shell import RemoteError
@@ -23,12 +26,14 @@ class PoolBackend(Backend):
         """Run agent verb ``verb`` on the DPU's machine; its answer, or RemoteError."""
 
     @abstractmethod
-    def prepare(self, job_id: int, job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def prepare(
+        self, job_id: int, job: dict[str, Any], snapshot: Snapshot | None
+    ) -> tuple[str, dict[str, Any]]:
         """Put the job's files in place; return its work_dir and how to start its runner
         (``python`` and ``env`` for the agent's ``start``)."""
 
-    def submit(self, job_id: int, job: dict[str, Any]) -> str:
-        work_dir, how = self.prepare(job_id, job)
+    def submit(self, job_id: int, job: dict[str, Any], snapshot: Snapshot | None = None) -> str:
+        work_dir, how = self.prepare(job_id, job, snapshot)
         self.call("start", {"dir": work_dir, **how})
         return work_dir
 
@@ -44,6 +49,16 @@ class PoolBackend(Backend):
 
     def cancel(self, work_dir: str) -> None:
         self.call("cancel", {"dir": work_dir})
+
+    def facts(self, modules: list[str], commands: list[str]) -> dict[str, Any]:
+        """What the DPU's machine offers: Python, importable modules, work dir, commands."""
+        return self.call(
+            "check", {"modules": modules, "commands": commands, "work_dir": self.check_dir()}
+        )
+
+    def check_dir(self) -> str:
+        """The folder whose writability ``facts`` checks."""
+        return "~/.awe-dpu"
 
     def kill(self, work_dir: str, pids: list[int]) -> None:
         self.call("kill", {"dir": work_dir, "pids": pids})

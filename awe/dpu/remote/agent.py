@@ -199,6 +199,14 @@ def check(args: dict[str, Any]) -> dict[str, Any]:
     return facts
 
 
+def sha256(args: dict[str, Any]) -> str:
+    digest = hashlib.sha256()
+    with open(args["path"], "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def home(args: dict[str, Any]) -> str:
     return os.path.expanduser(args.get("path", "~"))
 
@@ -212,6 +220,7 @@ VERBS = {
     "unpack": unpack,
     "check": check,
     "home": home,
+    "sha256": sha256,
 }
 
 

@@ -24,6 +24,10 @@ class RemoteError(AweError):
     """A command on a DPU's machine failed, timed out, or the machine was unreachable."""
 
 
+class NoAnswer(RemoteError):
+    """A command ran on the DPU's machine but did not answer (e.g. its Python is missing)."""
+
+
 @dataclass(frozen=True)
 class CommandResult:
     argv: tuple[str, ...]

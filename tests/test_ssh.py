@@ -1,0 +1,254 @@
+"""Remote DPUs over SSH against a real OpenSSH server on 127.0.0.1: code shipping, data
+staging, detached runners that survive the connection, cancel, host keys, quoting."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from awe.db.models import JobState
+from awe.dpu import Processor
+from awe.dpu.remote import agent
+from awe.dpu.remote.ssh import HostKeyError
+from awe.errors import AweError
+
+SEQUENCES = Path(__file__).parent / "sequences" / "remote.py"
+TIMEOUT = 120
+
+
+@pytest.fixture
+def remote_work(tmp_path: Path) -> Path:
+    return tmp_path / "remote-work"
+
+
+@pytest.fixture
+def dpu(awe_home: Path, database_url: str, sshd, remote_work: Path) -> Processor:
+    (awe_home / "sequences").mkdir(parents=True)
+    shutil.copy(SEQUENCES, awe_home / "sequences" / "remote.py")
+    return Processor(
+        database_url=database_url,
+        username="alice",
+        dpus={"far": sshd.dpu(remote_work, max_workers=2)},
+        dpu_name="far",
+    )
+
+
+def products(dpu: Processor, job_id: int) -> dict[str, str]:
+    """sha256 of each product by chip, from the journals as folded into the logs."""
+    text = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert "Product EchoFile" in text
+    from sqlalchemy import select
+
+    from awe.db.models import Job
+
+    with dpu.database.session() as session:
+        job_dir = session.scalar(select(Job.work_dir).where(Job.id == job_id))
+    found = {}
+    for journal in sorted(Path(job_dir, "tasks").glob("*.jsonl")):
+        for line in journal.read_text().splitlines():
+            event = json.loads(line)
+            if event["event"] == "product":
+                found[event["metadata"]["chip"]] = event["sha256"]
+    return found
+
+
+def test_remote_job_gives_the_local_products(dpu: Processor) -> None:
+    remote_id = dpu.run("Echo", n=3, o="M31")
+    local_id = dpu.run("Echo", n=3, o="M31", dpu="local")
+    statuses = dpu.wait([remote_id, local_id], timeout=TIMEOUT)
+    assert [s.counts["N"] for s in statuses] == [3, 3]
+    remote, local = products(dpu, remote_id), products(dpu, local_id)
+    assert remote == local and len(remote) == 3
+
+
+def test_unchanged_code_is_uploaded_once_and_edits_travel(dpu, awe_home: Path) -> None:
+    backend = dpu.backend()
+    first = dpu.run("Echo", n=1)
+    uploaded_first = backend.shell.bytes_uploaded
+    second = dpu.run("Echo", n=1)
+    uploaded_second = backend.shell.bytes_uploaded - uploaded_first
+    assert uploaded_first > 50_000  # the snapshot: awe/, sequences/, home/sequences/
+    assert uploaded_second < 5_000  # job.json only
+    source = awe_home / "sequences" / "remote.py"
+    source.write_text(source.read_text().replace('marker = "version 1"', 'marker = "version 2"'))
+    third = dpu.run("Echo", n=1)
+    dpu.wait([first, second, third], timeout=TIMEOUT)
+    logs = dpu.get_logs([second, third])
+    assert any("Echo version 1" in line for line in logs[second])
+    assert any("Echo version 2" in line for line in logs[third])
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["x; touch owned", "$(touch owned)", "`touch owned`", "a'b\"c", "line1\nline2", "*", "--help"],
+)
+def test_shell_syntax_in_options_is_data(dpu: Processor, remote_work: Path, value: str) -> None:
+    job_id = dpu.run("Echo", n=1, o=value)
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts["N"] == 1
+    product = next((remote_work / "jobs" / str(job_id) / "tasks" / "0").glob("echo-*.txt"))
+    assert product.read_text() == f"c0:{value}\n"
+    assert not list(remote_work.rglob("owned")) and not Path("owned").exists()
+
+
+def test_inputs_are_staged_once_by_content(dpu: Processor, tmp_path: Path, remote_work) -> None:
+    data = tmp_path / "input.txt"
+    data.write_text("photons\n")
+    first = dpu.run("Digest", f=str(data))
+    dpu.wait(first, timeout=TIMEOUT)
+    uploaded = dpu.backend().shell.bytes_uploaded
+    second = dpu.run("Digest", f=str(data))
+    dpu.wait(second, timeout=TIMEOUT)
+    stored = list((remote_work / "store").rglob("*"))
+    assert len([p for p in stored if p.is_file()]) == 1
+    assert dpu.backend().shell.bytes_uploaded - uploaded < 5_000  # job.json, not the data
+    assert any("photons" in line for line in dpu.get_logs(second)[second])
+
+
+def test_job_survives_sshd_restart_and_status_catches_up(dpu: Processor, sshd) -> None:
+    job_id = dpu.run("Nap", s=3.0)
+    dpu.get_status(job_id)
+    sshd.stop()
+    try:
+        (status,) = dpu.get_status(job_id)  # cannot reach: last known state, no exception
+        assert not status.is_final
+    finally:
+        sshd.start()
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.state is JobState.FINISHED and status.counts["N"] == 1
+    assert any("woke up" in line for line in dpu.get_logs(job_id)[job_id])
+
+
+def test_cancel_stops_the_remote_processes(dpu: Processor, remote_work: Path) -> None:
+    job_id = dpu.run("Nap", s=60.0)
+    pid_file = remote_work / "jobs" / str(job_id) / "tasks" / "0" / "pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    status = dpu.cancel_job(job_id)
+    assert status.state is JobState.CANCELLED and status.counts["A"] == 1
+    ps = dpu.backend().shell.run(["ps", "-eo", "pid,args"]).text
+    assert str(remote_work / "jobs" / str(job_id)) not in ps  # no runner, worker or task
+
+
+def test_unknown_host_key_is_refused_with_advice(awe_home, sshd, remote_work, tmp_path) -> None:
+    empty = tmp_path / "empty_known_hosts"
+    dpu = Processor(dpus={"far": sshd.dpu(remote_work, known_hosts=str(empty))}, dpu_name="far")
+    with pytest.raises(HostKeyError) as err:
+        dpu.check_dpu("far")
+    message = str(err.value)
+    assert "unknown host key" in message and "SHA256:" in message
+    assert f"ssh-keyscan -p {sshd.port} 127.0.0.1 >> {empty}" in message
+    assert "trust_on_first_use" in message
+
+
+def test_trust_on_first_use_records_the_key(awe_home, sshd, remote_work, tmp_path) -> None:
+    known = tmp_path / "tofu_known_hosts"
+    settings = sshd.dpu(remote_work, known_hosts=str(known), host_key_policy="trust_on_first_use")
+    report = Processor(dpus={"far": settings}).check_dpu("far")
+    assert report["ok"]
+    assert f"[127.0.0.1]:{sshd.port}" in known.read_text()
+
+
+def test_changed_host_key_is_refused(awe_home, sshd, remote_work, tmp_path) -> None:
+    import subprocess
+
+    other = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    kind, key = Path(f"{other}.pub").read_text().split()[:2]
+    forged = tmp_path / "forged_known_hosts"
+    forged.write_text(f"[127.0.0.1]:{sshd.port} {kind} {key}\n")
+    dpu = Processor(dpus={"far": sshd.dpu(remote_work, known_hosts=str(forged))})
+    with pytest.raises(HostKeyError, match="HOST KEY CHANGED"):
+        dpu.check_dpu("far")
+
+
+def test_check_dpu_reports_what_to_fix(awe_home, sshd, remote_work) -> None:
+    dpu = Processor(
+        dpus={
+            "far": sshd.dpu(remote_work),
+            "nopython": sshd.dpu(remote_work, python="/nonexistent/python3"),
+        }
+    )
+    report = dpu.check_dpu("far")
+    assert report["ok"] and report["facts"]["python"]
+    assert report["facts"]["work_dir"] == "ok"
+    bad = dpu.check_dpu("nopython")
+    assert not bad["ok"]
+    assert any("/nonexistent/python3" in problem for problem in bad["problems"])
+
+
+def test_unreachable_dpu_is_a_clear_error(awe_home, remote_work) -> None:
+    from tests.sshd import free_port
+
+    port = free_port()
+    dpu = Processor(
+        dpus={
+            "gone": {
+                "host": "127.0.0.1",
+                "port": port,
+                "connect_timeout": 2.0,
+                "work_dir": str(remote_work),
+            }
+        }
+    )
+    started = time.monotonic()
+    with pytest.raises(AweError, match=f"cannot connect to .*127.0.0.1:{port}"):
+        dpu.check_dpu("gone")
+    assert time.monotonic() - started < 30
+
+
+def make_archive(name: str, kind: bytes = tarfile.REGTYPE) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo(name)
+        info.type = kind
+        if kind == tarfile.SYMTYPE:
+            info.linkname = "/etc/passwd"
+        data = b"print('owned')\n"
+        info.size = 0 if kind == tarfile.SYMTYPE else len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "problem"),
+    [
+        ("../escape.py", tarfile.REGTYPE, "would land outside"),
+        ("awe/../../escape.py", tarfile.REGTYPE, "would land outside"),
+        ("/tmp/absolute.py", tarfile.REGTYPE, "would land outside"),
+        ("awe/link", tarfile.SYMTYPE, "only files and folders"),
+    ],
+)
+def test_unsafe_snapshot_archives_are_refused(tmp_path: Path, name, kind, problem) -> None:
+    import hashlib
+
+    data = make_archive(name, kind)
+    archive = tmp_path / "snapshot.tar.gz"
+    archive.write_bytes(data)
+    dest = tmp_path / "code" / "abc"
+    args = {"archive": str(archive), "dest": str(dest), "sha256": hashlib.sha256(data).hexdigest()}
+    with pytest.raises(agent.UnsafeArchive, match=problem):
+        agent.unpack(args)
+    assert not dest.exists() and not (tmp_path / "escape.py").exists()
+    assert not Path("/tmp/absolute.py").exists()
+
+
+def test_unsafe_archive_is_refused_on_the_remote_too(dpu: Processor, remote_work: Path) -> None:
+    from awe.dpu.codeship import Snapshot
+    from awe.dpu.remote.shell import RemoteError
+
+    data = make_archive("../escape.py")
+    import hashlib
+
+    snapshot = Snapshot(hashlib.sha256(data).hexdigest(), data)
+    with pytest.raises(RemoteError, match="would land outside"):
+        dpu.backend().ship_code(snapshot)
+    assert not (remote_work / "escape.py").exists()
