@@ -1,0 +1,333 @@
+"""The Slurm DPU against the real single-node Slurm of ``tests/services/slurm.sh``: batch
+scripts, afterok dependencies, Slurm's own time and memory limits, cancel checked with
+squeue, a 62-chip fan-out, and slurmctld going away in the middle of a job.
+
+Slurm is not optional: when it is down the tests fail and name the command that starts it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from awe.db.models import Job, JobState, Task, TaskState
+from awe.dpu import Processor
+from awe.dpu.backends.slurm import SlurmBackend, judge
+from awe.dpu.backends.slurm_script import slurm_time
+from awe.dpu.remote import slurm_agent
+from awe.errors import AweError
+
+SEQUENCES = Path(__file__).parent / "sequences"
+SLURM_SCRIPT = Path(__file__).parent / "services" / "slurm.sh"
+START = "bash tests/services/start.sh (or bash tests/services/slurm.sh)"
+TIMEOUT = 300
+
+
+def slurm_command(*argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def slurm() -> str:
+    """The name of the Slurm node; fails loudly when slurmctld or the node is down."""
+    try:
+        ping = slurm_command("scontrol", "ping")
+        node = slurm_command("sinfo", "--noheader", "--format=%n %T")
+    except (FileNotFoundError, subprocess.TimeoutExpired) as err:
+        pytest.fail(f"Slurm is not installed or not answering ({err}). Start it: {START}")
+    if "UP" not in ping.stdout or not node.stdout.strip():
+        pytest.fail(
+            f"slurmctld is not up ({ping.stdout.strip() or ping.stderr.strip()}). Start it: "
+            f"{START}",
+            pytrace=False,
+        )
+    name, state = node.stdout.split()[:2]
+    if state.rstrip("*") not in ("idle", "mixed", "allocated", "completing"):
+        pytest.fail(f"Slurm node {name} is {state}. Start it: {START}", pytrace=False)
+    return name
+
+
+def cluster(work_dir: Path, **slurm: object) -> dict[str, dict[str, object]]:
+    """A Slurm DPU on this machine."""
+    settings = {"memory": "200M", **slurm}
+    return {
+        "cluster": {
+            "scheduler": "slurm",
+            "work_dir": str(work_dir),
+            "command_timeout": 30.0,
+            "slurm": settings,
+        }
+    }
+
+
+def make_dpu(awe_home: Path, database_url: str, work_dir: Path, **slurm: object) -> Processor:
+    """alice's Processor sending jobs to the Slurm DPU, with the test sequences registered."""
+    (awe_home / "sequences").mkdir(parents=True, exist_ok=True)
+    for name in ("testing.py", "slurm.py"):
+        shutil.copy(SEQUENCES / name, awe_home / "sequences" / name)
+    return Processor(
+        database_url=database_url,
+        username="alice",
+        dpus=cluster(work_dir, **slurm),
+        dpu_name="cluster",
+    )
+
+
+@pytest.fixture
+def dpu(slurm: str, awe_home: Path, database_url: str, tmp_path: Path) -> Processor:
+    return make_dpu(awe_home, database_url, tmp_path / "cluster")
+
+
+def tasks_of(dpu: Processor, job_id: int) -> list[Task]:
+    with dpu.database.session() as session:
+        return list(
+            session.scalars(select(Task).where(Task.job_id == job_id).order_by(Task.number))
+        )
+
+
+def job_dir(dpu: Processor, job_id: int) -> Path:
+    with dpu.database.session() as session:
+        return Path(session.get(Job, job_id).work_dir)
+
+
+def slurm_ids(dpu: Processor, job_id: int) -> dict[int, str]:
+    record = json.loads((job_dir(dpu, job_id) / slurm_agent.SLURM_FILE).read_text())
+    return {int(number): slurm_id for number, slurm_id in record["tasks"].items()}
+
+
+def squeue(ids: list[str], fields: str = "%i|%T|%r") -> dict[str, list[str]]:
+    done = slurm_command(
+        "squeue", "--noheader", "--states=all", f"--jobs={','.join(ids)}", f"--format={fields}"
+    )
+    rows = [line.split("|") for line in done.stdout.splitlines() if line.strip()]
+    return {row[0]: row[1:] for row in rows}
+
+
+def wait_for_file(path: Path, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while not path.exists() or not path.read_text():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+    return path.read_text()
+
+
+# ---- without a cluster ----
+def test_time_limits_in_slurms_format() -> None:
+    assert slurm_time(1) == "0-00:01:00"
+    assert slurm_time(60) == "0-00:01:00"
+    assert slurm_time(61) == "0-00:02:00"
+    assert slurm_time(3660) == "0-01:01:00"
+    assert slurm_time(2 * 86400 + 1) == "2-00:01:00"
+    with pytest.raises(AweError, match="must be positive"):
+        slurm_time(0)
+
+
+@pytest.mark.parametrize(
+    ("slurm_state", "reason", "was", "expected"),
+    [
+        ("PENDING", "Resources", "QUEUED", None),
+        ("RUNNING", "None", "RUNNING", None),
+        ("COMPLETING", "None", "RUNNING", None),
+        ("TIMEOUT", "TimeLimit", "RUNNING", ("A", "TIMEOUT: over its Slurm time limit")),
+        ("OUT_OF_MEMORY", "OutOfMemory", "RUNNING", ("A", "OUT_OF_MEMORY: over its Slurm")),
+        ("NODE_FAIL", "NodeDown", "RUNNING", ("A", "NODE_FAIL: its node failed (NodeDown)")),
+        ("CANCELLED", "None", "RUNNING", ("A", "CANCELLED in Slurm")),
+        ("CANCELLED", "None", "QUEUED", ("S", "CANCELLED in Slurm before it started")),
+        ("PREEMPTED", "None", "RUNNING", ("A", "PREEMPTED by Slurm")),
+        ("DEADLINE", "None", "RUNNING", ("A", "DEADLINE: past its Slurm deadline")),
+        ("CANCELLED", "DependencyNeverSatisfied", "QUEUED", ("S", "a task it depends on")),
+        ("PENDING", "DependencyNeverSatisfied", "QUEUED", ("S", "a task it depends on")),
+        ("COMPLETED", "None", "RUNNING", ("U", "its Slurm job completed but its journal")),
+    ],
+)
+def test_slurm_states_become_outcomes(slurm_state, reason, was, expected) -> None:
+    outcome = judge(slurm_state, reason, "0:0", was)
+    if expected is None:
+        assert outcome is None
+    else:
+        assert outcome[0] == expected[0] and outcome[1].startswith(expected[1])
+
+
+# ---- on the cluster ----
+def test_the_task_graph_runs_in_order_as_slurm_jobs(dpu: Processor, capsys) -> None:
+    job_id = dpu.run("Hello>Total", n=3, o="M31")
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.state is JobState.FINISHED
+    assert status.counts == {"N": 4, "E": 0, "A": 0, "S": 0, "U": 0}
+    tasks = tasks_of(dpu, job_id)
+    hello, total = tasks[:3], tasks[3]
+    assert total.started_at >= max(t.finished_at for t in hello)  # afterok held
+    assert all(t.host and t.pid for t in tasks)
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert "Hello from c1" in logs and "upstream products: 3" in logs
+
+    ids = slurm_ids(dpu, job_id)
+    assert sorted(ids) == [0, 1, 2, 3]
+    facts = squeue(list(ids.values()), "%i|%T|%j|%E")
+    assert {facts[ids[n]][0] for n in ids} == {"COMPLETED"}
+    assert facts[ids[3]][1] == f"awe{job_id}.3.Total"
+
+    capsys.readouterr()
+    scripts = dpu.show_batch_script(job_id)
+    printed = capsys.readouterr().out
+    assert sorted(scripts) == [0, 1, 2, 3]
+    assert f"# Slurm job id: {ids[3]}" in scripts[3]
+    assert "# Waits for: Hello[c0], Hello[c1], Hello[c2]" in scripts[3]
+    assert "#SBATCH --mem=200M" in scripts[0] and "#SBATCH --time=0-01:01:00" in scripts[0]
+    assert f"-m awe.dpu.worker {job_dir(dpu, job_id)} 3" in scripts[3]
+    assert scripts[3] in printed
+    on_disk = (job_dir(dpu, job_id) / "slurm" / "3.sh").read_text()
+    assert scripts[3] == on_disk.replace("\n", f"\n# Slurm job id: {ids[3]}\n", 1)
+
+
+def test_a_failed_dependency_skips_what_waits_for_it(dpu: Processor) -> None:
+    job_id = dpu.run("Fail>Total")
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    fail, total = tasks_of(dpu, job_id)
+    assert (fail.state, total.state) == (TaskState.E, TaskState.S)
+    assert "DependencyNeverSatisfied" in total.reason and total.started_at is None
+    ids = slurm_ids(dpu, job_id)
+    assert squeue([ids[1]])[ids[1]] == ["CANCELLED", "DependencyNeverSatisfied"]
+
+
+def test_a_task_over_its_own_time_limit_ends_a_with_timeout(dpu: Processor) -> None:
+    job_id = dpu.run("Hello", n=1, s=60.0, time_limit=0.5)
+    dpu.wait(job_id, timeout=TIMEOUT)
+    (task,) = tasks_of(dpu, job_id)
+    assert (task.state, task.reason) == (TaskState.A, "TIMEOUT: over its time limit of 0.5 s")
+
+
+def test_a_task_over_slurms_time_limit_ends_a_with_timeout(
+    slurm: str, awe_home: Path, tmp_path: Path
+) -> None:
+    """Slurm's own limit (whole minutes, checked every half minute or so: this test takes
+    about 90 s) kills the worker, which cannot journal it: squeue tells. SQLite only; the
+    database plays no part in how Slurm ends a job."""
+    dpu = make_dpu(awe_home, f"sqlite:///{tmp_path / 'jobs.db'}", tmp_path / "c", time_limit="1")
+    job_id = dpu.run("Hello", n=1, s=600.0)
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    (task,) = tasks_of(dpu, job_id)
+    assert task.state is TaskState.A
+    assert task.reason.startswith("TIMEOUT: over its Slurm time limit")
+    (slurm_id,) = slurm_ids(dpu, job_id).values()
+    assert squeue([slurm_id])[slurm_id][0] == "TIMEOUT"
+
+
+def test_a_task_over_its_memory_ends_a_out_of_memory(
+    slurm: str, awe_home: Path, database_url: str, tmp_path: Path
+) -> None:
+    """slurm.sh makes Slurm enforce --mem: with cgroup v1 the kernel kills the task (the
+    worker sees its cgroup's oom_kill count grow); without cgroups, jobacct_gather kills the
+    job and its output says so. Either way the task ends A, OUT_OF_MEMORY."""
+    dpu = make_dpu(awe_home, database_url, tmp_path / "c", memory="100M")
+    job_id = dpu.run("Hog", m=600)
+    dpu.wait(job_id, timeout=TIMEOUT)
+    (task,) = tasks_of(dpu, job_id)
+    assert task.state is TaskState.A
+    assert task.reason.startswith("OUT_OF_MEMORY"), task.reason
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert "held 600 MB" not in logs
+
+
+def test_cancel_scancels_running_and_queued_tasks(dpu: Processor, awe_home: Path) -> None:
+    cpus = int(slurm_command("sinfo", "--noheader", "--format=%c").stdout.split()[0])
+    count = cpus + 3
+    job_id = dpu.run("Hello", n=count, s=120.0)
+    running = [int(wait_for_file(awe_home / f"pid-{job_id}-c{i}")) for i in range(cpus)]
+    status = dpu.cancel_job(job_id)
+    assert status.state is JobState.CANCELLED
+    assert status.counts == {"N": 0, "E": 0, "A": cpus, "S": 3, "U": 0}
+    with dpu.database.session() as session:
+        assert session.get(Job, job_id).state is JobState.CANCELLED
+    ids = slurm_ids(dpu, job_id)
+    facts = squeue(list(ids.values()))
+    assert {facts[slurm_id][0] for slurm_id in ids.values()} == {"CANCELLED"}
+    active = slurm_command(
+        "squeue", "--noheader", f"--jobs={','.join(ids.values())}", "--format=%i"
+    ).stdout.split()
+    assert active == []
+    for pid in running:
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+        )
+    assert not any((awe_home / f"pid-{job_id}-c{i}").exists() for i in range(cpus, count))
+
+
+def test_a_62_chip_fan_out_completes_with_one_squeue_per_poll(
+    dpu: Processor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands: list[str] = []
+    real_run = slurm_agent._run
+
+    def counting_run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        commands.append(argv[0])
+        return real_run(argv, timeout)
+
+    monkeypatch.setattr(slurm_agent, "_run", counting_run)
+    job_id = dpu.run("Hello>Total", n=62)
+    assert commands == ["sbatch"] * 63
+    commands.clear()
+    (status,) = dpu.get_status(job_id)
+    if not status.is_final:
+        assert commands in ([], ["squeue"], ["squeue", "sacct"])  # never one per task
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts == {"N": 63, "E": 0, "A": 0, "S": 0, "U": 0}
+    assert len({t.key for t in tasks_of(dpu, job_id)}) == 63
+
+
+def test_slurmctld_stopped_and_started_in_the_middle_of_a_job(
+    dpu: Processor, awe_home: Path
+) -> None:
+    job_id = dpu.run("Hello", n=6, s=3.0)
+    wait_for_file(awe_home / f"pid-{job_id}-c0")
+    controller = int(Path("/run/slurmctld.pid").read_text())
+    os.kill(controller, signal.SIGTERM)  # the test setup's slurmctld; slurm.sh restarts it
+    deadline = time.monotonic() + 60
+    while slurm_command("scontrol", "ping").stdout.count("UP"):
+        assert time.monotonic() < deadline, "slurmctld did not stop"
+        time.sleep(0.2)
+    try:
+        (status,) = dpu.get_status(job_id)  # squeue fails: nothing invented, nothing lost
+        assert status.counts["A"] == status.counts["U"] == status.counts["S"] == 0
+        assert not status.is_final
+    finally:
+        subprocess.run(["bash", str(SLURM_SCRIPT)], check=True, capture_output=True, timeout=120)
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts == {"N": 6, "E": 0, "A": 0, "S": 0, "U": 0}
+
+
+def test_a_dry_run_shows_the_scripts_and_submits_nothing(
+    dpu: Processor, tmp_path: Path, capsys
+) -> None:
+    scripts = dpu.run("Hello>Total", n=2, dry_run=True, time_limit=90)
+    printed = capsys.readouterr().out
+    assert sorted(scripts) == [0, 1, 2]
+    assert "#SBATCH --time=0-00:03:00" in scripts[2]  # 90 s + 60 s of grace, in minutes
+    assert "# Waits for: Hello[c0], Hello[c1]" in scripts[2]
+    assert "#SBATCH --job-name=awe<job id>.2.Total" in scripts[2]
+    assert scripts[2] in printed and "nothing was submitted" in printed
+    assert dpu.get_jobids() == []
+    assert not (tmp_path / "cluster" / "jobs").exists()
+
+
+def test_batch_scripts_of_a_pool_dpu_are_a_clear_error(awe_home: Path, database_url: str) -> None:
+    (awe_home / "sequences").mkdir(parents=True)
+    shutil.copy(SEQUENCES / "testing.py", awe_home / "sequences" / "testing.py")
+    local = Processor(database_url=database_url, username="alice")
+    job_id = local.run("Total")
+    local.wait(job_id, timeout=TIMEOUT)
+    with pytest.raises(AweError, match="runs tasks on its own pool"):
+        local.show_batch_script(job_id)
+
+
+def test_slurm_backend_is_chosen_for_a_slurm_dpu(dpu: Processor) -> None:
+    assert isinstance(dpu.backend(), SlurmBackend)
