@@ -10,6 +10,7 @@ arguments pass through, so ``awe -c "print(dpu)"`` runs a scripted session. Subc
   awe ingest PATH...              ingest raw FITS files (folders: the FITS files below)
   awe simulate -i WFI -d 2000-04-28 -o DIR [--scale 0.125]   write a simulated night
   awe demo                        simulate a small WFI night, ingest it, list the frames
+  awe dpu list|check|status|logs|cancel   DPUs and jobs (see `awe dpu --help`)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-SUBCOMMANDS = ("profile", "config", "db", "ingest", "simulate", "demo")
+SUBCOMMANDS = ("profile", "config", "db", "ingest", "simulate", "demo", "dpu")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     from awe.data.commands import add_parsers  # ingest, simulate, demo (argparse only)
 
     add_parsers(commands)
+    from awe.dpu.commands import add_parsers as add_dpu_parsers
+
+    add_dpu_parsers(commands)
     return parser
 
 
@@ -87,6 +91,10 @@ def _run_subcommand(argv: list[str]) -> int:
             from awe.data.commands import run
 
             return run(args)
+        if args.command == "dpu":
+            from awe.dpu.commands import run as run_dpu
+
+            return run_dpu(args)
         return _db(args)
     except AweError as err:
         print(f"awe: error: {err}", file=sys.stderr)

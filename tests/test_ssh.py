@@ -252,3 +252,52 @@ def test_unsafe_archive_is_refused_on_the_remote_too(dpu: Processor, remote_work
     with pytest.raises(RemoteError, match="would land outside"):
         dpu.backend().ship_code(snapshot)
     assert not (remote_work / "escape.py").exists()
+
+
+def test_ssh_config_alias_and_proxyjump_are_honoured(
+    awe_home, sshd, remote_work, tmp_path, monkeypatch
+) -> None:
+    import paramiko
+
+    home = tmp_path / "user-home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        f"Host faraway\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User root\n"
+        f"  IdentityFile {sshd.user_key}\n  ProxyJump root@127.0.0.1:{sshd.port}\n"
+        f"Host 127.0.0.1\n  IdentityFile {sshd.user_key}\n"
+    )
+    monkeypatch.setenv("HOME", str(home))
+    settings = {
+        "host": "faraway",
+        "known_hosts": str(sshd.known_hosts),
+        "work_dir": str(remote_work),
+        "python": sshd.dpu(remote_work)["python"],
+    }
+    dpu = Processor(dpus={"alias": settings})
+    assert dpu.check_dpu("alias")["ok"]
+    shell = dpu.backend("alias").shell
+    assert isinstance(shell._client.get_transport().sock, paramiko.Channel)  # via the jump
+    assert shell.where == f"root@faraway:{sshd.port}"
+
+
+def test_awe_dpu_command_line(awe_home, sshd, remote_work) -> None:
+    import subprocess
+    import sys
+
+    (awe_home).mkdir(parents=True, exist_ok=True)
+    (awe_home / "awe_config.py").write_text(f"c.Env.dpus = {{'far': {sshd.dpu(remote_work)!r}}}\n")
+    checked = subprocess.run(
+        [sys.executable, "-m", "awe.cli", "dpu", "check", "far"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "DPU far is ready" in checked.stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "awe.cli", "dpu", "list"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert "far: root@127.0.0.1" in listed.stdout and "local (selected)" in listed.stdout
