@@ -8,14 +8,12 @@ runner counts as alive only while that pid still runs ``awe.dpu.runner`` for thi
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from awe.dpu.backends.pool import SINGLE_THREADED, PoolBackend
-from awe.dpu.journal import JOB_FILE
 from awe.dpu.remote.agent import VERBS
 
 if TYPE_CHECKING:
@@ -40,10 +38,6 @@ class LocalBackend(PoolBackend):
     ) -> tuple[str, dict[str, Any]]:
         # This machine runs this checkout's code already: the snapshot is only recorded.
         work_dir = self.home / "jobs" / str(job_id)
-        (work_dir / "tasks").mkdir(parents=True, exist_ok=True)
-        description = work_dir / JOB_FILE
-        temporary = description.with_name(f".{JOB_FILE}.tmp")
-        temporary.write_text(json.dumps({**job, "max_workers": self.workers}))
-        os.replace(temporary, description)
         environment = {**SINGLE_THREADED, "AWE_HOME": str(self.home)}
-        return str(work_dir), {"python": sys.executable, "env": environment}
+        how = {"python": sys.executable, "env": environment}
+        return str(work_dir), {**how, "job": {**job, "max_workers": self.workers}}

@@ -29,8 +29,8 @@ class PoolBackend(Backend):
     def prepare(
         self, job_id: int, job: dict[str, Any], snapshot: Snapshot | None
     ) -> tuple[str, dict[str, Any]]:
-        """Put the job's files in place; return its work_dir and how to start its runner
-        (``python`` and ``env`` for the agent's ``start``)."""
+        """Put the job's files in place; return its work_dir and the rest of the agent's
+        ``start`` arguments (``python``, ``env``, and ``job`` to write job.json there)."""
 
     def submit(self, job_id: int, job: dict[str, Any], snapshot: Snapshot | None = None) -> str:
         work_dir, how = self.prepare(job_id, job, snapshot)

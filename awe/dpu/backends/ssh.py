@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from awe.dpu.backends.pool import SINGLE_THREADED, PoolBackend
-from awe.dpu.journal import JOB_FILE
 from awe.dpu.remote import agent
 from awe.dpu.remote.shell import NoAnswer, RemoteError
 from awe.dpu.remote.ssh import SSHShell
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
     from awe.dpu.dpus import DPUDefinition
     from awe.env import Env
 
-AGENT_SOURCE = Path(agent.__file__).read_bytes()
+AGENT_SOURCE = Path(agent.__file__).read_text()
 
 
 class SSHBackend(PoolBackend):
@@ -54,8 +53,8 @@ class SSHBackend(PoolBackend):
 
     def call(self, verb: str, args: dict[str, Any]) -> Any:
         result = self.shell.run(
-            self.wrap([self.definition.python, "-", verb, json.dumps(args)]),
-            stdin=AGENT_SOURCE,
+            self.wrap([self.definition.python, "-c", AGENT_SOURCE, verb]),
+            stdin=json.dumps(args).encode(),
             timeout=self.definition.command_timeout,
         )
         try:
@@ -86,7 +85,6 @@ class SSHBackend(PoolBackend):
         self, job_id: int, job: dict[str, Any], snapshot: Snapshot | None
     ) -> tuple[str, dict[str, Any]]:
         job_dir = f"{self.work_dir}/jobs/{job_id}"
-        self.shell.run(["mkdir", "-p", f"{job_dir}/tasks"]).check("creating the job folder")
         environment = dict(SINGLE_THREADED)
         if snapshot is not None:
             code_dir = self.ship_code(snapshot)
@@ -99,8 +97,7 @@ class SSHBackend(PoolBackend):
         remote_job["tasks"] = [
             {**task, "inputs": self.stage_inputs(task["inputs"])} for task in job["tasks"]
         ]
-        self._upload_text(json.dumps(remote_job), f"{job_dir}/{JOB_FILE}")
-        return job_dir, {"python": self.definition.python, "env": environment}
+        return job_dir, {"python": self.definition.python, "env": environment, "job": remote_job}
 
     def ship_code(self, snapshot: Snapshot) -> str:
         """The snapshot's folder on the host; uploaded and unpacked only if missing."""
@@ -138,9 +135,3 @@ class SSHBackend(PoolBackend):
                 item = {**item, "path": remote}
             staged.append(item)
         return staged
-
-    def _upload_text(self, text: str, remote: str) -> None:
-        with tempfile.NamedTemporaryFile("w", suffix=".json") as local:
-            local.write(text)
-            local.flush()
-            self.shell.put_file(Path(local.name), remote)

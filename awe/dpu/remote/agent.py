@@ -1,15 +1,16 @@
 """The DPU-side agent: small jobs on the DPU's machine, with the standard library only.
 
-Sent as the program text on stdin and run as ``python3 - VERB JSON`` (so it works before
-any AWE code is on the machine, e.g. to unpack the first code snapshot), or imported by the
-local backend. One invocation does one thing for a whole job, so following a 62-task job
-over SSH costs one round trip per poll, not 62. Arguments arrive as one JSON document:
-data, never shell text. The answer is one JSON document on stdout.
+Sent as program text and run as ``python3 -c AGENT VERB`` with its arguments as one JSON
+document on stdin (so it works before any AWE code is on the machine, e.g. to unpack the
+first code snapshot, and a large job description needs no temporary file), or imported by
+the local backend. One invocation does one thing for a whole job, so following a 62-task
+job over SSH costs one round trip per poll, not 62. Arguments are data, never shell text.
+The answer is one JSON document on stdout.
 
 Verbs: ``journals`` (new bytes of many task journals), ``alive`` (does the job's runner
-run), ``start`` (start a detached runner), ``cancel`` / ``kill`` (stop it), ``unpack``
-(verify and unpack a code snapshot atomically, refusing unsafe paths), ``check`` (facts for
-``awe dpu check``).
+run), ``start`` (write the job description, start a detached runner), ``cancel`` / ``kill``
+(stop it), ``unpack`` (verify and unpack a code snapshot atomically, refusing unsafe
+paths), ``check`` (facts for ``awe dpu check``), ``sha256``, ``home``.
 """
 
 from __future__ import annotations
@@ -84,8 +85,15 @@ def alive(args: dict[str, Any]) -> bool:
 
 
 def start(args: dict[str, Any]) -> int:
-    """Start the job's runner detached (own session, stdio to files): it outlives us."""
+    """Write ``job.json`` (when given) and start the job's runner detached (own session,
+    stdio to files), so it outlives this process and the connection that started it."""
     job_dir = Path(args["dir"])
+    (job_dir / "tasks").mkdir(parents=True, exist_ok=True)
+    if "job" in args:
+        description = job_dir / "job.json"
+        temporary = description.with_name(".job.json.tmp")
+        temporary.write_text(json.dumps(args["job"]))
+        os.replace(temporary, description)
     environment = {**os.environ, **args.get("env", {})}
     with open(job_dir / RUNNER_LOG, "ab") as log:
         process = subprocess.Popen(
@@ -225,7 +233,7 @@ VERBS = {
 
 
 def main(argv: list[str]) -> int:
-    verb, payload = argv[1], json.loads(argv[2])
+    verb, payload = argv[1], json.loads(sys.stdin.read() or "{}")
     try:
         answer = {"ok": VERBS[verb](payload)}
     except Exception as err:  # noqa: BLE001 - every failure goes back as data
