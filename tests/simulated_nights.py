@@ -11,6 +11,14 @@ from pathlib import Path
 
 from awe.data.simulate import NightTruth, simulate_night
 
+#: One or two exposures of each kind: every frame type, few files.
+TINY_PLAN = {
+    "bias": {"count": 2},
+    "dome_flat": {"count": 1},
+    "twilight_flat": {"count": 1},
+    "science": {"count": 1},
+}
+
 NIGHTS = {
     # WFI at 1/8 (chips of 256 x 512 data pixels): enough pixels for 2% noise checks,
     # a blue and a red (fringing) filter.
@@ -25,28 +33,13 @@ NIGHTS = {
             "science": {"count": 2},
         },
     ),
-    "OmegaCAM": dict(
-        night="2017-10-01",
-        scale=0.0625,
-        filters=["OCAM_r_SDSS"],
-        plan={
-            "bias": {"count": 2},
-            "dome_flat": {"count": 1},
-            "twilight_flat": {"count": 1},
-            "science": {"count": 1},
-        },
-    ),
+    "OmegaCAM": dict(night="2017-10-01", scale=0.0625, filters=["OCAM_r_SDSS"], plan=TINY_PLAN),
     "DECam": dict(
         night="2017-08-17",
         scale=0.0625,
         filters=["z"],
-        plan={
-            "compress": False,  # astropy's .fz writing is slow; test_data_cli covers .fz
-            "bias": {"count": 2},
-            "dome_flat": {"count": 1},
-            "twilight_flat": {"count": 1},
-            "science": {"count": 1},
-        },
+        # astropy's .fz writing is slow; test_data_cli covers .fz
+        plan={**TINY_PLAN, "compress": False},
     ),
 }
 
