@@ -368,3 +368,33 @@ def test_built_in_diagnose_reports_the_worker(dpu: Processor) -> None:
     text = "\n".join(dpu.get_logs(job_id)[job_id])
     assert f"Python: {sys.version.split()[0]}" in text
     assert "numpy: " in text and "Cores: " in text
+
+
+def test_commit_puts_products_in_the_store_with_provenance(dpu: Processor, awe_home) -> None:
+    from awe.data.store import DataStore
+    from awe.db.frames import BiasFrame
+
+    plain = dpu.run("MakeBias", i="WFI")
+    dpu.wait(plain, timeout=TIMEOUT)
+    assert dpu.get_job_result(plain) == []  # no C=1, nothing committed
+
+    job_id = dpu.run("MakeBias", i="WFI", C=1, p={"BiasFrame.process_params.SIGMA_CLIP": 5.0})
+    dpu.wait(job_id, timeout=TIMEOUT)
+    frames = dpu.get_job_result(job_id)
+    assert sorted(f.chip for f in frames) == ["ccd50", "ccd51"]
+    store = DataStore(dpu.env.data_root)
+    for frame in frames:
+        assert isinstance(frame, BiasFrame) and frame.instrument == "WFI"
+        assert str(frame.night) == "2000-04-28" and frame.results == {"level": 400.0}
+        assert frame.job_id == job_id and frame.process_params == {
+            "BiasFrame.process_params.SIGMA_CLIP": 5.0}
+        assert len(frame.code_snapshot_id) == 64
+        assert store.read(frame.sha256) == f"bias {frame.chip} clip 5.0\n".encode()
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert "Committed BiasFrame bias_ccd50.txt" in logs
+    assert "not committed: 'Scribble' is not a frame type" in logs
+
+    again = dpu.run("MakeBias", i="WFI", C=1, p={"BiasFrame.process_params.SIGMA_CLIP": 5.0})
+    dpu.wait(again, timeout=TIMEOUT)
+    assert [f.id for f in dpu.get_job_result(again)] == [f.id for f in frames]  # no duplicates
+    assert len(BiasFrame.select(database=dpu.database, instrument="WFI")) == 2

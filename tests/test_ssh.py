@@ -31,6 +31,7 @@ def remote_work(tmp_path: Path) -> Path:
 def dpu(awe_home: Path, database_url: str, sshd, remote_work: Path) -> Processor:
     (awe_home / "sequences").mkdir(parents=True)
     shutil.copy(SEQUENCES, awe_home / "sequences" / "remote.py")
+    shutil.copy(SEQUENCES.with_name("testing.py"), awe_home / "sequences" / "testing.py")
     return Processor(
         database_url=database_url,
         username="alice",
@@ -301,3 +302,17 @@ def test_awe_dpu_command_line(awe_home, sshd, remote_work) -> None:
         timeout=TIMEOUT,
     )
     assert "far: root@127.0.0.1" in listed.stdout and "local (selected)" in listed.stdout
+
+
+def test_committed_products_are_fetched_and_checked(dpu: Processor, remote_work: Path) -> None:
+    from awe.data.store import DataStore
+
+    job_id = dpu.run("MakeBias", i="WFI", n=2, C=1)
+    dpu.wait(job_id, timeout=TIMEOUT)
+    frames = dpu.get_job_result(job_id)
+    assert sorted(f.chip for f in frames) == ["ccd50", "ccd51"]
+    store = DataStore(dpu.env.data_root)
+    for frame in frames:
+        assert store.read(frame.sha256) == f"bias {frame.chip} clip 3.0\n".encode()
+        remote_file = remote_work / "jobs" / str(job_id) / "tasks"
+        assert list(remote_file.rglob(f"bias_{frame.chip}.txt"))  # still on the DPU too

@@ -195,6 +195,8 @@ class Task(Base):
     time_limit: Mapped[float | None] = mapped_column(Double)
     #: Bytes of the task's journal already folded into the database.
     journal_offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: With commit (C=1): its products are in the data store and the database.
+    products_committed: Mapped[bool] = mapped_column(Boolean, default=False)
     host: Mapped[str | None] = mapped_column(String(255))
     pid: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

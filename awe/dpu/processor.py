@@ -378,20 +378,29 @@ class Processor:
 
     def sync(self, jobids: list[int]) -> None:
         """Fold new journal events of ``jobids`` into the database."""
-        from awe.db.models import Job, JobState
+        from sqlalchemy import and_, or_, select
+
+        from awe.db.models import Job, JobState, Task, TaskState
+        from awe.dpu.commit import commit_products
         from awe.dpu.sync import sync_job
 
+        uncommitted = select(Task.job_id).where(
+            Task.state == TaskState.N, Task.products_committed.is_(False)
+        )
         with self.database.session() as session:
-            from sqlalchemy import select
-
             rows = session.execute(
                 select(Job.id, Job.dpu_name).where(
-                    Job.id.in_(jobids), Job.state.in_([JobState.QUEUED, JobState.RUNNING])
+                    Job.id.in_(jobids),
+                    or_(
+                        Job.state.in_([JobState.QUEUED, JobState.RUNNING]),
+                        and_(Job.commit.is_(True), Job.id.in_(uncommitted)),
+                    ),
                 )
             ).all()
         for job_id, dpu_name in rows:
             try:
                 sync_job(self.database, self.backend(dpu_name), job_id)
+                commit_products(self.database, self.backend(dpu_name), job_id, self.env.data_root)
             except RemoteError as err:  # show what the database knows, and say why
                 self.say(
                     f"WARNING: job {job_id}: cannot reach DPU {dpu_name} ({err}); "
@@ -473,6 +482,49 @@ class Processor:
                 time.sleep(WAIT_POLL)
                 statuses = self._statuses(jobids)
         return statuses
+
+    def get_job_result(self, jobid: int) -> list[Any]:
+        """The main committed products of job ``jobid`` (those of its last step), as frames;
+        empty when it ran without ``C=1``. A product an earlier job already committed (the
+        same content) is that earlier frame. Prints one line per product."""
+        from sqlalchemy import func, select
+
+        from awe.db.frames import Frame
+        from awe.db.models import Job, Task, TaskState
+        from awe.dpu.journal import parse_new_bytes
+
+        (status,) = self._statuses(jobid)
+        with self.database.session() as session:
+            job = session.get(Job, jobid)
+            work_dir, dpu_name = job.work_dir, job.dpu_name
+            last_step = session.scalar(select(func.max(Task.step)).where(Task.job_id == jobid))
+            numbers = list(
+                session.scalars(
+                    select(Task.number).where(
+                        Task.job_id == jobid,
+                        Task.step == last_step,
+                        Task.state == TaskState.N,
+                        Task.products_committed.is_(True),
+                    )
+                )
+            )
+        journals = self.backend(dpu_name).read_journals(work_dir, dict.fromkeys(numbers, 0))
+        digests = {
+            event["sha256"]
+            for data in journals.values()
+            for event in parse_new_bytes(data)[0]
+            if event["event"] == "product"
+        }
+        with self.database.session() as session:
+            frames = list(
+                session.scalars(select(Frame).where(Frame.sha256.in_(digests)).order_by(Frame.id))
+            )
+        if not frames:
+            note = "" if status.is_final else " yet (it is still running)"
+            self.say(f"Jobid {jobid} has no committed products{note}")
+        for frame in frames:
+            self.say(f"Jobid {jobid}: {frame!r}")
+        return frames
 
     # ---- cancelling ----
     def cancel_job(self, jobid: int) -> JobStatus:

@@ -97,3 +97,21 @@ def NeedsInstrument(task):
 )
 def FindsNothing(task):
     """Selects no inputs."""
+
+
+@sequence(
+    options=[Option("i", "instrument", str, required=True), Option("n", "count", int, 2)],
+    parameters={"BiasFrame.process_params.SIGMA_CLIP": 3.0},
+    fan_out="chip",
+    select=lambda options, context: [Unit(key=f"ccd5{i}") for i in range(options["count"])],
+)
+def MakeBias(task):
+    """Write a small deterministic 'master bias' per chip and report it as a BiasFrame."""
+    path = task.work_dir / f"bias_{task.unit.key}.txt"
+    clip = task.parameters["BiasFrame.process_params.SIGMA_CLIP"]
+    path.write_text(f"bias {task.unit.key} clip {clip}\n")
+    task.add_product(path, "BiasFrame", chip=task.unit.key, night="2000-04-28",
+                     results={"level": 400.0})
+    other = task.work_dir / "notes.txt"
+    other.write_text("not a frame\n")
+    task.add_product(other, "Scribble")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -63,6 +64,11 @@ class Backend(ABC):
     @abstractmethod
     def cancel(self, work_dir: str) -> None:
         """Ask the runner to stop the job (it kills running tasks, skips queued ones)."""
+
+    def fetch(self, path: str, into: Path) -> Path:
+        """A local copy of the product at ``path`` on the DPU; ``into`` is a scratch file
+        name it may use. The default: the DPU shares this machine's filesystem."""
+        return Path(path)
 
     @abstractmethod
     def kill(self, work_dir: str, pids: list[int]) -> None:

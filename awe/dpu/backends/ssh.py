@@ -70,6 +70,10 @@ class SSHBackend(PoolBackend):
             raise RemoteError(f"{verb} on {self.shell.where}: {answer['error']}")
         return answer["ok"]
 
+    def fetch(self, path: str, into: Path) -> Path:
+        self.shell.get_file(path, into)
+        return into
+
     def check_dir(self) -> str:
         return self.definition.work_dir
 
