@@ -22,13 +22,11 @@ import base64
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from awe.dpu.backends.base import Backend, Verdict
 from awe.dpu.backends.slurm_script import render_scripts
-from awe.dpu.journal import JOB_FILE
 from awe.dpu.remote import agent, slurm_agent
 from awe.dpu.remote.shell import LocalShell, RemoteError, Shell
 from awe.errors import AweError
@@ -38,7 +36,7 @@ if TYPE_CHECKING:
     from awe.dpu.dpus import DPUDefinition
     from awe.env import Env
 
-SLURM_AGENT_SOURCE = Path(slurm_agent.__file__).read_bytes()
+SLURM_AGENT_SOURCE = Path(slurm_agent.__file__).read_text()
 #: Slurm's end states that abort a task that was running, with the words for the log.
 ABORTING = {
     "TIMEOUT": "TIMEOUT: over its Slurm time limit",
@@ -85,9 +83,9 @@ class SlurmBackend(Backend):
                 return slurm_agent.VERBS[verb](args)
             except (slurm_agent.SlurmCommandError, OSError) as err:
                 raise RemoteError(f"slurm {verb}: {err}") from None
-        argv = self._ssh.wrap([self.definition.python, "-", verb, json.dumps(args)])
+        argv = self._ssh.wrap([self.definition.python, "-c", SLURM_AGENT_SOURCE, verb])
         result = self.shell.run(
-            argv, stdin=SLURM_AGENT_SOURCE, timeout=self.definition.command_timeout + 10
+            argv, stdin=json.dumps(args).encode(), timeout=self.definition.command_timeout + 10
         )
         try:
             answer = json.loads(result.stdout)
@@ -110,64 +108,48 @@ class SlurmBackend(Backend):
 
     # ---- submitting ----
     def submit(self, job_id: int, job: dict[str, Any], snapshot: Snapshot | None = None) -> str:
-        job_dir, environment, python = self._prepare(job_id, job, snapshot)
+        """Ship code and inputs (SSH), then write job.json and the batch scripts and sbatch
+        them all in one agent call: one round trip to the login node for the whole job."""
+        job_dir, job, environment, python = self._prepare(job_id, job, snapshot)
         scripts = render_scripts(self.definition, str(job_id), job_dir, job, environment, python)
-        bundle = {
-            "tasks": [
-                {
-                    "number": t["number"],
-                    "script": scripts[t["number"]],
-                    "depends_on": t["depends_on"],
-                }
-                for t in job["tasks"]
-            ]
-        }
-        self._upload(json.dumps(bundle), f"{job_dir}/slurm/{slurm_agent.SUBMIT_FILE}")
-        self._slurm("submit", {"dir": job_dir})
+        tasks = [
+            {"number": t["number"], "script": scripts[t["number"]], "depends_on": t["depends_on"]}
+            for t in job["tasks"]
+        ]
+        self._slurm("submit", {"dir": job_dir, "job": job, "tasks": tasks})
         return job_dir
 
     def preview(self, job: dict[str, Any]) -> dict[int, str]:
         """The batch scripts a job would get, touching nothing (``dpu.run(dry_run=True)``)."""
         job_dir = f"{self.work_dir}/jobs/<job id>"
-        environment, python = self._environment(job_dir, None)
+        environment, python = self._environment()
         return render_scripts(self.definition, "<job id>", job_dir, job, environment, python)
 
     def _prepare(
         self, job_id: int, job: dict[str, Any], snapshot: Snapshot | None
-    ) -> tuple[str, dict[str, str], str]:
-        """Put job.json (and code, inputs) in place; the job's folder, its environment and
-        the Python the workers run."""
-        if self._ssh is not None:  # code shipping and staging as on any SSH DPU
+    ) -> tuple[str, dict[str, Any], dict[str, str], str]:
+        """The job's folder, the job as the DPU sees it, its environment and its Python.
+        Behind SSH, code shipping and input staging are the SSH DPU's."""
+        if self._ssh is not None:
             job_dir, how = self._ssh.prepare(job_id, job, snapshot)
-            self.shell.run(["mkdir", "-p", f"{job_dir}/slurm"]).check("creating slurm/")
-            return job_dir, dict(how["env"]), how["python"]
+            return job_dir, how["job"], dict(how["env"]), how["python"]
         job_dir = f"{self.work_dir}/jobs/{job_id}"
         if any(c.isspace() for c in job_dir):
             raise AweError(
                 f"DPU {self.name}: work_dir {job_dir!r} holds white space, which #SBATCH "
                 f"lines cannot carry; choose a work_dir without spaces"
             )
-        self.shell.run(["mkdir", "-p", f"{job_dir}/tasks", f"{job_dir}/slurm"]).check(
-            f"creating {job_dir}"
-        )
-        self._upload(json.dumps(job), f"{job_dir}/{JOB_FILE}")
-        environment, python = self._environment(job_dir, snapshot)
-        return job_dir, environment, python
+        environment, python = self._environment()
+        return job_dir, job, environment, python
 
-    def _environment(self, job_dir: str, snapshot: Snapshot | None) -> tuple[dict[str, str], str]:
-        """This machine runs this checkout's code already (the snapshot is only recorded):
-        the workers import it from where this process does."""
+    def _environment(self) -> tuple[dict[str, str], str]:
+        """On this machine the workers run this checkout's code (the snapshot is only
+        recorded, as on the local DPU): they import it from where this process does."""
         if self._ssh is not None:
             return {"AWE_HOME": f"{self.work_dir}/home"}, self.definition.python
         checkout = str(Path(agent.__file__).resolve().parents[3])
         python = sys.executable if self.definition.python == "python3" else self.definition.python
         return {"AWE_HOME": str(self.env.home), "PYTHONPATH": checkout}, python
-
-    def _upload(self, text: str, remote: str) -> None:
-        with tempfile.NamedTemporaryFile("w", suffix=".json") as local:
-            local.write(text)
-            local.flush()
-            self.shell.put_file(Path(local.name), remote)
 
     # ---- following ----
     def read_journals(self, work_dir: str, offsets: dict[int, int]) -> dict[int, bytes]:

@@ -1,11 +1,12 @@
 """The Slurm side of a Slurm DPU: submit a job's batch scripts, ask Slurm about them, cancel.
 
-Standard library only, like :mod:`awe.dpu.remote.agent`: sent as program text on stdin and
-run as ``python3 - VERB JSON`` on the login node of a Slurm DPU behind SSH, or imported
-and called directly for a Slurm DPU on this machine. Each verb is one invocation for a
-whole job, so a 62-task job costs one round trip to submit and one to follow, and Slurm
-sees one ``squeue`` (plus at most one ``sacct``) per job and poll, never one per task.
-Every Slurm command is an argument list; nothing is pasted into a shell.
+Standard library only, like :mod:`awe.dpu.remote.agent` and called the same way: run as
+``python3 -c SOURCE VERB`` with the arguments as JSON on stdin on the login node of a Slurm
+DPU behind SSH, or imported and called directly for a Slurm DPU on this machine. Each verb
+is one invocation for a whole job, so a 62-task job costs one round trip to submit and one
+to follow, and Slurm sees one ``squeue`` (plus at most one ``sacct``) per job and poll,
+never one per task. Every Slurm command is an argument list; nothing is pasted into a
+shell.
 
 ``slurm.json`` in the job's folder records the Slurm job id of each task, written as the
 tasks are submitted, so a cancel or a status check from any later session finds them.
@@ -26,7 +27,7 @@ from typing import Any
 
 SLURM_FILE = "slurm.json"
 SCRIPTS_FOLDER = "slurm"
-SUBMIT_FILE = "submit.json"
+JOB_FILE = "job.json"
 #: Slurm states in which a job may still run (or is about to).
 ACTIVE = {
     "PENDING",
@@ -68,28 +69,28 @@ def _load_ids(job_dir: str) -> dict[str, str]:
 
 
 def _save_ids(job_dir: str, ids: dict[str, str]) -> None:
-    record = Path(job_dir) / SLURM_FILE
-    temporary = record.with_name(f".{SLURM_FILE}.tmp")
-    temporary.write_text(json.dumps({"tasks": ids}, indent=1))
-    os.replace(temporary, record)
+    _write(Path(job_dir) / SLURM_FILE, json.dumps({"tasks": ids}, indent=1))
 
 
 # ---- submit ----
 def submit(args: dict[str, Any]) -> dict[str, str]:
-    """Write each task's batch script and sbatch it (in task order: dependencies first).
+    """Write job.json and each task's batch script, and sbatch them in task order
+    (dependencies first), all in one invocation.
 
-    ``args``: ``dir`` (the job's folder) and ``timeout``. The scripts come in
-    ``slurm/submit.json`` (``{"tasks": [{"number", "script", "depends_on"}]}``), uploaded
-    before as one file. Returns task number -> Slurm job id. If one sbatch fails, the tasks
-    already submitted are cancelled and the error names the task and what sbatch said.
+    ``args``: ``dir`` (the job's folder), ``job`` (written as job.json), ``tasks`` (list of
+    ``{"number", "script", "depends_on"}``), ``timeout``. Returns task number -> Slurm job
+    id. If one sbatch fails, the tasks already submitted are cancelled and the error names
+    the task and what sbatch said.
     """
-    job_dir, timeout = args["dir"], float(args.get("timeout", 60))
-    folder = Path(job_dir) / SCRIPTS_FOLDER
-    bundle = json.loads((folder / SUBMIT_FILE).read_text())
+    job_dir, timeout = Path(args["dir"]), float(args.get("timeout", 60))
+    folder = job_dir / SCRIPTS_FOLDER
+    for path in (job_dir / "tasks", folder):
+        path.mkdir(parents=True, exist_ok=True)
+    _write(job_dir / JOB_FILE, json.dumps(args["job"]))
     ids: dict[str, str] = {}
-    for task in bundle["tasks"]:
+    for task in args["tasks"]:
         script = folder / f"{int(task['number'])}.sh"
-        script.write_text(task["script"])
+        _write(script, task["script"])
         argv = ["sbatch", "--parsable"]
         if task["depends_on"]:
             after = ":".join(ids[str(n)] for n in task["depends_on"])
@@ -102,14 +103,19 @@ def submit(args: dict[str, Any]) -> dict[str, str]:
         except SlurmCommandError as err:
             if ids:
                 _run(["scancel", *ids.values()], timeout)
-            _save_ids(job_dir, {})
+            _save_ids(str(job_dir), {})
             raise SlurmCommandError(f"sbatch of task {task['number']} failed: {err}") from None
         ids[str(task["number"])] = done.stdout.strip().split(";")[0]
         if len(ids) % 16 == 0:  # a cancel during a long submission finds what went in
-            _save_ids(job_dir, ids)
-    _save_ids(job_dir, ids)
-    (folder / SUBMIT_FILE).unlink()
+            _save_ids(str(job_dir), ids)
+    _save_ids(str(job_dir), ids)
     return ids
+
+
+def _write(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 # ---- state ----
@@ -216,7 +222,7 @@ VERBS = {"submit": submit, "state": state, "cancel": cancel, "scripts": scripts}
 
 
 def main(argv: list[str]) -> int:
-    verb, payload = argv[1], json.loads(argv[2])
+    verb, payload = argv[1], json.loads(sys.stdin.read() or "{}")
     try:
         answer = {"ok": VERBS[verb](payload)}
     except Exception as err:  # noqa: BLE001 - every failure goes back as data
