@@ -331,3 +331,35 @@ def test_batch_scripts_of_a_pool_dpu_are_a_clear_error(awe_home: Path, database_
 
 def test_slurm_backend_is_chosen_for_a_slurm_dpu(dpu: Processor) -> None:
     assert isinstance(dpu.backend(), SlurmBackend)
+
+
+# ---- behind SSH ----
+def test_a_slurm_dpu_behind_ssh(slurm: str, sshd, awe_home: Path, database_url, tmp_path) -> None:
+    """The same Slurm through the test sshd on 127.0.0.1: code shipped as to any SSH DPU,
+    one round trip to submit, journals and squeue over SSH, cancel with scancel."""
+    (awe_home / "sequences").mkdir(parents=True)
+    shutil.copy(SEQUENCES / "testing.py", awe_home / "sequences" / "testing.py")
+    remote = tmp_path / "login-node"
+    settings = sshd.dpu(remote, scheduler="slurm", slurm={"memory": "200M"})
+    dpu = Processor(
+        database_url=database_url, username="alice", dpus={"far": settings}, dpu_name="far"
+    )
+    job_id = dpu.run("Hello>Total", n=3, o="over ssh")
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts == {"N": 4, "E": 0, "A": 0, "S": 0, "U": 0}
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert "on stdout: over ssh" in logs and "upstream products: 3" in logs
+    folder = job_dir(dpu, job_id)
+    assert folder.is_relative_to(remote)
+    scripts = dpu.show_batch_script(job_id)
+    assert f"{remote}/code/" in scripts[0]  # the shipped snapshot is on PYTHONPATH
+
+    job_id = dpu.run("Hello", n=2, s=120.0)
+    deadline = time.monotonic() + 120
+    while dpu.get_status(job_id)[0].running < 1:
+        assert time.monotonic() < deadline, "no task started"
+        time.sleep(0.2)
+    status = dpu.cancel_job(job_id)
+    assert status.state is JobState.CANCELLED
+    ids = slurm_ids(dpu, job_id)
+    assert {squeue(list(ids.values()))[i][0] for i in ids.values()} == {"CANCELLED"}
