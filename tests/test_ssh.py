@@ -316,3 +316,18 @@ def test_committed_products_are_fetched_and_checked(dpu: Processor, remote_work:
         assert store.read(frame.sha256) == f"bias {frame.chip} clip 3.0\n".encode()
         remote_file = remote_work / "jobs" / str(job_id) / "tasks"
         assert list(remote_file.rglob(f"bias_{frame.chip}.txt"))  # still on the DPU too
+
+
+def test_send_code_false_runs_the_code_installed_on_the_dpu(dpu: Processor, remote_work) -> None:
+    installed = dpu.run("Diagnose", send_code=False)
+    user_code = dpu.run("Echo", n=1, send_code=False)  # only in my checkout, not installed
+    dpu.wait([installed, user_code], timeout=TIMEOUT)
+    assert not (remote_work / "code").exists() or not any((remote_work / "code").iterdir())
+    assert dpu.get_status(installed)[0].counts["N"] == 1
+    (status,) = dpu.get_status(user_code)
+    assert status.counts["E"] == 1
+    assert any("Unknown sequence 'Echo'" in line for line in dpu.get_logs(user_code)[user_code])
+    from awe.db.models import Job
+
+    with dpu.database.session() as session:
+        assert session.get(Job, installed).code_snapshot_id is None
