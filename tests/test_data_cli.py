@@ -46,5 +46,9 @@ def test_demo_simulates_ingests_and_lists(awe_home: Path) -> None:
         "RawTwilightFlatFrame": ["96", "8"],
     }
     assert (awe_home / "demo").is_dir() and (awe_home / "awe.db").exists()
+    # ... then runs ReadNoise on the local DPU: status, logs, committed products
+    assert "has status FINISHED N/E/A/S/U 8/0/0/0/0" in result.stdout
+    assert "The read noise (ADU) for ccd ccd57 is : " in result.stdout
+    assert len([line for line in lines if ": ReadNoise(" in line and "read_noise=" in line]) == 8
     again = _awe("demo", "--scale", "0.0625")
     assert "Simulated night already in" in again.stdout and "0 new frames" in again.stderr

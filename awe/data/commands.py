@@ -118,7 +118,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """Simulate (once) a small WFI night into the AWE home, ingest it, list the frames."""
+    """Simulate (once) a small WFI night into the AWE home, ingest it, list the frames, then
+    run the ReadNoise sequence on the local DPU and show its status, logs and products."""
     import json
 
     from awe.data.ingestion import ingest
@@ -139,14 +140,30 @@ def _demo(args: argparse.Namespace) -> int:
         report = ingest([out], database=database, store=store)
         print()
         print(frame_table(database, DEMO_INSTRUMENT, DEMO_NIGHT))
-        example = f"instrument='{DEMO_INSTRUMENT}', date='{DEMO_NIGHT}', chip='ccd50'"
-        print()
-        print("At the awe> prompt, for example:")
-        print("  from awe.db.frames import RawBiasFrame")
-        print(f"  RawBiasFrame.select({example})")
     finally:
         database.dispose()
-    return 0 if report.ok else 1
+    print()
+    run_ok = _demo_job(env)
+    example = f"instrument='{DEMO_INSTRUMENT}', date='{DEMO_NIGHT}', chip='ccd50'"
+    print()
+    print("At the awe> prompt, for example:")
+    print("  from awe.db.frames import RawBiasFrame")
+    print(f"  RawBiasFrame.select({example})")
+    print(f"  dpu.run('ReadNoise', i='{DEMO_INSTRUMENT}', d='{DEMO_NIGHT}', c='ccd50', C=1)")
+    return 0 if report.ok and run_ok else 1
+
+
+def _demo_job(env: Any) -> bool:
+    """ReadNoise on the demo night, on the local DPU: submit, wait, status, logs, products."""
+    from awe.dpu.processor import Processor
+
+    dpu = Processor(env, dpu_name="local")
+    job_id = dpu.run("ReadNoise", i=DEMO_INSTRUMENT, d=DEMO_NIGHT, C=1)
+    (status,) = dpu.wait(job_id)
+    dpu.get_status(job_id)
+    dpu.get_logs(job_id)
+    dpu.get_job_result(job_id)
+    return status.counts["N"] == status.total
 
 
 def frame_table(database: Any, instrument: str, night: str) -> str:

@@ -523,7 +523,12 @@ class Processor:
             note = "" if status.is_final else " yet (it is still running)"
             self.say(f"Jobid {jobid} has no committed products{note}")
         for frame in frames:
-            self.say(f"Jobid {jobid}: {frame!r}")
+            facts = " ".join(
+                f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+                for key, value in (frame.results or {}).items()
+                if isinstance(value, (int, float, str))
+            )
+            self.say(f"Jobid {jobid}: {frame!r} {facts}".rstrip())
         return frames
 
     # ---- cancelling ----
