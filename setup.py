@@ -1,6 +1,7 @@
 """Build script. Metadata and dependencies live in setup.cfg; this file only maps the
 repository's top-level ``profiles/`` folder into the package as ``awe.profiles`` so the
 IPython profile ships inside AWE (and ``awe`` can install it on first run)."""
+
 from setuptools import find_packages, setup
 
 setup(

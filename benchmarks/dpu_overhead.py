@@ -54,8 +54,12 @@ def dask_seconds(tasks: int, workers: int) -> tuple[float, float]:
     from dask.distributed import Client, LocalCluster
 
     started = time.perf_counter()
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         ready = time.perf_counter()
         results = client.gather(client.map(noop, range(tasks)))
         elapsed = time.perf_counter() - ready
@@ -71,12 +75,17 @@ def main() -> None:
     awe = awe_seconds(args.tasks, args.workers)
     dask, dask_startup = dask_seconds(args.tasks, args.workers)
     print(f"tasks: {args.tasks}, workers: {args.workers}")
-    print(f"AWE local DPU : {awe:.2f} s = {args.tasks / awe:.0f} tasks/s (submit to all final in DB)")
-    print(f"dask baseline : {dask:.2f} s = {args.tasks / dask:.0f} tasks/s (map+gather; "
-          f"+{dask_startup:.2f} s cluster start)")
+    rate = args.tasks / awe
+    print(f"AWE local DPU : {awe:.2f} s = {rate:.0f} tasks/s (submit to all final in DB)")
+    print(
+        f"dask baseline : {dask:.2f} s = {args.tasks / dask:.0f} tasks/s (map+gather; "
+        f"+{dask_startup:.2f} s cluster start)"
+    )
     print(f"dask incl. start: {args.tasks / (dask + dask_startup):.0f} tasks/s")
-    print(f"ratio AWE/dask throughput: {dask / awe:.2f} (map+gather), "
-          f"{(dask + dask_startup) / awe:.2f} (incl. cluster start)")
+    print(
+        f"ratio AWE/dask throughput: {dask / awe:.2f} (map+gather), "
+        f"{(dask + dask_startup) / awe:.2f} (incl. cluster start)"
+    )
 
 
 if __name__ == "__main__":

@@ -387,7 +387,8 @@ def test_commit_puts_products_in_the_store_with_provenance(dpu: Processor, awe_h
         assert isinstance(frame, BiasFrame) and frame.instrument == "WFI"
         assert str(frame.night) == "2000-04-28" and frame.results == {"level": 400.0}
         assert frame.job_id == job_id and frame.process_params == {
-            "BiasFrame.process_params.SIGMA_CLIP": 5.0}
+            "BiasFrame.process_params.SIGMA_CLIP": 5.0
+        }
         assert len(frame.code_snapshot_id) == 64
         assert store.read(frame.sha256) == f"bias {frame.chip} clip 5.0\n".encode()
     logs = "\n".join(dpu.get_logs(job_id)[job_id])

@@ -110,8 +110,9 @@ def MakeBias(task):
     path = task.work_dir / f"bias_{task.unit.key}.txt"
     clip = task.parameters["BiasFrame.process_params.SIGMA_CLIP"]
     path.write_text(f"bias {task.unit.key} clip {clip}\n")
-    task.add_product(path, "BiasFrame", chip=task.unit.key, night="2000-04-28",
-                     results={"level": 400.0})
+    task.add_product(
+        path, "BiasFrame", chip=task.unit.key, night="2000-04-28", results={"level": 400.0}
+    )
     other = task.work_dir / "notes.txt"
     other.write_text("not a frame\n")
     task.add_product(other, "Scribble")
