@@ -19,7 +19,6 @@ or failing squeue changes nothing: the answer waits, no state is invented.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import sys
 from pathlib import Path
@@ -83,21 +82,9 @@ class SlurmBackend(Backend):
                 return slurm_agent.VERBS[verb](args)
             except (slurm_agent.SlurmCommandError, OSError) as err:
                 raise RemoteError(f"slurm {verb}: {err}") from None
-        argv = self._ssh.wrap([self.definition.python, "-c", SLURM_AGENT_SOURCE, verb])
-        result = self.shell.run(
-            argv, stdin=json.dumps(args).encode(), timeout=self.definition.command_timeout + 10
+        return self._ssh.call_source(
+            SLURM_AGENT_SOURCE, verb, args, self.definition.command_timeout + 10
         )
-        try:
-            answer = json.loads(result.stdout)
-        except ValueError:
-            tail = result.stderr.decode(errors="replace").strip().splitlines()[-3:]
-            raise RemoteError(
-                f"slurm {verb} on {self.shell.where} gave no answer (exit code {result.code}):"
-                f" {' | '.join(tail) or 'no output'}"
-            ) from None
-        if "error" in answer:
-            raise RemoteError(f"slurm {verb} on {self.shell.where}: {answer['error']}")
-        return answer["ok"]
 
     @property
     def work_dir(self) -> str:

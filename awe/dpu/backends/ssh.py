@@ -52,10 +52,15 @@ class SSHBackend(PoolBackend):
         return ["bash", "-c", script, "awe-setup", *argv]
 
     def call(self, verb: str, args: dict[str, Any]) -> Any:
+        return self.call_source(AGENT_SOURCE, verb, args, self.definition.command_timeout)
+
+    def call_source(self, source: str, verb: str, args: dict[str, Any], timeout: float) -> Any:
+        """Run the stand-alone agent ``source`` (this agent, or the Slurm one) on the host as
+        ``python -c SOURCE VERB`` with ``args`` as JSON on stdin; its answer, or an error."""
         result = self.shell.run(
-            self.wrap([self.definition.python, "-c", AGENT_SOURCE, verb]),
+            self.wrap([self.definition.python, "-c", source, verb]),
             stdin=json.dumps(args).encode(),
-            timeout=self.definition.command_timeout,
+            timeout=timeout,
         )
         try:
             answer = json.loads(result.stdout)
