@@ -364,3 +364,21 @@ def test_a_slurm_dpu_behind_ssh(slurm: str, sshd, awe_home: Path, database_url, 
     assert status.state is JobState.CANCELLED
     ids = slurm_ids(dpu, job_id)
     assert {squeue(list(ids.values()))[i][0] for i in ids.values()} == {"CANCELLED"}
+
+
+def test_a_line_break_in_a_task_name_cannot_add_a_command_to_the_script() -> None:
+    from awe.dpu.backends.slurm_script import render_script
+    from awe.dpu.dpus import parse_dpus
+
+    definition = parse_dpus({"c": {"scheduler": "slurm"}})["c"]
+    task = {
+        "number": 0,
+        "name": "Hello[x\ntouch /tmp/owned]",
+        "step": 0,
+        "sequence": "Hello",
+        "depends_on": [],
+        "time_limit": 10.0,
+    }
+    script = render_script(definition, "7", "/w/jobs/7", task, {0: task["name"]}, {}, "python3")
+    assert not any(line.startswith("touch") for line in script.splitlines())
+    assert "Hello[x touch /tmp/owned]" in script  # still readable, inside the comment

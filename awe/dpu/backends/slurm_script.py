@@ -46,6 +46,12 @@ def job_name(job_key: str, task: Mapping[str, Any]) -> str:
     return f"awe{job_key}.{task['number']}.{name}"
 
 
+def comment(text: str) -> str:
+    """Text safe inside a ``#`` comment line: task names come from data (a chip, an object
+    name in a FITS header), and a line break in one would start a command in the script."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", text)
+
+
 def extra_line(line: str) -> str:
     """One of the DPU's extra lines as an ``#SBATCH`` line (``--gres=gpu:1`` or whole)."""
     if "\n" in line or "\r" in line:
@@ -70,9 +76,11 @@ def render_script(
     waits = ", ".join(task_names[n] for n in task["depends_on"]) or "nothing"
     lines = [
         "#!/bin/bash",
-        f"# AWE job {job_key}, task {number}: {task['name']} (step {task['step']}, "
-        f"sequence {task['sequence']}) on DPU {definition.name}.",
-        f"# Waits for: {waits} (sbatch --dependency=afterok on their Slurm jobs).",
+        comment(
+            f"# AWE job {job_key}, task {number}: {task['name']} (step {task['step']}, "
+            f"sequence {task['sequence']}) on DPU {definition.name}."
+        ),
+        comment(f"# Waits for: {waits} (sbatch --dependency=afterok on their Slurm jobs)."),
         f"# Time limit {float(task['time_limit']):g} s, enforced by the worker; "
         "Slurm's --time below is the backstop.",
         f"#SBATCH --job-name={job_name(job_key, task)}",
