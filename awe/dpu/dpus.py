@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 LOCAL = "local"
@@ -156,7 +156,3 @@ def _check(where: str, settings: Mapping[str, Any], types: dict[str, Any]) -> di
             raise ValueError(f"{where}: {key} must be {names}, got {value!r}")
         values[key] = value
     return values
-
-
-def definition_fields() -> list[str]:
-    return [f.name for f in fields(DPUDefinition) if f.name != "name"]

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 JOB_FILE = "job.json"
-RUNNER_FILE = "runner.json"
-RUNNER_LOG = "runner.log"
 TASKS_FOLDER = "tasks"
 
 
