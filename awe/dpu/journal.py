@@ -34,8 +34,12 @@ class JournalWriter:
     """Appends events to one task's journal; each event is one line, flushed at once."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        try:
+            self._fd = os.open(path, flags, 0o644)
+        except FileNotFoundError:  # the job's tasks/ folder is made at submission, normally
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, flags, 0o644)
 
     def write(self, event: str, **fields: Any) -> None:
         record = {"t": now_iso(), "event": event, **fields}
