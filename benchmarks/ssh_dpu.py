@@ -44,8 +44,12 @@ def main() -> None:
             os.environ["AWE_HOME"] = str(home)
             from awe.dpu import Processor
 
-            dpu = Processor(session_log="", username="bench",
-                            dpus={"far": server.dpu(root / "remote")}, dpu_name="far")
+            dpu = Processor(
+                session_log="",
+                username="bench",
+                dpus={"far": server.dpu(root / "remote")},
+                dpu_name="far",
+            )
             shell = dpu.backend().shell
             first = dpu.run("NoOp")
             code_first = shell.bytes_uploaded
