@@ -282,13 +282,7 @@ class Processor:
             code_snapshot_id=code_id,
             commit=parsed.commit,
         )
-        description = {
-            "job_id": job_id,
-            "sequence": sequence,
-            "home": self.env.home,
-            "commit": parsed.commit,
-            "tasks": [t.to_json() for t in tasks],
-        }
+        description = self._job_description(job_id, sequence, parsed.commit, tasks)
         try:
             work_dir = backend.submit(job_id, description, snapshot)
         except Exception:
@@ -299,18 +293,23 @@ class Processor:
         self.session_jobs.append(job_id)
         return job_id
 
-    def _dry_run(
-        self, backend: Backend, sequence: str, commit: bool, tasks: list[PlannedTask]
-    ) -> dict[int, str]:
-        """Show what a run would submit; nothing is recorded, written or submitted."""
-        job = {
-            "job_id": None,
+    def _job_description(
+        self, job_id: int | None, sequence: str, commit: bool, tasks: list[PlannedTask]
+    ) -> dict[str, Any]:
+        """What the DPU reads as ``job.json``: the job and every task of its graph."""
+        return {
+            "job_id": job_id,
             "sequence": sequence,
             "home": self.env.home,
             "commit": commit,
             "tasks": [t.to_json() for t in tasks],
         }
-        scripts = backend.preview(job)
+
+    def _dry_run(
+        self, backend: Backend, sequence: str, commit: bool, tasks: list[PlannedTask]
+    ) -> dict[int, str]:
+        """Show what a run would submit; nothing is recorded, written or submitted."""
+        scripts = backend.preview(self._job_description(None, sequence, commit, tasks))
         for task in tasks:
             waits = ", ".join(tasks[n].name for n in task.depends_on) or "nothing"
             self.say(f"Dry run: task {task.number} {task.name} waits for {waits}")
