@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import random
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
@@ -58,16 +59,16 @@ class Database:
             yield session
 
     def run(self, work: Callable[[Session], T]) -> T:
-        """Run ``work(session)`` in one transaction, again from the start when the server
-        chose it as a deadlock victim (InnoDB does that to concurrent writers; the cure
-        is to retry, after a short random pause)."""
+        """Run ``work(session)`` in one transaction, again from the start when the database
+        turned it away: InnoDB picks deadlock victims among concurrent writers, and SQLite
+        answers "database is locked" at once in the few cases its busy timeout does not
+        cover. The cure for both is to retry after a short random pause."""
         for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
             try:
                 with self.session() as session:
                     return work(session)
             except OperationalError as err:
-                code = err.orig.args[0] if err.orig is not None and err.orig.args else None
-                if code not in MYSQL_RETRYABLE or attempt == TRANSACTION_ATTEMPTS:
+                if not _retryable(err) or attempt == TRANSACTION_ATTEMPTS:
                     raise
                 time.sleep(random.uniform(0, 0.05 * attempt))
         raise AssertionError("unreachable")
@@ -115,7 +116,7 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
         if url.database and url.database != ":memory:":
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor)
             # With WAL, NORMAL stays consistent after a crash and skips an fsync per commit;
             # a commit lost to a power cut is folded again from the journals.
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -126,6 +127,20 @@ def _sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _use_wal(cursor: Any) -> None:
+    """Put the SQLite file in WAL mode (a property of the file: the first connection sets
+    it). Changing the journal mode fails at once with "database is locked" while another
+    connection is busy (SQLite's busy timeout does not cover it), so it is retried."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+    while cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.01, 0.05))
 
 
 def _mysql_engine(url: URL) -> Engine:
@@ -158,12 +173,19 @@ def _probe_mysql_server(url: str) -> None:
         raise _unreachable(url, f"{reason} within {MYSQL_PROBE_DEADLINE} s") from None
 
 
+def _retryable(err: OperationalError) -> bool:
+    """A transaction the database turned away but would take if tried again."""
+    if isinstance(err.orig, sqlite3.OperationalError):
+        return "locked" in str(err.orig)
+    code = err.orig.args[0] if err.orig is not None and err.orig.args else None
+    return code in MYSQL_RETRYABLE
+
+
 def _check_connection(database: Database) -> None:
     if database.dialect != "sqlite":
         _probe_mysql_server(database.url)
     try:
-        with database.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        database.run(lambda session: session.execute(text("SELECT 1")))
     except OperationalError as err:
         code = err.orig.args[0] if err.orig is not None and err.orig.args else None
         if database.dialect != "sqlite" and code == MYSQL_UNKNOWN_DATABASE:
