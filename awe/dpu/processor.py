@@ -549,8 +549,10 @@ class Processor:
             work_dir, backend = job.work_dir, self.backend(job.dpu_name)
         backend.cancel(work_dir)
         deadline = time.monotonic() + CANCEL_GRACE
+        pause = 0.05  # growing: each look may be a round trip to a remote host or squeue
         while backend.runner_alive(work_dir) and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
         end_tasks(
             self.database,
             backend,
