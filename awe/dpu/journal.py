@@ -49,6 +49,13 @@ class JournalWriter:
         os.close(self._fd)
 
 
+def write_outcome(job_dir: Path, number: int, state: str, reason: str | None) -> None:
+    """End task ``number``'s journal with ``state`` when it never ran (skipped, lost)."""
+    journal = JournalWriter(journal_path(job_dir, number))
+    journal.write("state", state=state, reason=reason)
+    journal.close()
+
+
 def parse_new_bytes(data: bytes) -> tuple[list[dict[str, Any]], int]:
     """Events in the complete lines of ``data``, and how many bytes they used.
 

@@ -360,12 +360,12 @@ class Processor:
     def _job_ids(self, jobids: int | list[int] | None) -> list[int]:
         if jobids is None:
             return self.get_jobids()
-        ids = [jobids] if isinstance(jobids, int) else list(jobids)
+        from sqlalchemy import select
+
         from awe.db.models import Job
 
+        ids = [jobids] if isinstance(jobids, int) else list(jobids)
         with self.database.session() as session:
-            from sqlalchemy import select
-
             known = set(session.scalars(select(Job.id).where(Job.id.in_(ids))))
         missing = [i for i in ids if i not in known]
         if missing:
@@ -398,8 +398,9 @@ class Processor:
             ).all()
         for job_id, dpu_name in rows:
             try:
-                sync_job(self.database, self.backend(dpu_name), job_id)
-                commit_products(self.database, self.backend(dpu_name), job_id, self.env.data_root)
+                backend = self.backend(dpu_name)
+                sync_job(self.database, backend, job_id)
+                commit_products(self.database, backend, job_id, self.env.data_root)
             except RemoteError as err:  # show what the database knows, and say why
                 self.say(
                     f"WARNING: job {job_id}: cannot reach DPU {dpu_name} ({err}); "

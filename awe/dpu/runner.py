@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from awe.dpu.journal import JOB_FILE, JournalWriter, journal_path
+from awe.dpu.journal import JOB_FILE, write_outcome
 from awe.dpu.supervise import supervise
 
 
@@ -202,9 +202,7 @@ class Runner:
         self, number: int, state: str, reason: str | None, journal_written: bool = False
     ) -> None:
         if not journal_written:
-            journal = JournalWriter(journal_path(self.job_dir, number))
-            journal.write("state", state=state, reason=reason)
-            journal.close()
+            write_outcome(self.job_dir, number, state, reason)
         self.state[number] = state
         for dependent in self.dependents[number]:
             if state != "N":

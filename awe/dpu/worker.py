@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from awe.dpu.journal import JOB_FILE, JournalWriter, journal_path, parse_new_bytes, read_new_bytes
+from awe.dpu.journal import JOB_FILE, journal_path, parse_new_bytes, read_new_bytes, write_outcome
 from awe.dpu.supervise import supervise
 
 USAGE = "usage: python -m awe.dpu.worker JOB_DIR TASK_NUMBER"
@@ -105,9 +105,7 @@ def run_task(job_dir: Path, number: int) -> str:
 
 
 def _end(job_dir: Path, number: int, state: str, reason: str) -> str:
-    journal = JournalWriter(journal_path(job_dir, number))
-    journal.write("state", state=state, reason=reason)
-    journal.close()
+    write_outcome(job_dir, number, state, reason)
     return state
 
 

@@ -203,12 +203,10 @@ def judge(state: str, reason: str, exit_code: str, was: str) -> tuple[str, str] 
 
     ``was``: the task's state in the database (QUEUED or RUNNING).
     """
-    if state in slurm_agent.ACTIVE:
-        if state == "PENDING" and reason == "DependencyNeverSatisfied":
-            return "S", "a task it depends on did not end N (Slurm: DependencyNeverSatisfied)"
-        return None
-    if reason == "DependencyNeverSatisfied":
+    if reason == "DependencyNeverSatisfied":  # pending for ever, or already removed
         return "S", "a task it depends on did not end N (Slurm: DependencyNeverSatisfied)"
+    if state in slurm_agent.ACTIVE:
+        return None
     if state == "COMPLETED":
         return "U", "its Slurm job completed but its journal has no outcome"
     words = ABORTING.get(state, f"{state} in Slurm")
