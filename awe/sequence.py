@@ -64,9 +64,10 @@ def file_input(path: str | Path) -> dict[str, str]:
     """A file as a task input: by path and content hash, so a remote DPU receives it once
     (into its content-addressed store) and the task finds it at ``input["path"]``."""
     from awe.data.store import sha256_file
+    from awe.messages import FileRef
 
     resolved = Path(path).expanduser().resolve()
-    return {"path": str(resolved), "sha256": sha256_file(resolved), "name": resolved.name}
+    return FileRef(str(resolved), sha256_file(resolved), resolved.name).to_json()
 
 
 @dataclass(frozen=True)

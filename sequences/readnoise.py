@@ -48,15 +48,7 @@ def select_bias_pairs(options: Mapping[str, Any], context: SelectionContext) -> 
     units = [
         Unit(
             key=chip,
-            inputs=tuple(
-                {
-                    "path": str(store.path(f.sha256)),
-                    "sha256": f.sha256,
-                    "name": f.filename,
-                    "frame_id": f.id,
-                }
-                for f in pair[:2]
-            ),
+            inputs=tuple(frame.as_input(store) for frame in pair[:2]),
         )
         for chip, pair in sorted(by_chip.items())
         if len(pair) >= 2

@@ -25,7 +25,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -47,6 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship, selectinload
 
 from awe.db.models import NAME_LENGTH, SNAPSHOT_ID_LENGTH, Base, BigId, UTCDateTime, utcnow
+from awe.messages import FileRef
 
 if TYPE_CHECKING:
     from awe.db.engine import Database
@@ -57,6 +59,12 @@ OBJECT_LENGTH = 255
 SHA256_LENGTH = 64
 
 F = TypeVar("F", bound="Frame")
+
+
+class FileStore(Protocol):
+    """What :meth:`Frame.as_input` needs of a data store: where a file with a hash lives."""
+
+    def path(self, digest: str) -> Path: ...
 
 
 class QualityFlag:
@@ -219,6 +227,14 @@ class Frame(Base):
         )
         with database_or_session(database).session() as session:
             return session.scalar(query)
+
+    def as_input(self, store: FileStore) -> dict[str, Any]:
+        """This frame as a task input: a file reference (path in ``store``, sha256, file
+        name, frame id) that a remote DPU receives once, by content. ``store`` is the data
+        store holding the frame's file (``awe.data.store.DataStore(env.data_root)``),
+        given explicitly: no session is consulted."""
+        path = str(store.path(self.sha256))
+        return FileRef(path, self.sha256, self.filename, self.id).to_json()
 
     def __repr__(self) -> str:
         keys = [self.instrument, self.chip, str(self.night) if self.night else None, self.filter]

@@ -8,7 +8,6 @@ them unique when several sessions (or several users on one MySQL server) submit 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -16,20 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from awe.db.engine import Database
-from awe.db.models import Job, Project, Task, TaskDependency, User
+from awe.db.models import Job, Project, TaskDependency, User
+from awe.db.models import Task as TaskRow
+from awe.messages import Task
 
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """A task to record: its name, the numbers of the tasks it waits for, and where it sits
-    in the job (sequence, chain step, key such as the chip)."""
-
-    name: str
-    depends_on: Sequence[int] = field(default_factory=tuple)
-    sequence: str = ""
-    step: int = 0
-    key: str | None = None
-    time_limit: float | None = None
+#: The task a job is recorded with: the planner's task message (name, dependencies,
+#: sequence, step, key, time limit are what the database keeps of it).
+TaskSpec = Task
 
 
 def record_job(
@@ -69,7 +61,7 @@ def record_job(
             code_snapshot_id=code_snapshot_id,
             commit=commit,
             tasks=[
-                Task(
+                TaskRow(
                     number=n,
                     name=spec.name,
                     sequence=spec.sequence or sequence,

@@ -21,6 +21,7 @@ runs on this machine too, which is how a local Slurm installation is used.
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,6 +121,9 @@ def parse_dpus(raw: Mapping[str, Any]) -> dict[str, DPUDefinition]:
             if "extra" in slurm:
                 slurm["extra"] = tuple(slurm["extra"])
             values["slurm"] = SlurmSettings(**slurm)
+            check_sbatch_values(f"DPU {name!r}", values["slurm"])
+        if values.get("scheduler") == "slurm" and "work_dir" in values:
+            check_sbatch_value(f"DPU {name!r}", "work_dir", values["work_dir"])
         if "setup" in values:
             values["setup"] = tuple(str(line) for line in values["setup"])
         if values.get("host_key_policy", "reject") not in HOST_KEY_POLICIES:
@@ -156,3 +160,41 @@ def _check(where: str, settings: Mapping[str, Any], types: dict[str, Any]) -> di
             raise ValueError(f"{where}: {key} must be {names}, got {value!r}")
         values[key] = value
     return values
+
+
+#: Slurm settings written into ``#SBATCH --key=value`` lines, where one value must stay one
+#: argument of one line.
+SBATCH_VALUES = ("partition", "account", "qos", "time_limit", "memory")
+
+
+def check_sbatch_value(where: str, key: str, value: str, spaces: bool = False) -> str:
+    """``value`` when it can go into an ``#SBATCH`` line as it is; else a ValueError naming
+    ``key`` and the character at fault. A line break would start a command of the batch
+    script; white space (unless ``spaces``) would make a second sbatch option."""
+    for character in value:
+        control = unicodedata.category(character) in ("Cc", "Cf", "Zl", "Zp")
+        if control or (character.isspace() and not spaces):
+            raise ValueError(
+                f"{where}: {key} {value!r} holds {_describe(character)}, which an #SBATCH "
+                f"line cannot carry; give one value without "
+                f"{'control characters' if spaces else 'white space or control characters'}"
+            )
+    return value
+
+
+def check_sbatch_values(where: str, settings: SlurmSettings) -> None:
+    """Every Slurm setting of a DPU that reaches its batch scripts, checked."""
+    for key in SBATCH_VALUES:
+        value = getattr(settings, key)
+        if value is not None:
+            check_sbatch_value(f"{where} slurm", key, value)
+    for line in settings.extra:
+        check_sbatch_value(f"{where} slurm", "extra line", line, spaces=True)
+
+
+def _describe(character: str) -> str:
+    names = {"\n": "a line break (\\n)", "\r": "a carriage return (\\r)", " ": "a space"}
+    if character in names:
+        return names[character]
+    name = unicodedata.name(character, "").lower() or "a control character"
+    return f"{name} ({character!r})"

@@ -8,11 +8,11 @@ error saying what was searched for; nothing is queued.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from awe.dpu.options import ParsedOptions
 from awe.errors import AweError
+from awe.messages import Task
 from awe.sequence import NoInputs, SelectionContext, SequenceSpec
 
 
@@ -20,24 +20,8 @@ class PlanError(AweError):
     """A job cannot be planned (no inputs, mismatching steps)."""
 
 
-@dataclass(frozen=True)
-class PlannedTask:
-    """One task of a job, as the runner reads it from ``job.json``."""
-
-    number: int
-    name: str
-    sequence: str
-    step: int
-    key: str | None
-    inputs: list[Any]
-    depends_on: list[int]
-    options: dict[str, Any]
-    parameters: dict[str, Any]
-    time_limit: float
-    estimate: float
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+#: A planned task is the task message the database records and the DPU runs.
+PlannedTask = Task
 
 
 def plan_job(

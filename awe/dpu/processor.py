@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from awe.dpu.planner import PlannedTask
     from awe.dpu.registry import Registry
     from awe.dpu.status import JobStatus
+    from awe.messages import Job
     from awe.sequence import Option
 
 #: Packages a DPU's Python needs for AWE's own sequences (checked by check_dpu).
@@ -241,7 +242,7 @@ class Processor:
         plan the job and print its tasks (and batch scripts, on a Slurm DPU) without
         recording or submitting anything; return the scripts by task number.
         """
-        from awe.db.jobs import TaskSpec, record_job
+        from awe.db.jobs import record_job
         from awe.dpu.codeship import build_snapshot, code_roots
         from awe.dpu.options import parse_options
         from awe.dpu.planner import estimated_seconds, plan_job
@@ -273,10 +274,7 @@ class Processor:
             project=self.env.project,
             sequence=sequence,
             dpu_name=backend.name,
-            tasks=[
-                TaskSpec(t.name, t.depends_on, t.sequence, t.step, t.key, t.time_limit)
-                for t in tasks
-            ],
+            tasks=tasks,
             options=parsed.as_record(),
             parameters=parsed.parameters,
             code_snapshot_id=code_id,
@@ -295,15 +293,11 @@ class Processor:
 
     def _job_description(
         self, job_id: int | None, sequence: str, commit: bool, tasks: list[PlannedTask]
-    ) -> dict[str, Any]:
+    ) -> Job:
         """What the DPU reads as ``job.json``: the job and every task of its graph."""
-        return {
-            "job_id": job_id,
-            "sequence": sequence,
-            "home": self.env.home,
-            "commit": commit,
-            "tasks": [t.to_json() for t in tasks],
-        }
+        from awe.messages import Job
+
+        return Job(job_id, sequence, tuple(tasks), home=str(self.env.home), commit=commit)
 
     def _dry_run(
         self, backend: Backend, sequence: str, commit: bool, tasks: list[PlannedTask]

@@ -28,6 +28,7 @@ from typing import Any
 
 from awe.dpu.journal import JOB_FILE, write_outcome
 from awe.dpu.supervise import supervise
+from awe.messages import FormatError, Job, ProductRecord, Task
 
 
 @dataclass
@@ -74,16 +75,16 @@ def _send(fd: int, message: dict[str, Any]) -> None:
 class Runner:
     def __init__(self, job_dir: Path) -> None:
         self.job_dir = job_dir
-        self.job = json.loads((job_dir / JOB_FILE).read_text())
-        self.tasks: dict[int, dict[str, Any]] = {t["number"]: t for t in self.job["tasks"]}
-        self.workers = max(1, int(self.job.get("max_workers") or os.cpu_count() or 1))
+        self.job = Job.read(job_dir / JOB_FILE)
+        self.tasks: dict[int, Task] = {t.number: t for t in self.job.tasks}
+        self.workers = max(1, int(self.job.max_workers or os.cpu_count() or 1))
         self.state: dict[int, str] = dict.fromkeys(self.tasks, "QUEUED")
         self.products: dict[int, list[dict[str, Any]]] = {n: [] for n in self.tasks}
         self.dependents: dict[int, list[int]] = {n: [] for n in self.tasks}
         for number, task in self.tasks.items():
-            for dependency in task["depends_on"]:
+            for dependency in task.depends_on:
                 self.dependents[dependency].append(number)
-        self.waiting = {n: len(t["depends_on"]) for n, t in self.tasks.items()}
+        self.waiting = {n: len(t.depends_on) for n, t in self.tasks.items()}
         self.ready = [n for n, count in self.waiting.items() if count == 0]
         self.slots: dict[int, Slot] = {}  # by events fd
         self.selector = selectors.DefaultSelector()
@@ -122,12 +123,12 @@ class Runner:
     def _load_sequences(self) -> None:
         from awe.dpu.registry import Registry
 
-        registry = Registry(home=Path(self.job["home"]))
-        for name in {task["sequence"] for task in self.tasks.values()}:
+        registry = Registry(home=Path(self.job.home))
+        for name in {task.sequence for task in self.tasks.values()}:
             try:
                 self.specs[name] = registry.get(name)
             except Exception as err:  # noqa: BLE001 - the sequence vanished since submission
-                for number in [n for n, t in self.tasks.items() if t["sequence"] == name]:
+                for number in [n for n, t in self.tasks.items() if t.sequence == name]:
                     if number in self.ready:
                         self.ready.remove(number)
                     self._finish(number, "E", f"sequence not found: {err}")
@@ -156,10 +157,9 @@ class Runner:
                 return
             if slot.task is None:
                 number = self.ready.pop(0)
-                task = self.tasks[number]
-                upstream = [p for d in task["depends_on"] for p in self.products[d]]
+                upstream = [p for d in self.tasks[number].depends_on for p in self.products[d]]
                 try:
-                    _send(slot.commands, {"cmd": "run", "task": task, "upstream": upstream})
+                    _send(slot.commands, {"cmd": "run", "task": number, "upstream": upstream})
                 except BrokenPipeError:  # the slot died; _hear sees its pipe close
                     self.ready.insert(0, number)
                     continue
@@ -206,7 +206,7 @@ class Runner:
         self.state[number] = state
         for dependent in self.dependents[number]:
             if state != "N":
-                self._skip(dependent, f"{self.tasks[number]['name']} ended {state}")
+                self._skip(dependent, f"{self.tasks[number].name} ended {state}")
                 continue
             self.waiting[dependent] -= 1
             if self.waiting[dependent] == 0 and self.state[dependent] == "QUEUED":
@@ -229,9 +229,7 @@ class Runner:
 
 
 # ---- a slot ----
-def _slot_main(
-    job: dict[str, Any], specs: dict[str, Any], job_dir: Path, commands: int, events: int
-) -> None:
+def _slot_main(job: Job, specs: dict[str, Any], job_dir: Path, commands: int, events: int) -> None:
     """Run the tasks the runner sends, one at a time, until it closes the pipe."""
     code = 0
     try:
@@ -239,6 +237,7 @@ def _slot_main(
         signal.set_wakeup_fd(-1)
         os.set_blocking(commands, False)
         inbox = _Lines(commands)
+        tasks = {task.number: task for task in job.tasks}
         selector = selectors.DefaultSelector()
         selector.register(commands, selectors.EVENT_READ)
 
@@ -261,18 +260,18 @@ def _slot_main(
                 selector.select()
                 continue
             for message in runs:
-                task = message["task"]
+                task = tasks[message["task"]]
                 result = supervise(
                     job,
                     task,
-                    specs[task["sequence"]],
-                    message["upstream"],
+                    specs[task.sequence],
+                    [ProductRecord.from_json(p) for p in message["upstream"]],
                     job_dir,
                     should_abort=should_abort,
                     watch_fd=commands,
                     close_in_child=(commands, events),
                 )
-                _send(events, {"done": task["number"], **result})
+                _send(events, {"done": task.number, **result})
     except BaseException:  # noqa: BLE001 - report, then leave; the runner sees the pipe close
         import traceback
 
@@ -287,7 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m awe.dpu.runner JOB_DIR", file=sys.stderr)
         return 2
-    Runner(Path(argv[0])).run()
+    try:
+        runner = Runner(Path(argv[0]))
+    except FormatError as err:  # written by another AWE: refused, not misread
+        print(f"awe.dpu.runner: {err}", file=sys.stderr)
+        return 2
+    runner.run()
     return 0
 
 

@@ -31,23 +31,25 @@ from typing import Any
 
 from awe.data.store import sha256_file
 from awe.dpu.journal import JournalWriter, journal_path
+from awe.messages import Job, ProductRecord, Task
 from awe.sequence import NothingToDo, Product, SequenceSpec, TaskContext, Unit
 
 HOST = socket.gethostname()
 
 
 def supervise(
-    job: dict[str, Any],
-    task: dict[str, Any],
+    job: Job,
+    task: Task,
     spec: SequenceSpec,
-    upstream: list[dict[str, Any]],
+    upstream: list[ProductRecord],
     job_dir: Path,
     should_abort: Callable[[], str | None] = lambda: None,
     watch_fd: int | None = None,
     close_in_child: tuple[int, ...] = (),
     explain_signal: Callable[[int], str | None] = lambda _signum: None,
 ) -> dict[str, Any]:
-    """Run ``task`` in a child process; return ``{"state", "reason", "products"}``.
+    """Run ``task`` in a child process; return ``{"state", "reason", "products"}`` (the
+    products as JSON :class:`ProductRecord` s).
 
     ``watch_fd`` (readable when the caller may want to stop the task) wakes the wait early;
     ``should_abort()`` then returns the reason to kill the task (``None``: go on).
@@ -55,13 +57,13 @@ def supervise(
     their readers see them close when the caller dies. ``explain_signal(signum)`` may say
     who sent the signal that killed the task (a batch system's memory limit, say).
     """
-    journal = JournalWriter(journal_path(job_dir, task["number"]))
+    journal = JournalWriter(journal_path(job_dir, task.number))
     try:
         return _Supervision(journal, should_abort, watch_fd, explain_signal).run(
             lambda out_fd, control_fd: _run_child(
                 job, task, spec, upstream, job_dir, out_fd, control_fd, close_in_child
             ),
-            float(task["time_limit"]),
+            float(task.time_limit or 0),
         )
     finally:
         journal.close()
@@ -216,10 +218,10 @@ class _LevelPrefix(logging.Formatter):
 
 
 def _run_child(
-    job: dict[str, Any],
-    task: dict[str, Any],
+    job: Job,
+    task: Task,
     spec: SequenceSpec,
-    upstream: list[dict[str, Any]],
+    upstream: list[ProductRecord],
     job_dir: Path,
     out_fd: int,
     control_fd: int,
@@ -240,31 +242,26 @@ def _run_child(
         sys.stdout = open(1, "w", buffering=1, closefd=False, errors="replace")  # noqa: SIM115
         sys.stderr = open(2, "w", buffering=1, closefd=False, errors="replace")  # noqa: SIM115
         control = open(control_fd, "w", buffering=1)  # noqa: SIM115
-        logger = _task_logger(task["name"])
-        work_dir = job_dir / "tasks" / str(task["number"])
+        logger = _task_logger(task.name)
+        work_dir = job_dir / "tasks" / str(task.number)
         work_dir.mkdir(parents=True, exist_ok=True)
         os.chdir(work_dir)
 
         def add_product(path: str | os.PathLike[str], kind: str, **metadata: Any) -> Product:
             product = Product(str(Path(path).resolve()), kind, sha256_file(path), metadata)
-            record = {
-                "path": product.path,
-                "kind": kind,
-                "sha256": product.sha256,
-                "metadata": metadata,
-            }
+            record = ProductRecord(product.path, kind, product.sha256, metadata).to_json()
             control.write(json.dumps({"event": "product", "product": record}) + "\n")
             return product
 
         context = TaskContext(
-            job_id=job["job_id"],
-            number=task["number"],
-            name=task["name"],
-            unit=Unit(task["key"], tuple(task["inputs"])),
-            options=dict(task["options"]),
-            parameters={**spec.parameters, **task["parameters"]},
+            job_id=job.job_id,
+            number=task.number,
+            name=task.name,
+            unit=Unit(task.key, tuple(task.inputs)),
+            options=dict(task.options),
+            parameters={**spec.parameters, **task.parameters},
             work_dir=work_dir,
-            upstream=[Product(p["path"], p["kind"], p["sha256"], p["metadata"]) for p in upstream],
+            upstream=[Product(p.path, p.kind, p.sha256, p.metadata) for p in upstream],
             log=logger,
             add_product=add_product,
         )

@@ -17,7 +17,6 @@ end, and the backend asks Slurm what happened (CANCELLED, TIMEOUT).
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from typing import Any
 
 from awe.dpu.journal import JOB_FILE, journal_path, parse_new_bytes, read_new_bytes, write_outcome
 from awe.dpu.supervise import supervise
+from awe.messages import FormatError, Job, ProductRecord
 
 USAGE = "usage: python -m awe.dpu.worker JOB_DIR TASK_NUMBER"
 
@@ -40,7 +40,7 @@ def dependency_outcomes(job_dir: Path, numbers: list[int]) -> dict[int, dict[str
             if event["event"] == "state":
                 state, reason = event["state"], event.get("reason")
             elif event["event"] == "product":
-                products.append({k: event[k] for k in ("path", "kind", "sha256", "metadata")})
+                products.append(ProductRecord.from_json(event))
         outcomes[number] = {"state": state, "reason": reason, "products": products}
     return outcomes
 
@@ -84,18 +84,18 @@ def _cgroup_oom_kills() -> int:
 
 def run_task(job_dir: Path, number: int) -> str:
     """Run task ``number`` of the job in ``job_dir``; return the letter it ended with."""
-    job = json.loads((job_dir / JOB_FILE).read_text())
-    tasks = {task["number"]: task for task in job["tasks"]}
+    job = Job.read(job_dir / JOB_FILE)
+    tasks = {task.number: task for task in job.tasks}
     task = tasks[number]
-    dependencies = dependency_outcomes(job_dir, task["depends_on"])
+    dependencies = dependency_outcomes(job_dir, list(task.depends_on))
     for dependency, outcome in dependencies.items():
         if outcome["state"] != "N":
             ended = f"ended {outcome['state']}" if outcome["state"] else "left no outcome"
-            return _end(job_dir, number, "S", f"{tasks[dependency]['name']} {ended}")
+            return _end(job_dir, number, "S", f"{tasks[dependency].name} {ended}")
     from awe.dpu.registry import Registry
 
     try:
-        spec = Registry(home=Path(job["home"])).get(task["sequence"])
+        spec = Registry(home=Path(job.home)).get(task.sequence)
     except Exception as err:  # noqa: BLE001 - the sequence vanished since submission
         return _end(job_dir, number, "E", f"sequence not found: {err}")
     upstream = [p for outcome in dependencies.values() for p in outcome["products"]]
@@ -114,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 2 or not argv[1].isdigit():
         print(USAGE, file=sys.stderr)
         return 2
-    state = run_task(Path(argv[0]), int(argv[1]))
+    try:
+        state = run_task(Path(argv[0]), int(argv[1]))
+    except FormatError as err:  # written by another AWE: refused, not misread
+        print(f"awe.dpu.worker: {err}", file=sys.stderr)
+        return 2
     return 0 if state in ("N", "S") else 1
 
 

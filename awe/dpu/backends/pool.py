@@ -1,45 +1,41 @@
-"""Backends whose jobs run on a detached runner with a pool of workers (``awe.dpu.runner``),
-on this machine or on an SSH host. Both speak to the machine through the agent's verbs
-(:mod:`awe.dpu.remote.agent`): called directly here, run over SSH there. Only how a call
-travels and how a job's files get to the machine differ.
-"""
+"""AWE's own scheduler: a detached runner (``awe.dpu.runner``) with a pool of worker
+processes on the DPU's machine, over any transport. The runner journals every task; the
+only fact the pool adds is whether the runner still lives (its state table: alive, the
+journals tell; gone, every unfinished task is lost)."""
 
 from __future__ import annotations
 
-import base64
-from abc import abstractmethod
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from awe.dpu.codeship import Snapshot
-
-from awe.dpu.backends.base import Backend
+from awe.dpu.backends.base import Launch, Scheduler
+from awe.dpu.backends.transport import Transport
 from awe.dpu.remote.shell import RemoteError
 
 #: Thread counts of numerical libraries inside a task: the pool already uses every core.
 SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-class PoolBackend(Backend):
-    @abstractmethod
-    def call(self, verb: str, args: dict[str, Any]) -> Any:
-        """Run agent verb ``verb`` on the DPU's machine; its answer, or RemoteError."""
+class PoolScheduler(Scheduler):
+    def __init__(self, transport: Transport, max_workers: int | None = None) -> None:
+        super().__init__(transport)
+        #: Tasks at once (None: one per core of the DPU's machine).
+        self.workers = max_workers
 
-    @abstractmethod
-    def prepare(
-        self, job_id: int, job: dict[str, Any], snapshot: Snapshot | None
-    ) -> tuple[str, dict[str, Any]]:
-        """Put the job's files in place; return its work_dir and the rest of the agent's
-        ``start`` arguments (``python``, ``env``, and ``job`` to write job.json there)."""
+    def environment(self) -> dict[str, str]:
+        return dict(SINGLE_THREADED)
 
-    def submit(self, job_id: int, job: dict[str, Any], snapshot: Snapshot | None = None) -> str:
-        work_dir, how = self.prepare(job_id, job, snapshot)
-        self.call("start", {"dir": work_dir, **how})
-        return work_dir
+    def max_workers(self) -> int | None:
+        return self.workers
 
-    def read_journals(self, work_dir: str, offsets: dict[int, int]) -> dict[int, bytes]:
-        found = self.call("journals", {"dir": work_dir, "offsets": offsets})
-        return {int(n): base64.b64decode(data) for n, data in found.items()}
+    def submit(self, launch: Launch) -> None:
+        """Write job.json and start the runner, in one agent call."""
+        self.call(
+            "start",
+            {
+                "dir": launch.job_dir,
+                "python": launch.python,
+                "env": launch.environment,
+                "job": launch.job.to_json(),
+            },
+        )
 
     def runner_alive(self, work_dir: str) -> bool | None:
         try:
@@ -49,16 +45,6 @@ class PoolBackend(Backend):
 
     def cancel(self, work_dir: str) -> None:
         self.call("cancel", {"dir": work_dir})
-
-    def facts(self, modules: list[str], commands: list[str]) -> dict[str, Any]:
-        """What the DPU's machine offers: Python, importable modules, work dir, commands."""
-        return self.call(
-            "check", {"modules": modules, "commands": commands, "work_dir": self.check_dir()}
-        )
-
-    def check_dir(self) -> str:
-        """The folder whose writability ``facts`` checks."""
-        return "~/.awe-dpu"
 
     def kill(self, work_dir: str, pids: list[int]) -> None:
         self.call("kill", {"dir": work_dir, "pids": pids})

@@ -1,7 +1,8 @@
 """A Slurm DPU: every task is a Slurm batch job; Slurm schedules, AWE follows.
 
-On this machine (no ``host`` in the DPU definition) or behind SSH on a login node (the SSH
-DPU's shell, code shipping and input staging are reused as they are). Layout in the DPU's
+A scheduler of the DPU seam, over either transport: this machine (no ``host`` in the DPU
+definition) or a login node behind SSH (code shipping and input staging are the
+transport's, as for any DPU). Layout in the DPU's
 ``work_dir`` (a file system the compute nodes share, as on real clusters)::
 
     jobs/<job id>/job.json            the job, as the workers read it
@@ -18,136 +19,64 @@ or failing squeue changes nothing: the answer waits, no state is invented.
 
 from __future__ import annotations
 
-import base64
-import os
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from awe.dpu.backends.base import Backend, Verdict
-from awe.dpu.backends.slurm_script import render_scripts
-from awe.dpu.remote import agent, slurm_agent
-from awe.dpu.remote.shell import LocalShell, RemoteError, Shell
-from awe.errors import AweError
+from awe.dpu.backends.base import Backend, Launch, Scheduler, Verdict
+from awe.dpu.backends.slurm_script import check_values, render_scripts
+from awe.dpu.remote import program, slurm_agent
+from awe.dpu.remote.shell import RemoteError
 
 if TYPE_CHECKING:
-    from awe.dpu.codeship import Snapshot
+    from awe.dpu.backends.transport import Transport
     from awe.dpu.dpus import DPUDefinition
-    from awe.env import Env
-
-SLURM_AGENT_SOURCE = Path(slurm_agent.__file__).read_text()
-#: Slurm's end states that abort a task that was running, with the words for the log.
-ABORTING = {
-    "TIMEOUT": "TIMEOUT: over its Slurm time limit",
-    "OUT_OF_MEMORY": "OUT_OF_MEMORY: over its Slurm memory limit",
-    "NODE_FAIL": "NODE_FAIL: its node failed",
-    "BOOT_FAIL": "BOOT_FAIL: its node failed to boot",
-    "CANCELLED": "CANCELLED in Slurm",
-    "DEADLINE": "DEADLINE: past its Slurm deadline",
-    "PREEMPTED": "PREEMPTED by Slurm",
-    "FAILED": "FAILED in Slurm without a journal record",
-    "REVOKED": "REVOKED by Slurm",
-}
 
 
-class SlurmBackend(Backend):
-    """Tasks as Slurm batch jobs, on this machine's Slurm or a cluster's login node."""
+class SlurmScheduler(Scheduler):
+    """Tasks as Slurm batch jobs; Slurm's states are judged by one table
+    (:data:`awe.dpu.remote.slurm_agent.STATES`, through :func:`judge`)."""
 
-    def __init__(self, definition: DPUDefinition, env: Env) -> None:
+    program = program.SLURM_AGENT
+    commands = ("sbatch", "squeue", "scancel", "sacct")
+    writes_scripts = True
+
+    def __init__(self, transport: Transport, definition: DPUDefinition) -> None:
+        super().__init__(transport)
         self.definition = definition
-        self.env = env
-        self.name = definition.name
-        self.workers = definition.max_workers or 1  # for the estimate only: Slurm decides
-        self._ssh: Any = None
-        if definition.is_remote:
-            from awe.dpu.backends.ssh import SSHBackend
 
-            self._ssh = SSHBackend(definition, env)
-            self.shell: Shell = self._ssh.shell
-        else:
-            self.shell = LocalShell()
-
-    # ---- talking to the DPU's machine ----
-    def _agent(self, verb: str, args: dict[str, Any]) -> Any:
-        """The general agent (journals, home): in this process here, over SSH there."""
-        if self._ssh is not None:
-            return self._ssh.call(verb, args)
-        return agent.VERBS[verb](args)
-
-    def _slurm(self, verb: str, args: dict[str, Any]) -> Any:
-        """A :mod:`slurm_agent` verb; RemoteError when it or Slurm failed."""
-        args = {"timeout": self.definition.command_timeout, **args}
-        if self._ssh is None:
-            try:
-                return slurm_agent.VERBS[verb](args)
-            except (slurm_agent.SlurmCommandError, OSError) as err:
-                raise RemoteError(f"slurm {verb}: {err}") from None
-        return self._ssh.call_source(
-            SLURM_AGENT_SOURCE, verb, args, self.definition.command_timeout + 10
-        )
-
-    @property
-    def work_dir(self) -> str:
-        """The DPU's work_dir, ``~`` expanded on its machine."""
-        if self._ssh is not None:
-            return self._ssh.work_dir
-        return os.path.abspath(os.path.expanduser(self.definition.work_dir))
+    def call(self, verb: str, args: dict[str, Any]) -> Any:
+        """An agent verb; Slurm's own commands get the DPU's command timeout."""
+        if verb in slurm_agent.VERBS:
+            args = {"timeout": self.definition.command_timeout, **args}
+        return super().call(verb, args)
 
     # ---- submitting ----
-    def submit(self, job_id: int, job: dict[str, Any], snapshot: Snapshot | None = None) -> str:
-        """Ship code and inputs (SSH), then write job.json and the batch scripts and sbatch
-        them all in one agent call: one round trip to the login node for the whole job."""
-        job_dir, job, environment, python = self._prepare(job_id, job, snapshot)
-        scripts = render_scripts(self.definition, str(job_id), job_dir, job, environment, python)
+    def submit(self, launch: Launch) -> None:
+        """Write job.json and the batch scripts and sbatch them all in one agent call: one
+        round trip to the login node for the whole job."""
+        scripts = self._scripts(launch, str(launch.job.job_id))
         tasks = [
-            {"number": t["number"], "script": scripts[t["number"]], "depends_on": t["depends_on"]}
-            for t in job["tasks"]
+            {"number": t.number, "script": scripts[t.number], "depends_on": list(t.depends_on)}
+            for t in launch.job.tasks
         ]
-        self._slurm("submit", {"dir": job_dir, "job": job, "tasks": tasks})
-        return job_dir
+        self.call("submit", {"dir": launch.job_dir, "job": launch.job.to_json(), "tasks": tasks})
 
-    def preview(self, job: dict[str, Any]) -> dict[int, str]:
+    def preview(self, launch: Launch) -> dict[int, str]:
         """The batch scripts a job would get, touching nothing (``dpu.run(dry_run=True)``)."""
-        job_dir = f"{self.work_dir}/jobs/<job id>"
-        environment, python = self._environment()
-        return render_scripts(self.definition, "<job id>", job_dir, job, environment, python)
+        return self._scripts(launch, "<job id>")
 
-    def _prepare(
-        self, job_id: int, job: dict[str, Any], snapshot: Snapshot | None
-    ) -> tuple[str, dict[str, Any], dict[str, str], str]:
-        """The job's folder, the job as the DPU sees it, its environment and its Python.
-        Behind SSH, code shipping and input staging are the SSH DPU's."""
-        if self._ssh is not None:
-            job_dir, how = self._ssh.prepare(job_id, job, snapshot)
-            return job_dir, how["job"], dict(how["env"]), how["python"]
-        job_dir = f"{self.work_dir}/jobs/{job_id}"
-        if any(c.isspace() for c in job_dir):
-            raise AweError(
-                f"DPU {self.name}: work_dir {job_dir!r} holds white space, which #SBATCH "
-                f"lines cannot carry; choose a work_dir without spaces"
-            )
-        environment, python = self._environment()
-        return job_dir, job, environment, python
-
-    def _environment(self) -> tuple[dict[str, str], str]:
-        """On this machine the workers run this checkout's code (the snapshot is only
-        recorded, as on the local DPU): they import it from where this process does."""
-        if self._ssh is not None:
-            return {"AWE_HOME": f"{self.work_dir}/home"}, self.definition.python
-        checkout = str(Path(agent.__file__).resolve().parents[3])
-        python = sys.executable if self.definition.python == "python3" else self.definition.python
-        return {"AWE_HOME": str(self.env.home), "PYTHONPATH": checkout}, python
+    def _scripts(self, launch: Launch, job_key: str) -> dict[int, str]:
+        check_values(self.definition, self.transport.work_dir)
+        job = launch.job.to_json()
+        return render_scripts(
+            self.definition, job_key, launch.job_dir, job, launch.environment, launch.python
+        )
 
     # ---- following ----
-    def read_journals(self, work_dir: str, offsets: dict[int, int]) -> dict[int, bytes]:
-        found = self._agent("journals", {"dir": work_dir, "offsets": offsets})
-        return {int(n): base64.b64decode(data) for n, data in found.items()}
-
     def slurm_state(self, work_dir: str, tasks: list[int] | None = None) -> dict[str, Any] | None:
         """What Slurm says of the job's tasks (all when ``tasks`` is None); None when Slurm
         did not answer (slurmctld down, squeue slow, SSH gone)."""
         try:
-            return self._slurm("state", {"dir": work_dir, "tasks": tasks})
+            return self.call("state", {"dir": work_dir, "tasks": tasks})
         except RemoteError:
             return None
 
@@ -179,7 +108,7 @@ class SlurmBackend(Backend):
     # ---- stopping ----
     def cancel(self, work_dir: str) -> None:
         """scancel every Slurm job of the AWE job, in one command."""
-        self._slurm("cancel", {"dir": work_dir})
+        self.call("cancel", {"dir": work_dir})
 
     def kill(self, work_dir: str, pids: list[int]) -> None:
         """Nothing to do: the tasks the database ends have ended in Slurm already (reconcile
@@ -188,13 +117,22 @@ class SlurmBackend(Backend):
 
     def batch_scripts(self, work_dir: str) -> dict[int, str]:
         """The job's batch scripts, each headed by the Slurm job id it was given."""
-        found = self._slurm("scripts", {"dir": work_dir})
+        found = self.call("scripts", {"dir": work_dir})
         scripts = {}
         for number, text in sorted(found["scripts"].items(), key=lambda item: int(item[0])):
             slurm_id = found["ids"].get(number, "not submitted")
             first, _, rest = text.partition("\n")
             scripts[int(number)] = f"{first}\n# Slurm job id: {slurm_id}\n{rest}"
         return scripts
+
+
+class SlurmBackend(Backend):
+    """A Slurm DPU: the Slurm scheduler over this machine or SSH."""
+
+    def __init__(self, definition: DPUDefinition, transport: Transport) -> None:
+        workers = definition.max_workers or 1  # for the estimate only: Slurm decides
+        scheduler = SlurmScheduler(transport, definition)
+        super().__init__(definition.name, transport, scheduler, workers, definition.python)
 
 
 def judge(state: str, reason: str, exit_code: str, was: str) -> tuple[str, str] | None:
@@ -205,11 +143,11 @@ def judge(state: str, reason: str, exit_code: str, was: str) -> tuple[str, str] 
     """
     if reason == "DependencyNeverSatisfied":  # pending for ever, or already removed
         return "S", "a task it depends on did not end N (Slurm: DependencyNeverSatisfied)"
-    if state in slurm_agent.ACTIVE:
+    kind, words = slurm_agent.STATES.get(state, ("ended", f"{state} in Slurm"))
+    if kind == "active":
         return None
-    if state == "COMPLETED":
+    if kind == "done":
         return "U", "its Slurm job completed but its journal has no outcome"
-    words = ABORTING.get(state, f"{state} in Slurm")
     detail = f" ({reason})" if reason and reason not in ("None", state) else ""
     if was == "QUEUED" and state not in ("FAILED", "OUT_OF_MEMORY", "TIMEOUT"):
         return "S", f"{words} before it started{detail}"

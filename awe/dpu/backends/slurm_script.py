@@ -21,7 +21,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from awe.dpu.dpus import DPUDefinition
+from awe.dpu.dpus import DPUDefinition, check_sbatch_value, check_sbatch_values
 from awe.errors import AweError
 
 #: Seconds added to a task's own time limit before Slurm's limit: the supervisor goes first.
@@ -52,10 +52,24 @@ def comment(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", text)
 
 
+def check_values(definition: DPUDefinition, work_dir: str | None = None) -> None:
+    """Refuse (AweError naming the setting and the character) any value that would not stay
+    one argument of one ``#SBATCH`` line: the DPU's Slurm settings and its ``work_dir`` as
+    the DPU's machine spells it (``~`` expanded there), on this machine or behind SSH."""
+    try:
+        check_sbatch_values(f"DPU {definition.name!r}", definition.slurm)
+        if work_dir is not None:
+            check_sbatch_value(f"DPU {definition.name!r}", "work_dir", work_dir)
+    except ValueError as err:
+        raise AweError(str(err)) from None
+
+
 def extra_line(line: str) -> str:
     """One of the DPU's extra lines as an ``#SBATCH`` line (``--gres=gpu:1`` or whole)."""
-    if "\n" in line or "\r" in line:
-        raise AweError(f"slurm extra line {line!r} holds a line break; give one option per line")
+    try:
+        check_sbatch_value("slurm", "extra line", line, spaces=True)
+    except ValueError as err:
+        raise AweError(f"{err}; give one option per line") from None
     text = line.strip()
     return text if text.startswith("#SBATCH") else f"#SBATCH {text}"
 
@@ -70,6 +84,7 @@ def render_script(
     python: str,
 ) -> str:
     """The batch script of one task. ``job_dir`` is the job's folder as the nodes see it."""
+    check_values(definition)
     settings = definition.slurm
     number = task["number"]
     limit = settings.time_limit or slurm_time(float(task["time_limit"]) + GRACE_SECONDS)

@@ -1,10 +1,11 @@
 """The DPU-side agent: small jobs on the DPU's machine, with the standard library only.
 
-Sent as program text and run as ``python3 -c AGENT VERB`` with its arguments as one JSON
-document on stdin (so it works before any AWE code is on the machine, e.g. to unpack the
-first code snapshot, and a large job description needs no temporary file), or imported by
-the local backend. One invocation does one thing for a whole job, so following a 62-task
-job over SSH costs one round trip per poll, not 62. Arguments are data, never shell text.
+Sent as program text (:mod:`awe.dpu.remote.program`, with the modules it imports) and
+run as ``python3 -c AGENT VERB`` with its arguments as one JSON document on stdin (so it
+works before any AWE code is on the machine, e.g. to unpack the first code snapshot, and a
+large job description needs no temporary file), or imported by this machine's transport.
+One invocation does one thing for a whole job, so following a 62-task job over SSH costs
+one round trip per poll, not 62. Arguments are data, never shell text.
 The answer is one JSON document on stdout.
 
 Verbs: ``journals`` (new bytes of many task journals), ``alive`` (does the job's runner
@@ -22,11 +23,14 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from awe.dpu.remote.commands import spawn_detached
+from awe.messages import Job
 
 RUNNER_FILE = "runner.json"
 RUNNER_LOG = "runner.log"
@@ -84,33 +88,34 @@ def alive(args: dict[str, Any]) -> bool:
     return pid is not None and runs_runner(pid, args["dir"])
 
 
+def write_job(job_dir: Path, job: dict[str, Any]) -> None:
+    """Write ``job.json`` atomically, refusing a job in a format this code does not read."""
+    Job.from_json(job)
+    (job_dir / "tasks").mkdir(parents=True, exist_ok=True)
+    write_atomically(job_dir / "job.json", json.dumps(job))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
 def start(args: dict[str, Any]) -> int:
     """Write ``job.json`` (when given) and start the job's runner detached (own session,
     stdio to files), so it outlives this process and the connection that started it."""
     job_dir = Path(args["dir"])
     (job_dir / "tasks").mkdir(parents=True, exist_ok=True)
     if "job" in args:
-        description = job_dir / "job.json"
-        temporary = description.with_name(".job.json.tmp")
-        temporary.write_text(json.dumps(args["job"]))
-        os.replace(temporary, description)
-    environment = {**os.environ, **args.get("env", {})}
-    with open(job_dir / RUNNER_LOG, "ab") as log:
-        process = subprocess.Popen(
-            [args["python"], "-m", "awe.dpu.runner", str(job_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            close_fds=True,
-            env=environment,
-            cwd=job_dir,
-        )
-    record = job_dir / RUNNER_FILE
-    temporary = record.with_name(f".{RUNNER_FILE}.tmp")
-    temporary.write_text(json.dumps({"pid": process.pid, "host": socket.gethostname()}))
-    os.replace(temporary, record)
-    return process.pid
+        write_job(job_dir, args["job"])
+    pid = spawn_detached(
+        [args["python"], "-m", "awe.dpu.runner", str(job_dir)],
+        str(job_dir / RUNNER_LOG),
+        args.get("env", {}),
+        str(job_dir),
+    )
+    write_atomically(job_dir / RUNNER_FILE, json.dumps({"pid": pid, "host": socket.gethostname()}))
+    return pid
 
 
 def cancel(args: dict[str, Any]) -> bool:
@@ -232,15 +237,13 @@ VERBS = {
 }
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], verbs: dict[str, Callable[[dict[str, Any]], Any]] | None = None) -> int:
+    """Answer one verb (``argv[1]``, arguments as JSON on stdin) as JSON on stdout, over
+    ``verbs`` (this module's, or those of every module of the program that was sent)."""
     verb, payload = argv[1], json.loads(sys.stdin.read() or "{}")
     try:
-        answer = {"ok": VERBS[verb](payload)}
+        answer = {"ok": (verbs or VERBS)[verb](payload)}
     except Exception as err:  # noqa: BLE001 - every failure goes back as data
         answer = {"error": f"{type(err).__name__}: {err}"}
     sys.stdout.write(json.dumps(answer))
     return 0 if "ok" in answer else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

@@ -1,20 +1,22 @@
 """Running commands and moving files on a DPU's machine.
 
-:class:`Shell` is the seam the backends use: :class:`LocalShell` runs on this machine
-(a local Slurm DPU), :class:`awe.dpu.remote.ssh.SSHShell` over SSH. Commands are argument
-lists, never strings pasted together: the SSH shell quotes every argument, so an option
-value full of shell syntax is data on the other side too. Every call has a timeout.
+:class:`Shell` is what the transports (:mod:`awe.dpu.backends.transport`) run commands
+with: :class:`LocalShell` on this machine, :class:`awe.dpu.remote.ssh.SSHShell` over SSH.
+Commands are argument lists, never strings pasted together: the SSH shell quotes every
+argument, so an option value full of shell syntax is data on the other side too. Every
+call has a timeout.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from awe.dpu.remote import commands
 from awe.errors import AweError
 
 DEFAULT_TIMEOUT = 60.0
@@ -71,6 +73,14 @@ class Shell(ABC):
         """Copy ``local`` to ``remote`` atomically (written beside it, then renamed)."""
 
     @abstractmethod
+    def put_bytes(self, data: bytes, remote: str) -> None:
+        """Write ``data`` to ``remote`` atomically, making its folder if need be."""
+
+    @abstractmethod
+    def get_file(self, remote: str, local: Path) -> None:
+        """Copy ``remote`` to ``local`` (written beside it, then renamed)."""
+
+    @abstractmethod
     def exists(self, remote: str) -> bool:
         """Whether ``remote`` exists."""
 
@@ -92,25 +102,25 @@ class LocalShell(Shell):
         env: Mapping[str, str] | None = None,
     ) -> CommandResult:
         try:
-            done = subprocess.run(
-                list(argv),
-                input=stdin or b"",
-                capture_output=True,
-                timeout=timeout,
-                env={**os.environ, **(env or {})},
-            )
-        except subprocess.TimeoutExpired:
-            raise RemoteError(f"{argv[0]} did not finish within {timeout:g} s") from None
-        except FileNotFoundError:
-            raise RemoteError(f"command {argv[0]!r} not found on {self.where}") from None
+            done = commands.run(argv, timeout, stdin, env)
+        except commands.CommandFailed as err:
+            raise RemoteError(f"{err} on {self.where}") from None
         return CommandResult(tuple(argv), done.returncode, done.stdout, done.stderr)
 
     def put_file(self, local: Path, remote: str) -> None:
+        self.put_bytes(local.read_bytes(), remote)
+
+    def put_bytes(self, data: bytes, remote: str) -> None:
         target = Path(remote)
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.part")
-        temporary.write_bytes(local.read_bytes())
+        temporary = target.with_name(f".{target.name}.part-{os.getpid()}")
+        temporary.write_bytes(data)
         os.replace(temporary, target)
+
+    def get_file(self, remote: str, local: Path) -> None:
+        temporary = local.with_name(f".{local.name}.part")
+        shutil.copyfile(remote, temporary)
+        os.replace(temporary, local)
 
     def exists(self, remote: str) -> bool:
         return Path(remote).exists()

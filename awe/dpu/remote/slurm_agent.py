@@ -19,31 +19,51 @@ job's batch scripts, for ``dpu.show_batch_script``).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from awe.dpu.remote import commands
+from awe.dpu.remote.agent import write_atomically, write_job
+
 SLURM_FILE = "slurm.json"
 SCRIPTS_FOLDER = "slurm"
-JOB_FILE = "job.json"
-#: Slurm states in which a job may still run (or is about to).
-ACTIVE = {
-    "PENDING",
-    "CONFIGURING",
-    "RUNNING",
-    "COMPLETING",
-    "SUSPENDED",
-    "REQUEUED",
-    "REQUEUE_FED",
-    "REQUEUE_HOLD",
-    "RESIZING",
-    "SIGNALING",
-    "STAGE_OUT",
-    "STOPPED",
-    "RESV_DEL_HOLD",
+#: Every Slurm job state AWE knows, and what it means for a task: ``active`` (may still
+#: run), ``done`` (completed: the journal says how it ended) or ``ended`` (ended by Slurm),
+#: with the words for the task's log. The one table of Slurm states: this agent uses it to
+#: tell active jobs, the Slurm scheduler (:mod:`awe.dpu.backends.slurm`) to judge ends.
+STATES: dict[str, tuple[str, str]] = {
+    **{
+        state: ("active", state)
+        for state in (
+            "PENDING",
+            "CONFIGURING",
+            "RUNNING",
+            "COMPLETING",
+            "SUSPENDED",
+            "REQUEUED",
+            "REQUEUE_FED",
+            "REQUEUE_HOLD",
+            "RESIZING",
+            "SIGNALING",
+            "STAGE_OUT",
+            "STOPPED",
+            "RESV_DEL_HOLD",
+        )
+    },
+    "COMPLETED": ("done", "COMPLETED"),
+    "TIMEOUT": ("ended", "TIMEOUT: over its Slurm time limit"),
+    "OUT_OF_MEMORY": ("ended", "OUT_OF_MEMORY: over its Slurm memory limit"),
+    "NODE_FAIL": ("ended", "NODE_FAIL: its node failed"),
+    "BOOT_FAIL": ("ended", "BOOT_FAIL: its node failed to boot"),
+    "CANCELLED": ("ended", "CANCELLED in Slurm"),
+    "DEADLINE": ("ended", "DEADLINE: past its Slurm deadline"),
+    "PREEMPTED": ("ended", "PREEMPTED by Slurm"),
+    "FAILED": ("ended", "FAILED in Slurm without a journal record"),
+    "REVOKED": ("ended", "REVOKED by Slurm"),
 }
+#: Slurm states in which a job may still run (or is about to).
+ACTIVE = frozenset(state for state, (kind, _) in STATES.items() if kind == "active")
 #: What slurmstepd writes into the job's output when jobacct_gather kills it over --mem.
 MEMORY_KILL_MARK = "exceeded memory limit"
 
@@ -53,12 +73,17 @@ class SlurmCommandError(Exception):
 
 
 def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """A Slurm command through the agents' one command runner, its output as text."""
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise SlurmCommandError(f"{argv[0]} did not answer within {timeout:g} s") from None
-    except FileNotFoundError:
-        raise SlurmCommandError(f"{argv[0]} is not installed or not on PATH") from None
+        done = commands.run(argv, timeout)
+    except commands.CommandFailed as err:
+        raise SlurmCommandError(str(err)) from None
+    return subprocess.CompletedProcess(
+        done.args,
+        done.returncode,
+        done.stdout.decode(errors="replace"),
+        done.stderr.decode(errors="replace"),
+    )
 
 
 def _load_ids(job_dir: str) -> dict[str, str]:
@@ -69,7 +94,7 @@ def _load_ids(job_dir: str) -> dict[str, str]:
 
 
 def _save_ids(job_dir: str, ids: dict[str, str]) -> None:
-    _write(Path(job_dir) / SLURM_FILE, json.dumps({"tasks": ids}, indent=1))
+    write_atomically(Path(job_dir) / SLURM_FILE, json.dumps({"tasks": ids}, indent=1))
 
 
 # ---- submit ----
@@ -84,13 +109,12 @@ def submit(args: dict[str, Any]) -> dict[str, str]:
     """
     job_dir, timeout = Path(args["dir"]), float(args.get("timeout", 60))
     folder = job_dir / SCRIPTS_FOLDER
-    for path in (job_dir / "tasks", folder):
-        path.mkdir(parents=True, exist_ok=True)
-    _write(job_dir / JOB_FILE, json.dumps(args["job"]))
+    write_job(job_dir, args["job"])
+    folder.mkdir(parents=True, exist_ok=True)
     ids: dict[str, str] = {}
     for task in args["tasks"]:
         script = folder / f"{int(task['number'])}.sh"
-        _write(script, task["script"])
+        write_atomically(script, task["script"])
         argv = ["sbatch", "--parsable"]
         if task["depends_on"]:
             after = ":".join(ids[str(n)] for n in task["depends_on"])
@@ -110,12 +134,6 @@ def submit(args: dict[str, Any]) -> dict[str, str]:
             _save_ids(str(job_dir), ids)
     _save_ids(str(job_dir), ids)
     return ids
-
-
-def _write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 # ---- state ----
@@ -219,17 +237,3 @@ def scripts(args: dict[str, Any]) -> dict[str, Any]:
 
 
 VERBS = {"submit": submit, "state": state, "cancel": cancel, "scripts": scripts}
-
-
-def main(argv: list[str]) -> int:
-    verb, payload = argv[1], json.loads(sys.stdin.read() or "{}")
-    try:
-        answer = {"ok": VERBS[verb](payload)}
-    except Exception as err:  # noqa: BLE001 - every failure goes back as data
-        answer = {"error": f"{type(err).__name__}: {err}"}
-    sys.stdout.write(json.dumps(answer))
-    return 0 if "ok" in answer else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shlex
 import time
@@ -258,6 +259,20 @@ class SSHShell(Shell):
             ) from None
         self.bytes_uploaded += local.stat().st_size
 
+    def put_bytes(self, data: bytes, remote: str) -> None:
+        sftp = self._sftp_client()
+        temporary = f"{remote}.part-{os.getpid()}"
+        try:
+            folder = remote.rsplit("/", 1)[0]
+            if folder and not self.exists(folder):
+                self.run(["mkdir", "-p", folder]).check(f"creating {folder}")
+            sftp.putfo(io.BytesIO(data), temporary)
+            sftp.posix_rename(temporary, remote)
+        except (OSError, paramiko.SSHException) as err:
+            self.close()
+            raise RemoteError(f"uploading to {self.where}:{remote} failed: {err}") from None
+        self.bytes_uploaded += len(data)
+
     def exists(self, remote: str) -> bool:
         try:
             self._sftp_client().stat(remote)
@@ -269,7 +284,6 @@ class SSHShell(Shell):
             raise RemoteError(f"cannot look at {self.where}:{remote}: {err}") from None
 
     def get_file(self, remote: str, local: Path) -> None:
-        """Copy ``remote`` to ``local`` (written beside it, then renamed)."""
         temporary = local.with_name(f".{local.name}.part")
         try:
             self._sftp_client().get(remote, str(temporary))
