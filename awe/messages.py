@@ -96,6 +96,10 @@ class Task:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     estimate: float = 0.0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "depends_on", tuple(self.depends_on))
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)
         record["depends_on"] = list(self.depends_on)

@@ -193,7 +193,12 @@ def check_sbatch_values(where: str, settings: SlurmSettings) -> None:
 
 
 def _describe(character: str) -> str:
-    names = {"\n": "a line break (\\n)", "\r": "a carriage return (\\r)", " ": "a space"}
+    names = {
+        "\n": "a line break (\\n)",
+        "\r": "a carriage return (\\r)",
+        "\t": "a tab (\\t)",
+        " ": "a space",
+    }
     if character in names:
         return names[character]
     name = unicodedata.name(character, "").lower() or "a control character"

@@ -1,8 +1,10 @@
 """SSH to a DPU with paramiko: one verified connection per DPU per session, reused.
 
 - Host keys are checked against ``known_hosts``; an unknown host is refused (with the
-  fingerprint and how to trust it) unless the DPU says ``trust_on_first_use``; a changed
-  key is always refused.
+  fingerprint and how to trust it) unless the DPU says ``trust_on_first_use``, which
+  appends one line to the file (one ``O_APPEND`` write: the user's lines, comments and
+  markers stay as they are); a changed key, or one marked ``@revoked``, is always refused.
+  ``@cert-authority`` lines are kept and ignored (AWE does not check host certificates).
 - ``~/.ssh/config`` is honoured: host aliases, ``User``, ``Port``, ``IdentityFile`` and
   ``ProxyJump`` (through a direct-tcpip channel of the jump host's own connection).
 - Every argument is quoted (``shlex.join``); stdout and stderr are drained while the command
@@ -36,30 +38,102 @@ class HostKeyError(RemoteError):
     """The server's host key is unknown or has changed."""
 
 
+class KnownHosts:
+    """An OpenSSH ``known_hosts`` file, read by AWE itself: plain and hashed host lines,
+    ``@revoked`` keys, ``@cert-authority`` lines (skipped), comments and lines it cannot
+    parse (skipped: they are the user's, never rewritten)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        #: The host keys to trust (none of them revoked).
+        self.keys = paramiko.HostKeys()
+        self.revoked: list[Any] = []
+        trusted: list[paramiko.hostkeys.HostKeyEntry] = []
+        try:
+            text = path.read_text(errors="replace")
+        except FileNotFoundError:
+            return
+        for number, line in enumerate(text.splitlines(), 1):
+            words = line.strip()
+            if not words or words.startswith("#"):
+                continue
+            marker = None
+            if words.startswith("@"):
+                marker, _, words = words.partition(" ")
+                words = words.strip()
+            entry = _entry(words, number)
+            if entry is None or marker == "@cert-authority":
+                continue
+            if marker == "@revoked":
+                self.revoked.append(entry.key)
+            elif marker is None:
+                trusted.append(entry)
+        for entry in trusted:
+            if not self.is_revoked(entry.key):
+                for name in entry.hostnames:
+                    self.keys.add(name, entry.key.get_name(), entry.key)
+
+    def is_revoked(self, key: Any) -> bool:
+        return any(key == revoked for revoked in self.revoked)
+
+    def append(self, hostname: str, key: Any) -> None:
+        """Record ``hostname``'s key: one line added with one ``O_APPEND`` write (after a
+        line break if the file's last line lacks one), so concurrent writers interleave
+        whole lines and nothing already in the file is touched."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
+        descriptor = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            size = os.fstat(descriptor).st_size
+            if size and os.pread(descriptor, 1, size - 1) != b"\n":
+                line = "\n" + line
+            os.write(descriptor, line.encode())
+        finally:
+            os.close(descriptor)
+        self.keys.add(hostname, key.get_name(), key)
+
+
+def _entry(words: str, number: int) -> paramiko.hostkeys.HostKeyEntry | None:
+    try:
+        return paramiko.hostkeys.HostKeyEntry.from_line(words, number)
+    except (paramiko.SSHException, paramiko.hostkeys.InvalidHostKey, ValueError):
+        return None  # a key type or line paramiko cannot read: not ours to judge
+
+
+def _refuse_revoked(known_hosts: KnownHosts, hostname: str, key: Any) -> None:
+    if known_hosts.is_revoked(key):
+        raise HostKeyError(
+            f"REVOKED host key for {hostname}: the server offered {key.get_name()} "
+            f"{_fingerprint(key)}, which {known_hosts.path} marks @revoked. Refusing to "
+            f"connect; ask the host's administrator which key is current."
+        )
+
+
 class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
-    def __init__(self, known_hosts: Path) -> None:
+    def __init__(self, known_hosts: KnownHosts) -> None:
         self.known_hosts = known_hosts
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: Any) -> None:
+        _refuse_revoked(self.known_hosts, hostname, key)
         fingerprint = _fingerprint(key)
         host, port = _split_host(hostname)
         scan = f"ssh-keyscan -p {port} {host}" if port else f"ssh-keyscan {host}"
         raise HostKeyError(
             f"unknown host key for {hostname}: {key.get_name()} {fingerprint}. Refusing to "
             f"connect. If this is the right host (compare the fingerprint with its "
-            f"administrator's), add it: {scan} >> {self.known_hosts}, or set "
+            f"administrator's), add it: {scan} >> {self.known_hosts.path}, or set "
             f"host_key_policy='trust_on_first_use' for this DPU."
         )
 
 
 class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
-    def __init__(self, known_hosts: Path) -> None:
+    def __init__(self, known_hosts: KnownHosts) -> None:
         self.known_hosts = known_hosts
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: Any) -> None:
+        _refuse_revoked(self.known_hosts, hostname, key)
+        self.known_hosts.append(hostname, key)
         client.get_host_keys().add(hostname, key.get_name(), key)
-        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-        client.save_host_keys(str(self.known_hosts))
 
 
 def _fingerprint(key: Any) -> str:
@@ -106,6 +180,7 @@ class SSHShell(Shell):
             except HostKeyError:
                 raise
             except paramiko.BadHostKeyException as err:
+                _refuse_revoked(KnownHosts(self.known_hosts), self.where, err.key)
                 raise HostKeyError(
                     f"HOST KEY CHANGED for {self.where}: the server offered "
                     f"{_fingerprint(err.key)} but {self.known_hosts} has "
@@ -128,12 +203,14 @@ class SSHShell(Shell):
 
     def _connect(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
-        if self.known_hosts.exists():
-            client.load_host_keys(str(self.known_hosts))
+        known_hosts = KnownHosts(self.known_hosts)
+        for hostname, keys in known_hosts.keys.items():
+            for key in keys.values():
+                client.get_host_keys().add(hostname, key.get_name(), key)
         policy = (
-            _TrustOnFirstUse(self.known_hosts)
+            _TrustOnFirstUse(known_hosts)
             if self.definition.host_key_policy == "trust_on_first_use"
-            else _RefuseUnknown(self.known_hosts)
+            else _RefuseUnknown(known_hosts)
         )
         client.set_missing_host_key_policy(policy)
         sock = None
