@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,7 +71,9 @@ class Transport(ABC):
         code_dir = f"{self.work_dir}/code/{snapshot.id}"
         if self.shell.exists(f"{code_dir}/{agent.COMPLETE_MARKER}"):
             return code_dir
-        archive = f"{self.work_dir}/code/{snapshot.id}.tar.gz"
+        # Named for this upload alone: a session shipping the same snapshot at the same
+        # time unpacks (and removes) its own archive, never this one.
+        archive = f"{self.work_dir}/code/{snapshot.id}.{uuid.uuid4().hex[:12]}.tar.gz"
         self.shell.put_bytes(snapshot.archive, archive)
         where = {"archive": archive, "dest": code_dir, "sha256": snapshot.id}
         self.call(program.AGENT, "unpack", where)
