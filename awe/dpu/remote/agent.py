@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from awe.dpu.remote.commands import spawn_detached
-from awe.messages import Job
 
 RUNNER_FILE = "runner.json"
 RUNNER_LOG = "runner.log"
@@ -90,6 +89,8 @@ def alive(args: dict[str, Any]) -> bool:
 
 def write_job(job_dir: Path, job: dict[str, Any]) -> None:
     """Write ``job.json`` atomically, refusing a job in a format this code does not read."""
+    from awe.messages import Job  # here: only the verbs that write a job pay its import
+
     Job.from_json(job)
     (job_dir / "tasks").mkdir(parents=True, exist_ok=True)
     write_atomically(job_dir / "job.json", json.dumps(job))
