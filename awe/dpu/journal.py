@@ -10,12 +10,23 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 JOB_FILE = "job.json"
 TASKS_FOLDER = "tasks"
+#: How every record begins (see :meth:`JournalWriter.write`).
+RECORD_START = b'{"t":'
+#: The fields each kind of event must have.
+EVENT_FIELDS = {
+    "log": ("msg",),
+    "product": ("path", "kind", "sha256"),
+    "state": ("state",),
+    "retry": ("attempt",),
+}
+TASK_STATES = ("QUEUED", "RUNNING", "N", "E", "A", "S", "U")
 
 
 def journal_path(job_dir: Path, number: int) -> Path:
@@ -56,14 +67,62 @@ def write_outcome(job_dir: Path, number: int, state: str, reason: str | None) ->
     journal.close()
 
 
-def parse_new_bytes(data: bytes) -> tuple[list[dict[str, Any]], int]:
-    """Events in the complete lines of ``data``, and how many bytes they used.
+@dataclass
+class Chunk:
+    """What a read of a journal found: its events, the bytes they used, and the lines
+    that were not events (torn by a full disk, NFS or a requeued task), by position."""
 
-    A line still being written (no newline yet) is left for the next read.
-    """
+    events: list[dict[str, Any]]
+    used: int
+    malformed: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+def parse_chunk(data: bytes) -> Chunk:
+    """Events in the complete lines of ``data``; a malformed line is set aside, never
+    fatal. A line still being written (no newline yet) is left for the next read.
+
+    Only the task's supervisor writes its journal, one whole record per ``write``, each
+    starting with ``{"t":``; so when torn bytes ran into a record (someone else's partial
+    write, a truncation), the record is recovered from its start and only the torn bytes
+    are reported."""
     end = data.rfind(b"\n") + 1
-    events = [json.loads(line) for line in data[:end].splitlines() if line.strip()]
-    return events, end
+    chunk = Chunk([], end)
+    position = 0
+    for line in data[:end].split(b"\n")[:-1]:
+        if line.strip():
+            event = _event(line)
+            start = line.find(RECORD_START, 1)
+            while event is None and start > 0:  # torn bytes, then a whole record?
+                event = _event(line[start:])
+                start = -1 if event is not None else line.find(RECORD_START, start + 1)
+            if event is None or start > 0 or not line.startswith(RECORD_START):
+                chunk.malformed.append((position, line))
+            if event is not None:
+                chunk.events.append(event)
+        position += len(line) + 1
+    return chunk
+
+
+def parse_new_bytes(data: bytes) -> tuple[list[dict[str, Any]], int]:
+    """Events in the complete lines of ``data``, and how many bytes they used (malformed
+    lines skipped: :func:`parse_chunk` tells where they are)."""
+    chunk = parse_chunk(data)
+    return chunk.events, chunk.used
+
+
+def _event(line: bytes) -> dict[str, Any] | None:
+    """The journal record on ``line``, or None when it is not one."""
+    try:
+        event = json.loads(line)
+        parse_time(event["t"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    fields = EVENT_FIELDS.get(event.get("event")) if isinstance(event, dict) else None
+    if fields is None or not all(key in event for key in fields):
+        return None
+    if event["event"] == "state" and event["state"] not in TASK_STATES:
+        return None
+    return event
 
 
 def read_new_bytes(path: Path, offset: int) -> bytes:

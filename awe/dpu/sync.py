@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from awe.db.engine import Database
 from awe.db.models import Job, JobState, LogRecord, Task, TaskState, utcnow
 from awe.dpu.backends.base import Backend
-from awe.dpu.journal import parse_new_bytes, parse_time
+from awe.dpu.journal import parse_chunk, parse_time
 
 LEVEL_PREFIXES = ("DEBUG", "WARNING", "ERROR", "CRITICAL")
 
@@ -119,11 +119,16 @@ def _apply_journals(
 ) -> None:
     data = backend.read_journals(work_dir, {n: offset for n, (_, offset) in pending.items()})
     changes: dict[int, tuple[int, TaskChanges]] = {}  # task id -> (offset read at, changes)
-    for number, chunk in data.items():
+    for number, data_read in data.items():
         task_id, offset = pending[number]
-        events, used = parse_new_bytes(chunk)
-        if used:
-            changes[task_id] = (offset, fold_events(events, offset + used))
+        chunk = parse_chunk(data_read)
+        if chunk.used:
+            change = fold_events(chunk.events, offset + chunk.used)
+            change.logs[:0] = [
+                (utcnow(), "WARNING", _malformed_note(number, offset + position, line))
+                for position, line in chunk.malformed
+            ]
+            changes[task_id] = (offset, change)
     if not changes:
         return
 
@@ -152,6 +157,14 @@ def _apply_journals(
             session.execute(insert(LogRecord), logs)
 
     database.run(write)
+
+
+def _malformed_note(number: int, offset: int, line: bytes) -> str:
+    shown = line[:80].decode("utf-8", errors="replace")
+    return (
+        f"WARNING: skipped a malformed line in the journal of task {number} at byte "
+        f"{offset} ({len(line)} bytes: {shown!r}); the task goes on being followed"
+    )
 
 
 def _update_job_state(database: Database, job_id: int) -> bool:

@@ -1,0 +1,95 @@
+"""Fault injection: each case breaks something for real (a corrupt journal, a killed or
+stopped process, an interrupted submission, racing sessions, a full disk, a restarted
+service) and ends with every task final, none RUNNING, and no product lost or duplicated.
+docs/reliability.md lists the faults, what the user sees and which test shows it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from awe.db.models import Job, JobState, LogRecord, Task, TaskState
+from awe.dpu import Processor
+from tests.test_dpu import TIMEOUT, alive, dpu, tasks_of, wait_for_file  # noqa: F401 - fixture
+
+
+def job_dir(awe_home: Path, job_id: int) -> Path:
+    return awe_home / "jobs" / str(job_id)
+
+
+def assert_all_final(dpu: Processor, job_id: int) -> list[Task]:
+    """The guarantee every case ends with: the job is final and so is every task."""
+    (status,) = dpu.get_status(job_id)
+    assert status.is_final and status.running == 0 and status.queued == 0
+    tasks = tasks_of(dpu, job_id)
+    assert all(task.state.is_final for task in tasks), [(t.name, t.state) for t in tasks]
+    return tasks
+
+
+def wait_until(condition, timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not met within {timeout} s"
+        time.sleep(0.05)
+
+
+def runner_pid(awe_home: Path, job_id: int) -> int:
+    record = job_dir(awe_home, job_id) / "runner.json"
+    wait_until(record.exists, what="runner.json")
+    return json.loads(record.read_text())["pid"]
+
+
+# ---- journals ----
+def test_a_malformed_journal_line_is_skipped_with_a_warning(dpu: Processor, awe_home) -> None:
+    job_id = dpu.run("Hello", n=2, s=1.0)
+    wait_for_file(awe_home / f"pid-{job_id}-c0")
+    journal = job_dir(awe_home, job_id) / "tasks" / "0.jsonl"
+    with open(journal, "ab") as stream:  # a torn write: no newline, the next record runs on
+        stream.write(b'{"broken')
+    dpu.get_status(job_id)  # each of these raised JSONDecodeError for ever
+    dpu.get_logs(job_id)
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.state is JobState.FINISHED
+    assert status.counts["N"] == 2  # the record the torn bytes ran into was recovered
+    offset = journal.read_bytes().index(b'{"broken')
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert re.search(
+        rf"WARNING: skipped a malformed line in the journal of task 0 at byte {offset} "
+        r"\(\d+ bytes: '\{\"broken\{\"t\":", logs
+    ), logs
+    assert_all_final(dpu, job_id)
+
+
+def test_a_job_with_a_corrupt_journal_can_be_cancelled(dpu: Processor, awe_home) -> None:
+    job_id = dpu.run("Hello", n=1, s=60.0)
+    wait_for_file(awe_home / f"pid-{job_id}-c0")
+    journal = job_dir(awe_home, job_id) / "tasks" / "0.jsonl"
+    with open(journal, "ab") as stream:
+        stream.write(b"\x00\xff not json at all\n")
+    status = dpu.cancel_job(job_id)
+    assert status.state is JobState.CANCELLED and status.counts["A"] == 1
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert "skipped a malformed line in the journal of task 0" in logs
+    assert_all_final(dpu, job_id)
+
+
+def test_a_journal_truncated_mid_line_still_ends_the_job(dpu: Processor, awe_home) -> None:
+    job_id = dpu.run("Hello", n=2)
+    pid = runner_pid(awe_home, job_id)
+    wait_until(lambda: not alive(pid), what="the runner's end")
+    journal = job_dir(awe_home, job_id) / "tasks" / "1.jsonl"
+    data = journal.read_bytes()
+    journal.write_bytes(data[: data.rstrip(b"\n").rfind(b"\n") + 12])  # the last record torn
+    tasks = assert_all_final(dpu, job_id)
+    states = {t.key: (t.state, t.reason) for t in tasks}
+    assert states["c0"] == (TaskState.N, None)
+    assert states["c1"] == (TaskState.A, "lost: the job's runner is gone")
