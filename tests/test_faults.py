@@ -6,20 +6,24 @@ docs/reliability.md lists the faults, what the user sees and which test shows it
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
+import shutil
 import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 
-from awe.db.models import Job, JobState, LogRecord, Task, TaskState
+from awe.db.models import JobState, Task, TaskState
 from awe.dpu import Processor
-from tests.test_dpu import TIMEOUT, alive, dpu, tasks_of, wait_for_file  # noqa: F401 - fixture
+from tests.test_dpu import SEQUENCES, TIMEOUT, alive, tasks_of, wait_for_file
+
+
+@pytest.fixture
+def dpu(awe_home: Path, database_url: str) -> Processor:
+    """alice's Processor on a fresh database, with the test sequences in her home."""
+    (awe_home / "sequences").mkdir(parents=True)
+    shutil.copy(SEQUENCES, awe_home / "sequences" / "testing.py")
+    return Processor(database_url=database_url, username="alice")
 
 
 def job_dir(awe_home: Path, job_id: int) -> Path:
@@ -64,7 +68,8 @@ def test_a_malformed_journal_line_is_skipped_with_a_warning(dpu: Processor, awe_
     logs = "\n".join(dpu.get_logs(job_id)[job_id])
     assert re.search(
         rf"WARNING: skipped a malformed line in the journal of task 0 at byte {offset} "
-        r"\(\d+ bytes: '\{\"broken\{\"t\":", logs
+        r"\(\d+ bytes: '\{\"broken\{\"t\":",
+        logs,
     ), logs
     assert_all_final(dpu, job_id)
 
