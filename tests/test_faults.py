@@ -6,15 +6,20 @@ docs/reliability.md lists the faults, what the user sees and which test shows it
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
+import sqlite3
 import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from awe.db.models import JobState, Task, TaskState
 from awe.dpu import Processor
+from tests.sshd import descendants
 from tests.test_dpu import SEQUENCES, TIMEOUT, alive, tasks_of, wait_for_file
 
 
@@ -98,3 +103,46 @@ def test_a_journal_truncated_mid_line_still_ends_the_job(dpu: Processor, awe_hom
     states = {t.key: (t.state, t.reason) for t in tasks}
     assert states["c0"] == (TaskState.N, None)
     assert states["c1"] == (TaskState.A, "lost: the job's runner is gone")
+
+
+# ---- the runner dies; stopping leftovers is remote work, done outside transactions ----
+def test_a_dead_runner_is_cleaned_up_once_outside_any_transaction(
+    dpu: Processor, awe_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from awe.db.engine import Database
+
+    job_id = dpu.run("Hello", n=3, s=60.0)
+    task_pids = [int(wait_for_file(awe_home / f"pid-{job_id}-c{i}")) for i in (0, 1)]
+    backend = dpu.backend()
+    kills: list[tuple[list[int], int]] = []
+    real_kill = backend.kill
+
+    def watched_kill(work_dir: str, pids: list[int]) -> None:
+        kills.append((sorted(pids), dpu.database.engine.pool.checkedout()))
+        real_kill(work_dir, pids)
+
+    real_run = Database.run
+
+    def refused_once(self: Database, work):  # every transaction's first commit turned away
+        attempts = []
+
+        def work_then_refuse(session):
+            result = work(session)
+            if not attempts:
+                attempts.append(1)
+                raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database is locked"))
+            return result
+
+        return real_run(self, work_then_refuse)
+
+    monkeypatch.setattr(backend, "kill", watched_kill)
+    monkeypatch.setattr(Database, "run", refused_once)
+    runner = runner_pid(awe_home, job_id)
+    for pid in [runner, *(p for p in descendants(runner) if p not in task_pids)]:
+        os.kill(pid, signal.SIGKILL)  # the runner and its workers; the tasks live on
+    wait_until(lambda: backend.runner_alive(str(job_dir(awe_home, job_id))) is False)
+    tasks = assert_all_final(dpu, job_id)
+    assert kills == [(sorted(task_pids), 0)]  # once, and no connection held meanwhile
+    assert not any(alive(pid) for pid in task_pids)
+    assert sorted(t.state.value for t in tasks) == ["A", "A", "U"]
+    assert all("lost: the job's runner is gone" in t.reason for t in tasks)

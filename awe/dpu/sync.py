@@ -206,31 +206,46 @@ def end_tasks(
 ) -> None:
     """End tasks the journals cannot finish: read what they left first, then give each
     still-unfinished task its known outcome, or the one for its state (``running``,
-    ``queued``; ``None`` leaves it be). Leftover task processes are stopped."""
+    ``queued``; ``None`` leaves it be). Leftover task processes are stopped.
+
+    The stop is remote work (an SSH round trip, a squeue) and happens once, between two
+    short transactions: the first decides, the second writes only the tasks still in the
+    state the decision saw, so a task that ended meanwhile keeps its own outcome and a
+    retried transaction repeats no kill."""
     with database.session() as session:
         job = session.get(Job, job_id)
         work_dir = job.work_dir
         pending = _unfinished_tasks(session, job_id)
     _apply_journals(database, backend, work_dir, job_id, pending)
+    with database.session() as session:
+        rows = session.execute(
+            select(Task.id, Task.number, Task.state, Task.pid).where(
+                Task.job_id == job_id, Task.state.in_([TaskState.QUEUED, TaskState.RUNNING])
+            )
+        ).all()
+    ending: dict[int, tuple[TaskState, TaskState, str]] = {}  # id -> (seen, new, reason)
+    pids = []
+    for task_id, number, state, pid in rows:
+        if number in outcomes:
+            letter, reason = outcomes[number]
+            ending[task_id] = (state, TaskState(letter), reason)
+        elif state is TaskState.RUNNING and running is not None:
+            ending[task_id] = (state, *running)
+        elif state is TaskState.QUEUED and queued is not None:
+            ending[task_id] = (state, *queued)
+        if task_id in ending and pid:
+            pids.append(pid)
+    backend.kill(work_dir, pids)
 
     def write(session: Session) -> None:
         now = utcnow()
         tasks = session.scalars(
-            select(Task).where(
-                Task.job_id == job_id, Task.state.in_([TaskState.QUEUED, TaskState.RUNNING])
-            )
+            select(Task).where(Task.id.in_(list(ending))).with_for_update()
         ).all()
-        ending = []
         for task in tasks:
-            if task.number in outcomes:
-                letter, reason = outcomes[task.number]
-                ending.append((task, TaskState(letter), reason))
-            elif task.state is TaskState.RUNNING and running is not None:
-                ending.append((task, *running))
-            elif task.state is TaskState.QUEUED and queued is not None:
-                ending.append((task, *queued))
-        backend.kill(work_dir, [t.pid for t, _, _ in ending if t.pid])
-        for task, state, reason in ending:
+            seen, state, reason = ending[task.id]
+            if task.state is not seen:  # it moved on meanwhile: its own news wins
+                continue
             task.state, task.reason, task.finished_at = state, reason, now
             session.add(
                 LogRecord(
@@ -242,5 +257,6 @@ def end_tasks(
                 )
             )
 
-    database.run(write)
+    if ending:
+        database.run(write)
     _update_job_state(database, job_id)
