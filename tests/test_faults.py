@@ -15,12 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from awe.db.models import JobState, Task, TaskState
+from awe.db.models import Job, JobState, LogRecord, Task, TaskState
 from awe.dpu import Processor
 from tests.sshd import descendants
 from tests.test_dpu import SEQUENCES, TIMEOUT, alive, tasks_of, wait_for_file
+
+FAULT_SEQUENCES = SEQUENCES.with_name("faults.py")
 
 
 @pytest.fixture
@@ -28,6 +31,7 @@ def dpu(awe_home: Path, database_url: str) -> Processor:
     """alice's Processor on a fresh database, with the test sequences in her home."""
     (awe_home / "sequences").mkdir(parents=True)
     shutil.copy(SEQUENCES, awe_home / "sequences" / "testing.py")
+    shutil.copy(FAULT_SEQUENCES, awe_home / "sequences" / "faults.py")
     return Processor(database_url=database_url, username="alice")
 
 
@@ -146,3 +150,72 @@ def test_a_dead_runner_is_cleaned_up_once_outside_any_transaction(
     assert not any(alive(pid) for pid in task_pids)
     assert sorted(t.state.value for t in tasks) == ["A", "A", "U"]
     assert all("lost: the job's runner is gone" in t.reason for t in tasks)
+
+
+# ---- commit ----
+def _sync_at(url: str, home: str, job_id: int, start: float) -> str:
+    """One session's get_status of ``job_id`` (which commits its products) at ``start``."""
+    os.environ["AWE_HOME"] = home
+    dpu = Processor(database_url=url, username="alice", session_log="")
+    assert dpu.get_jobids()  # connected before the start line
+    time.sleep(max(0.0, start - time.time()))
+    try:
+        (status,) = dpu.get_status(job_id)
+    except Exception as err:  # noqa: BLE001 - the failure is what the test reports
+        return f"{type(err).__name__}: {err}"
+    return status.state.value
+
+
+def test_sessions_committing_the_same_job_at_once(dpu, database_url, awe_home) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from awe.data.store import DataStore
+    from awe.db.frames import BiasFrame
+
+    chips = 12
+    first = dpu.run("MakeBias", i="WFI", n=chips, C=1)  # committed alone
+    dpu.wait(first, timeout=TIMEOUT)
+    job_id = dpu.run(
+        "MakeBias", i="WFI", n=chips, C=1, p={"BiasFrame.process_params.SIGMA_CLIP": 4.0}
+    )
+    pid = runner_pid(awe_home, job_id)
+    wait_until(lambda: not alive(pid), what="the runner's end")  # nothing synced, committed
+    start = time.time() + 2.0
+    with ProcessPoolExecutor(4) as pool:
+        calls = [
+            pool.submit(_sync_at, database_url, str(awe_home), job_id, start) for _ in range(4)
+        ]
+        outcomes = [call.result() for call in calls]
+    assert outcomes == ["FINISHED"] * 4
+    frames = BiasFrame.select(database=dpu.database, instrument="WFI")
+    assert len(frames) == 2 * chips  # none lost, none twice
+    assert sorted(f.job_id for f in frames) == [first] * chips + [job_id] * chips
+    store = DataStore(dpu.env.data_root)
+    assert all(store.read(f.sha256) for f in frames)
+    with dpu.database.session() as session:
+        assert all(t.products_committed for t in session.get(Job, job_id).tasks)
+        committed = session.scalar(
+            select(func.count()).where(
+                LogRecord.job_id == job_id, LogRecord.message.like("Committed BiasFrame%")
+            )
+        )
+    assert committed == chips
+
+
+def test_a_product_changed_after_it_was_reported_is_refused(dpu: Processor) -> None:
+    from awe.data.store import DataStore
+    from awe.db.frames import BiasFrame
+
+    made = dpu.run("MakeBias", i="WFI", C=1, p={"BiasFrame.process_params.SIGMA_CLIP": 5.0})
+    dpu.wait(made, timeout=TIMEOUT)
+    frames = dpu.get_job_result(made)
+    tampered = dpu.run("Tamper", i="WFI", C=1)  # its files now hold MakeBias's content
+    (status,) = dpu.wait(tampered, timeout=TIMEOUT)
+    assert status.counts["N"] == 2
+    logs = "\n".join(dpu.get_logs(tampered)[tampered])
+    assert logs.count("not committed: its content changed after the task reported it") == 2
+    assert dpu.get_job_result(tampered) == []
+    store = DataStore(dpu.env.data_root)
+    for frame in frames:  # the other job's files are all still there, whole
+        assert store.read(frame.sha256) == f"bias {frame.chip} clip 5.0\n".encode()
+    assert len(BiasFrame.select(database=dpu.database, instrument="WFI")) == 2

@@ -35,6 +35,7 @@ class PlannedTask:
     parameters: dict[str, Any]
     time_limit: float
     estimate: float
+    retries: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +77,7 @@ def plan_job(
                     parameters={k: v for k, v in parsed.parameters.items() if k in spec.parameters},
                     time_limit=float(time_limit or spec.time_limit),
                     estimate=spec.estimate,
+                    retries=spec.retries,
                 )
             )
             tasks.append(current[-1])
