@@ -219,3 +219,36 @@ def test_a_product_changed_after_it_was_reported_is_refused(dpu: Processor) -> N
     for frame in frames:  # the other job's files are all still there, whole
         assert store.read(frame.sha256) == f"bias {frame.chip} clip 5.0\n".encode()
     assert len(BiasFrame.select(database=dpu.database, instrument="WFI")) == 2
+
+
+# ---- retries ----
+def test_a_task_that_died_is_retried_and_each_try_is_journalled(dpu: Processor) -> None:
+    job_id = dpu.run("Flaky", k=1, C=1)
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts["N"] == 2
+    tasks = {t.key: t for t in tasks_of(dpu, job_id)}
+    assert (tasks["c0"].state, tasks["c0"].reason) == (TaskState.N, None)
+    logs = dpu.get_logs(job_id)[job_id]
+    text = "\n".join(logs)
+    assert "try 1 of c0" in text and "try 2 of c0" in text and "try 2 of c1" not in text
+    assert "Try 1 ended A (killed by signal SIGKILL); retrying: try 2 of 3" in text
+    frames = {f.chip: f.filename for f in dpu.get_job_result(job_id)}
+    assert frames == {"c0": "flaky-c0-2.txt", "c1": "flaky-c1-1.txt"}  # the last try's only
+
+
+def test_retries_run_out(dpu: Processor) -> None:
+    job_id = dpu.run("Flaky", k=5)
+    dpu.wait(job_id, timeout=TIMEOUT)
+    tasks = {t.key: t for t in tasks_of(dpu, job_id)}
+    assert (tasks["c0"].state, tasks["c0"].reason) == (TaskState.A, "killed by signal SIGKILL")
+    assert tasks["c1"].state is TaskState.N
+    text = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert text.count("retrying: try") == 2 and "try 3 of c0" in text and "try 4" not in text
+
+
+def test_a_time_limit_is_never_retried(dpu: Processor) -> None:
+    job_id = dpu.run("Sleepy", time_limit=0.5)
+    dpu.wait(job_id, timeout=TIMEOUT)
+    (task,) = tasks_of(dpu, job_id)
+    assert (task.state, task.reason) == (TaskState.A, "TIMEOUT: over its time limit of 0.5 s")
+    assert "retrying" not in "\n".join(dpu.get_logs(job_id)[job_id])

@@ -25,7 +25,7 @@ from awe.data.store import sha256_file
 from awe.db.engine import Database
 from awe.db.models import Job, LogRecord, Task, TaskState, utcnow
 from awe.dpu.backends.base import Backend
-from awe.dpu.journal import parse_new_bytes
+from awe.dpu.journal import last_try_products, parse_new_bytes
 
 #: Product metadata that becomes frame columns; ``results=`` and anything else goes to
 #: the frame's ``results``.
@@ -64,7 +64,7 @@ def commit_products(database: Database, backend: Backend, job_id: int, data_root
     store = DataStore(data_root)
     for number, task_id in tasks.items():
         events, _ = parse_new_bytes(journals.get(number, b""))
-        products = [e for e in events if e["event"] == "product"]
+        products = last_try_products(events)
         with tempfile.TemporaryDirectory(prefix="awe-commit-") as scratch:
             rows, notes = _stage(products, backend, store, Path(scratch), instrument)
         _record(database, job_id, task_id, rows, notes, snapshot, parameters)

@@ -110,6 +110,18 @@ def parse_new_bytes(data: bytes) -> tuple[list[dict[str, Any]], int]:
     return chunk.events, chunk.used
 
 
+def last_try_products(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The products a task's journal reports, of its last try only (a try that died and
+    was retried may have reported files it never finished)."""
+    found: list[dict[str, Any]] = []
+    for event in events:
+        if event["event"] == "retry":
+            found.clear()
+        elif event["event"] == "product":
+            found.append(event)
+    return found
+
+
 def _event(line: bytes) -> dict[str, Any] | None:
     """The journal record on ``line``, or None when it is not one."""
     try:

@@ -50,6 +50,15 @@ def fold_events(events: list[dict[str, Any]], offset: int) -> TaskChanges:
         elif kind == "product":
             changes.products.append(event)
             changes.logs.append((time, "INFO", f"Product {event['kind']}: {event['path']}"))
+        elif kind == "retry":
+            changes.logs.append(
+                (
+                    time,
+                    "WARNING",
+                    f"Try {event['attempt'] - 1} ended A ({event.get('reason')}); "
+                    f"retrying: try {event['attempt']} of {event.get('tries')}",
+                )
+            )
         elif kind == "state":
             state = TaskState(event["state"])
             changes.values["state"] = state

@@ -24,7 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from awe.dpu.journal import JOB_FILE, journal_path, parse_new_bytes, read_new_bytes, write_outcome
+from awe.dpu.journal import (
+    JOB_FILE,
+    journal_path,
+    last_try_products,
+    parse_new_bytes,
+    read_new_bytes,
+    write_outcome,
+)
 from awe.dpu.supervise import supervise
 
 USAGE = "usage: python -m awe.dpu.worker JOB_DIR TASK_NUMBER"
@@ -35,12 +42,14 @@ def dependency_outcomes(job_dir: Path, numbers: list[int]) -> dict[int, dict[str
     outcomes = {}
     for number in numbers:
         events, _ = parse_new_bytes(read_new_bytes(journal_path(job_dir, number), 0))
-        state, reason, products = None, None, []
+        state, reason = None, None
         for event in events:
             if event["event"] == "state":
                 state, reason = event["state"], event.get("reason")
-            elif event["event"] == "product":
-                products.append({k: event[k] for k in ("path", "kind", "sha256", "metadata")})
+        products = [
+            {k: event.get(k) for k in ("path", "kind", "sha256", "metadata")}
+            for event in last_try_products(events)
+        ]
         outcomes[number] = {"state": state, "reason": reason, "products": products}
     return outcomes
 

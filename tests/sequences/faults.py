@@ -29,16 +29,17 @@ def Tamper(task):
     retries=2,
 )
 def Flaky(task):
-    """Chip c0 dies (SIGKILL, as a lost node) on its first ``kills`` tries; c1 is fine."""
+    """Chip c0 dies (SIGKILL, as on a lost node) on its first ``kills`` tries, each after
+    reporting a product; c1 is fine."""
     tries = Path(os.environ["AWE_HOME"]) / f"tries-{task.job_id}-{task.unit.key}"
     count = int(tries.read_text()) + 1 if tries.exists() else 1
     tries.write_text(str(count))
     task.log.info("try %d of %s", count, task.unit.key)
-    if task.unit.key == "c0" and count <= task.options["kills"]:
-        os.kill(os.getpid(), signal.SIGKILL)
-    product = task.work_dir / f"flaky-{task.unit.key}.txt"
+    product = task.work_dir / f"flaky-{task.unit.key}-{count}.txt"
     product.write_text(f"{task.unit.key} made on try {count}\n")
-    task.add_product(product, "HelloFile", chip=task.unit.key)
+    task.add_product(product, "BiasFrame", instrument="WFI", chip=task.unit.key)
+    if task.unit.key == "c0" and count <= task.options["kills"]:
+        os.kill(os.getpid(), signal.SIGKILL)  # after reporting a product: it must not count
 
 
 @sequence(fan_out="global", time_limit=1.0, retries=3)
