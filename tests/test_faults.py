@@ -11,6 +11,8 @@ import re
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -252,3 +254,42 @@ def test_a_time_limit_is_never_retried(dpu: Processor) -> None:
     (task,) = tasks_of(dpu, job_id)
     assert (task.state, task.reason) == (TaskState.A, "TIMEOUT: over its time limit of 0.5 s")
     assert "retrying" not in "\n".join(dpu.get_logs(job_id)[job_id])
+
+
+# ---- Ctrl-C while submitting ----
+SUBMIT = """
+import json, sys
+from awe.dpu import Processor
+dpu = Processor(username="alice", dpus={"far": json.loads(sys.argv[1])}, dpu_name="far")
+dpu.run("Hello", n=2)
+"""
+
+
+def test_ctrl_c_while_the_code_uploads_leaves_a_job_that_ends(
+    dpu: Processor, database_url: str, sshd, tmp_path: Path
+) -> None:
+    marker = tmp_path / "submitting"
+    # The DPU's set-up lines run before every remote command: the first one marks that the
+    # submission is under way (the job is recorded), then stalls it as a slow upload would.
+    far = sshd.dpu(tmp_path / "remote-work", setup=[f"touch {marker}", "sleep 60"])
+    session = subprocess.Popen(
+        [sys.executable, "-c", SUBMIT, json.dumps(far)],
+        env={**os.environ, "AWE_DATABASE_URL": database_url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(marker.exists, what="the submission's first remote command")
+        session.send_signal(signal.SIGINT)
+        out, err = session.communicate(timeout=60)
+    finally:
+        session.kill()
+    assert session.returncode != 0 and "KeyboardInterrupt" in err
+    assert "was not started; its tasks end U" in out
+    (job_id,) = dpu.get_jobids()
+    tasks = assert_all_final(dpu, job_id)
+    assert [(t.state, t.reason) for t in tasks] == [
+        (TaskState.U, "never started: the submission was interrupted (KeyboardInterrupt)")
+    ] * 2
+    assert "submission was interrupted" in "\n".join(dpu.get_logs(job_id)[job_id])

@@ -16,7 +16,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from awe.db.engine import Database
-from awe.db.models import Job, Project, Task, TaskDependency, User
+from awe.db.models import (
+    Job,
+    JobState,
+    LogRecord,
+    Project,
+    Task,
+    TaskDependency,
+    TaskState,
+    User,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -116,3 +126,27 @@ def _named_row_id(database: Database, model: type[User] | type[Project], name: s
     except IntegrityError:  # another session created it first: theirs is as good
         with database.session() as session:
             return session.scalar(query)
+
+
+def set_work_dir(database: Database, job_id: int, work_dir: str) -> None:
+    """Record where the DPU keeps job ``job_id``'s files."""
+    with database.session() as session:
+        session.get(Job, job_id).work_dir = work_dir
+
+
+def end_unstarted_job(database: Database, job_id: int, reason: str) -> None:
+    """End every unfinished task of a job the DPU never received ``U`` with ``reason``, and
+    the job with them, in one transaction; a log line says why."""
+
+    def write(session: Session) -> None:
+        now = utcnow()
+        job = session.get(Job, job_id)
+        for task in job.tasks:
+            if not task.state.is_final:
+                task.state, task.reason, task.finished_at = TaskState.U, reason, now
+        job.state, job.finished_at = JobState.FINISHED, now
+        session.add(
+            LogRecord(job_id=job_id, time=now, level="WARNING", message=f"WARNING: {reason}")
+        )
+
+    database.run(write)

@@ -241,7 +241,7 @@ class Processor:
         plan the job and print its tasks (and batch scripts, on a Slurm DPU) without
         recording or submitting anything; return the scripts by task number.
         """
-        from awe.db.jobs import TaskSpec, record_job
+        from awe.db.jobs import TaskSpec, record_job, set_work_dir
         from awe.dpu.codeship import build_snapshot, code_roots
         from awe.dpu.options import parse_options
         from awe.dpu.planner import estimated_seconds, plan_job
@@ -282,13 +282,19 @@ class Processor:
             code_snapshot_id=code_id,
             commit=parsed.commit,
         )
-        description = self._job_description(job_id, sequence, parsed.commit, tasks)
+        work_dir = None
         try:
+            description = self._job_description(job_id, sequence, parsed.commit, tasks)
             work_dir = backend.submit(job_id, description, snapshot)
+            set_work_dir(self.database, job_id, work_dir)
+        except KeyboardInterrupt:  # Ctrl-C: a job that ends, never one left QUEUED
+            from awe.dpu.submission import settle_interrupted
+
+            self.say(settle_interrupted(self.database, job_id, work_dir))
+            raise
         except Exception:
             self._delete_job(job_id)  # nothing half-written: no job that will never run
             raise
-        self._set_work_dir(job_id, work_dir)
         self.say(f"Sending job with identifier {job_id} to DPU")
         self.session_jobs.append(job_id)
         return job_id
@@ -337,12 +343,6 @@ class Processor:
             print(f"---- batch script of job {jobid} task {number} ----")
             print(script, end="")
         return scripts
-
-    def _set_work_dir(self, job_id: int, work_dir: str) -> None:
-        from awe.db.models import Job
-
-        with self.database.session() as session:
-            session.get(Job, job_id).work_dir = work_dir
 
     def _delete_job(self, job_id: int) -> None:
         from awe.db.models import Job
