@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from awe.db.models import Job, JobState, LogRecord, Task, TaskState
 from awe.dpu import Processor
+from awe.errors import AweError
 from tests.sshd import descendants
 from tests.test_dpu import SEQUENCES, TIMEOUT, alive, tasks_of, wait_for_file
 
@@ -293,3 +295,42 @@ def test_ctrl_c_while_the_code_uploads_leaves_a_job_that_ends(
         (TaskState.U, "never started: the submission was interrupted (KeyboardInterrupt)")
     ] * 2
     assert "submission was interrupted" in "\n".join(dpu.get_logs(job_id)[job_id])
+
+
+# ---- ownership ----
+@pytest.fixture
+def other_account(mysql_database_url: str) -> Iterator[str]:
+    """The test database's URL as another MariaDB account with full rights on it."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(mysql_database_url)
+    name = f"awe_bob_{os.getpid()}"
+    server = create_engine(url.set(database=""))
+    with server.begin() as connection:
+        connection.execute(text(f"CREATE USER '{name}'@'%' IDENTIFIED BY 'pw'"))
+        connection.execute(text(f"GRANT ALL ON `{url.database}`.* TO '{name}'@'%'"))
+    try:
+        yield url.set(username=name, password="pw").render_as_string(hide_password=False)
+    finally:
+        with server.begin() as connection:
+            connection.execute(text(f"DROP USER IF EXISTS '{name}'@'%'"))
+        server.dispose()
+
+
+def test_cancel_needs_the_submitting_database_account(
+    awe_home: Path, mysql_database_url: str, other_account: str
+) -> None:
+    (awe_home / "sequences").mkdir(parents=True)
+    shutil.copy(SEQUENCES, awe_home / "sequences" / "testing.py")
+    alice = Processor(database_url=mysql_database_url, username="alice")
+    job_id = alice.run("Hello", n=1, s=30.0)
+    with alice.database.session() as session:
+        account = session.get(Job, job_id).account
+    assert account.startswith("root@")  # as the server authenticated the connection
+    impostor = Processor(database_url=other_account, username="alice")  # claims her name
+    refusal = f"through database account {account}, and this session is connected as awe_bob_"
+    with pytest.raises(AweError, match=re.escape(refusal)):
+        impostor.cancel_job(job_id)
+    assert impostor.get_status(job_id)[0].state is not JobState.CANCELLED  # reading is open
+    assert alice.cancel_job(job_id).state is JobState.CANCELLED

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -54,8 +54,10 @@ def record_job(
     parameters: dict[str, Any] | None = None,
     code_snapshot_id: str | None = None,
     commit: bool = False,
+    rerun_of: int | None = None,
 ) -> int:
-    """Write a QUEUED job with its tasks; return the new job id."""
+    """Write a QUEUED job with its tasks; return the new job id. On MySQL/MariaDB the job
+    records the database account writing it (see :func:`cancel_refusal`)."""
     if not tasks:
         raise ValueError(f"job {sequence!r} has no tasks; a job is recorded with its tasks")
     for number, spec in enumerate(tasks):
@@ -78,6 +80,8 @@ def record_job(
             parameters=parameters or {},
             code_snapshot_id=code_snapshot_id,
             commit=commit,
+            rerun_of=rerun_of,
+            account=database_account(session),
             tasks=[
                 Task(
                     number=n,
@@ -150,3 +154,38 @@ def end_unstarted_job(database: Database, job_id: int, reason: str) -> None:
         )
 
     database.run(write)
+
+
+def database_account(session: Session) -> str | None:
+    """The MySQL/MariaDB account of this connection as the server authenticated it
+    (``CURRENT_USER()``, e.g. ``alice@%``); None on SQLite, which has no accounts."""
+    if session.get_bind().dialect.name == "sqlite":
+        return None
+    return session.scalar(text("SELECT CURRENT_USER()"))
+
+
+def cancel_refusal(database: Database, job_id: int, username: str) -> str | None:
+    """Why ``username`` may not cancel job ``job_id`` (None: it may).
+
+    The owner is the AWE user name that submitted the job, which each session declares
+    itself (``AWE_USERNAME``). On MySQL/MariaDB the job also records the database account
+    the server authenticated, and cancel requires the same account: a colleague who sets
+    your user name in their own session, on their own account, is refused. This guards
+    against mistakes, not against attacks: whoever may write the job tables (the same
+    account, or any account with UPDATE on them) can change any job directly, and a SQLite
+    file is protected only by its file permissions. Give each user their own account, with
+    grants only on the AWE database, for the check to mean anything.
+    """
+    with database.session() as session:
+        owner, account = session.execute(
+            select(User.name, Job.account).join(User).where(Job.id == job_id)
+        ).one()
+        current = database_account(session)
+    if owner != username:
+        return f"job {job_id} belongs to {owner}; only its owner can cancel it"
+    if account is not None and current != account:
+        return (
+            f"job {job_id} was submitted through database account {account}, and this "
+            f"session is connected as {current}; only that account can cancel it"
+        )
+    return None

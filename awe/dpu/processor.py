@@ -534,13 +534,17 @@ class Processor:
     # ---- cancelling ----
     def cancel_job(self, jobid: int) -> JobStatus:
         """Cancel job ``jobid``: queued tasks end S and never start, running ones are stopped
-        and end A. Returns once the database confirms it. Only the job's owner may cancel."""
+        and end A. Returns once the database confirms it. Only the job's owner may cancel
+        (on MySQL/MariaDB, through the same database account; docs/reliability.md says what
+        this does and does not protect)."""
+        from awe.db.jobs import cancel_refusal
         from awe.db.models import Job, TaskState
         from awe.dpu.sync import end_tasks
 
         (status,) = self._statuses(jobid)
-        if status.owner != self.env.username:
-            raise AweError(f"job {jobid} belongs to {status.owner}; only its owner can cancel it")
+        refusal = cancel_refusal(self.database, jobid, self.env.username)
+        if refusal:
+            raise AweError(refusal)
         if status.is_final:
             self.say(f"Jobid {jobid} has already {status.state.value}; nothing to cancel")
             return status
