@@ -334,3 +334,71 @@ def test_cancel_needs_the_submitting_database_account(
         impostor.cancel_job(job_id)
     assert impostor.get_status(job_id)[0].state is not JobState.CANCELLED  # reading is open
     assert alice.cancel_job(job_id).state is JobState.CANCELLED
+
+
+# ---- rerun ----
+def test_rerun_runs_only_what_did_not_end_n(dpu: Processor, awe_home: Path, capsys) -> None:
+    old = dpu.run("Fragile>Total", n=3, C=1)
+    (status,) = dpu.wait(old, timeout=TIMEOUT)
+    assert status.counts == {"N": 2, "E": 1, "A": 0, "S": 1, "U": 0}
+    (awe_home / "fixed").write_text("")
+    new = dpu.rerun(old)
+    assert f"Rerunning job {old} as job {new}: 2 of 4 tasks" in capsys.readouterr().out
+    (status,) = dpu.wait(new, timeout=TIMEOUT)
+    assert status.counts == {"N": 2, "E": 0, "A": 0, "S": 0, "U": 0}
+    assert status.rerun_of == old and status.line().endswith(f"(rerun of job {old})")
+    assert [t.name for t in tasks_of(dpu, new)] == ["Fragile[c1]", "Total"]
+    ran = {key: (awe_home / f"ran-{key}").read_text() for key in ("c0", "c1", "c2")}
+    assert ran == {"c0": "x", "c1": "xx", "c2": "x"}  # the N tasks did not run again
+    logs = "\n".join(dpu.get_logs(new)[new])
+    assert "upstream products: 3" in logs  # two reused from the old job, one new
+    with dpu.database.session() as session:
+        before, after = session.get(Job, old), session.get(Job, new)
+        same = ("sequence", "options", "parameters", "code_snapshot_id", "commit", "dpu_name")
+        assert all(getattr(before, name) == getattr(after, name) for name in same)
+    from awe.db.frames import BiasFrame
+
+    frames = BiasFrame.select(database=dpu.database, instrument="WFI")
+    assert sorted((f.chip, f.job_id) for f in frames) == [("c0", old), ("c1", new), ("c2", old)]
+
+
+def test_rerun_refuses_what_it_cannot_do(dpu: Processor) -> None:
+    fine = dpu.run("Hello", n=1)
+    dpu.wait(fine, timeout=TIMEOUT)
+    with pytest.raises(AweError, match=f"every task of job {fine} ended N; there is nothing"):
+        dpu.rerun(fine)
+    running = dpu.run("Hello", n=1, s=30.0)
+    with pytest.raises(AweError, match=f"job {running} is still (QUEUED|RUNNING); rerun it"):
+        dpu.rerun(running)
+    dpu.cancel_job(running)
+    with pytest.raises(AweError, match="no job with identifier 4242"):
+        dpu.rerun(4242)
+
+
+def test_awe_dpu_rerun_status_logs_and_cancel_commands(
+    dpu: Processor, database_url: str, awe_home: Path
+) -> None:
+    old = dpu.run("Fragile", n=2)
+    dpu.wait(old, timeout=TIMEOUT)
+    (awe_home / "fixed").write_text("")
+    env = {**os.environ, "AWE_DATABASE_URL": database_url, "AWE_USERNAME": "alice"}
+
+    def awe(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "awe.cli", "dpu", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    (new,) = re.findall(rf"Rerunning job {old} as job (\d+): 1 of 2 tasks", awe("rerun", str(old)))
+    (status,) = dpu.wait(int(new), timeout=TIMEOUT)
+    assert status.counts["N"] == 1
+    shown = awe("status", new)
+    assert f"Jobid {new} has status FINISHED N/E/A/S/U 1/0/0/0/0 (rerun of job {old})" in shown
+    assert f"++++ Job {new} task Fragile[c1]" in awe("logs", new)
+    long = dpu.run("Hello", n=1, s=30.0)
+    assert f"Cancelled job {long}: Jobid {long} has status CANCELLED" in awe("cancel", str(long))

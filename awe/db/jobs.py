@@ -189,3 +189,48 @@ def cancel_refusal(database: Database, job_id: int, username: str) -> str | None
             f"session is connected as {current}; only that account can cancel it"
         )
     return None
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """What a rerun needs of a job: its settings and each task's final letter."""
+
+    state: str
+    sequence: str
+    dpu_name: str
+    work_dir: str | None
+    options: dict[str, Any]
+    parameters: dict[str, Any]
+    code_snapshot_id: str | None
+    commit: bool
+    states: dict[int, str]
+
+
+def finished_job(database: Database, job_id: int) -> JobFacts:
+    """The settings of job ``job_id`` and its tasks' states by number."""
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            from awe.errors import AweError
+
+            raise AweError(f"no job with identifier {job_id}")
+        states = dict(
+            session.execute(select(Task.number, Task.state).where(Task.job_id == job_id)).all()
+        )
+        return JobFacts(
+            state=job.state.value,
+            sequence=job.sequence,
+            dpu_name=job.dpu_name,
+            work_dir=job.work_dir,
+            options=dict(job.options),
+            parameters=dict(job.parameters),
+            code_snapshot_id=job.code_snapshot_id,
+            commit=job.commit,
+            states={number: state.value for number, state in states.items()},
+        )
+
+
+def delete_job(database: Database, job_id: int) -> None:
+    """Remove a job that never reached its DPU, with its tasks (nothing half-written)."""
+    with database.session() as session:
+        session.delete(session.get(Job, job_id))

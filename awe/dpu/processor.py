@@ -241,7 +241,7 @@ class Processor:
         plan the job and print its tasks (and batch scripts, on a Slurm DPU) without
         recording or submitting anything; return the scripts by task number.
         """
-        from awe.db.jobs import TaskSpec, record_job, set_work_dir
+        from awe.db.jobs import TaskSpec, delete_job, record_job, set_work_dir
         from awe.dpu.codeship import build_snapshot, code_roots
         from awe.dpu.options import parse_options
         from awe.dpu.planner import estimated_seconds, plan_job
@@ -293,7 +293,7 @@ class Processor:
             self.say(settle_interrupted(self.database, job_id, work_dir))
             raise
         except Exception:
-            self._delete_job(job_id)  # nothing half-written: no job that will never run
+            delete_job(self.database, job_id)  # nothing half-written: no job that never runs
             raise
         self.say(f"Sending job with identifier {job_id} to DPU")
         self.session_jobs.append(job_id)
@@ -344,11 +344,17 @@ class Processor:
             print(script, end="")
         return scripts
 
-    def _delete_job(self, job_id: int) -> None:
-        from awe.db.models import Job
+    def rerun(self, jobid: int, send_code: bool = False) -> int:
+        """Run again, as a new job linked to job ``jobid``, only its tasks that did not end
+        N, with the same options, parameters and code snapshot (``send_code=True``: this
+        checkout's code); the N tasks' products are reused as inputs. Returns the new id."""
+        from awe.dpu.rerun import rerun_job
 
-        with self.database.session() as session:
-            session.delete(session.get(Job, job_id))
+        (jobid,) = self._job_ids(jobid)
+        self.sync([jobid])
+        new_id = rerun_job(self, jobid, send_code=send_code)
+        self.session_jobs.append(new_id)
+        return new_id
 
     # ---- following ----
     def get_jobids(self) -> list[int]:

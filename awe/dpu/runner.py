@@ -157,7 +157,10 @@ class Runner:
             if slot.task is None:
                 number = self.ready.pop(0)
                 task = self.tasks[number]
-                upstream = [p for d in task["depends_on"] for p in self.products[d]]
+                upstream = [  # a rerun's task also gets products of the job it reruns
+                    *task.get("reused_upstream", []),
+                    *(p for d in task["depends_on"] for p in self.products[d]),
+                ]
                 try:
                     _send(slot.commands, {"cmd": "run", "task": task, "upstream": upstream})
                 except BrokenPipeError:  # the slot died; _hear sees its pipe close

@@ -107,7 +107,10 @@ def run_task(job_dir: Path, number: int) -> str:
         spec = Registry(home=Path(job["home"])).get(task["sequence"])
     except Exception as err:  # noqa: BLE001 - the sequence vanished since submission
         return _end(job_dir, number, "E", f"sequence not found: {err}")
-    upstream = [p for outcome in dependencies.values() for p in outcome["products"]]
+    upstream = [  # a rerun's task also gets products of the job it reruns
+        *task.get("reused_upstream", []),
+        *(p for outcome in dependencies.values() for p in outcome["products"]),
+    ]
     explain = memory_kill_explainer()
     result = supervise(job, task, spec, upstream, job_dir, explain_signal=explain)
     return result["state"]

@@ -46,3 +46,19 @@ def Flaky(task):
 def Sleepy(task):
     """Sleeps past its time limit: a timeout is never retried."""
     time.sleep(30)
+
+
+@sequence(
+    options=[Option("n", "count", int, 3)],
+    fan_out="chip",
+    select=lambda options, context: [Unit(key=f"c{i}") for i in range(options["count"])],
+)
+def Fragile(task):
+    """Chip c1 fails until the file ``fixed`` exists in AWE_HOME; each chip writes a product."""
+    tries = Path(os.environ["AWE_HOME"]) / f"ran-{task.unit.key}"
+    tries.write_text(tries.read_text() + "x" if tries.exists() else "x")
+    if task.unit.key == "c1" and not (Path(os.environ["AWE_HOME"]) / "fixed").exists():
+        raise RuntimeError("c1 is not fixed yet")
+    product = task.work_dir / f"fragile-{task.unit.key}.txt"
+    product.write_text(f"{task.unit.key}\n")
+    task.add_product(product, "BiasFrame", instrument="WFI", chip=task.unit.key)
