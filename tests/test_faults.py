@@ -402,3 +402,108 @@ def test_awe_dpu_rerun_status_logs_and_cancel_commands(
     assert f"++++ Job {new} task Fragile[c1]" in awe("logs", new)
     long = dpu.run("Hello", n=1, s=30.0)
     assert f"Cancelled job {long}: Jobid {long} has status CANCELLED" in awe("cancel", str(long))
+
+
+# ---- stopped tasks, full disks ----
+def test_a_stopped_task_past_its_time_limit_ends_a(dpu: Processor, awe_home: Path) -> None:
+    job_id = dpu.run("Hello", n=2, s=60.0, time_limit=3.0)
+    victim = int(wait_for_file(awe_home / f"pid-{job_id}-c0"))
+    os.kill(victim, signal.SIGSTOP)  # stopped, it can neither finish nor notice anything
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    tasks = assert_all_final(dpu, job_id)
+    assert {(t.state, t.reason) for t in tasks} == {
+        (TaskState.A, "TIMEOUT: over its time limit of 3 s")
+    }
+    assert not alive(victim)
+
+
+@pytest.fixture
+def full_disk_jobs(awe_home: Path) -> Iterator[Path]:
+    """The local DPU's job folder on a 2 MiB tmpfs of its own."""
+    jobs = awe_home / "jobs"
+    jobs.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(jobs)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a small tmpfs (needs root): {mounted.stderr.strip()}")
+    try:
+        yield jobs
+    finally:
+        subprocess.run(["umount", "--lazy", str(jobs)], check=True)
+
+
+def test_a_full_disk_ends_the_task_and_the_job_is_followed(
+    dpu: Processor, full_disk_jobs: Path
+) -> None:
+    job_id = dpu.run("FillDisk>Total")
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.state is JobState.FINISHED
+    fill, total = assert_all_final(dpu, job_id)
+    assert fill.state in (TaskState.E, TaskState.A) and "No space left on device" in fill.reason
+    assert (total.state, total.reason) == (TaskState.S, "FillDisk ended E")
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert "OSError: [Errno 28] No space left on device" in logs
+
+
+# ---- racing sessions ----
+def _cancel_at(url: str, home: str, job_id: int, start: float) -> str:
+    os.environ["AWE_HOME"] = home
+    dpu = Processor(database_url=url, username="alice", session_log="")
+    assert dpu.get_jobids()
+    time.sleep(max(0.0, start - time.time()))
+    try:
+        return dpu.cancel_job(job_id).state.value
+    except Exception as err:  # noqa: BLE001 - the failure is what the test reports
+        return f"{type(err).__name__}: {err}"
+
+
+def test_two_sessions_cancel_the_same_job_while_it_finishes(
+    dpu: Processor, database_url: str, awe_home: Path
+) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    job_id = dpu.run("Hello", n=4, s=1.0)
+    wait_for_file(awe_home / f"pid-{job_id}-c1")
+    start = time.time() + 0.8  # as the first two tasks end and the last two start
+    with ProcessPoolExecutor(2) as pool:
+        call = (_cancel_at, database_url, str(awe_home), job_id, start)
+        calls = [pool.submit(*call) for _ in range(2)]
+        outcomes = [call.result() for call in calls]
+    assert set(outcomes) <= {"CANCELLED", "FINISHED"}, outcomes
+    tasks = assert_all_final(dpu, job_id)
+    assert len(tasks) == 4
+    with dpu.database.session() as session:
+        ended = session.execute(
+            select(LogRecord.task_id, func.count())
+            .where(LogRecord.job_id == job_id, LogRecord.message.like("Task ended%"))
+            .group_by(LogRecord.task_id)
+        ).all()
+    assert sorted(count for _, count in ended) == [1, 1, 1, 1]  # each end recorded once
+
+
+def _submit_at(url: str, home: str, start: float) -> int:
+    os.environ["AWE_HOME"] = home
+    dpu = Processor(database_url=url, username="alice", session_log="")
+    dpu.get_jobids()  # connected (and the schema checked) before the start line
+    time.sleep(max(0.0, start - time.time()))
+    return dpu.run("Total")
+
+
+def test_twenty_processes_submitting_at_once(dpu, database_url, awe_home) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    start = time.time() + 3.0
+    fork = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(20, mp_context=fork) as pool:
+        calls = [pool.submit(_submit_at, database_url, str(awe_home), start) for _ in range(20)]
+        ids = [call.result() for call in calls]
+    assert len(set(ids)) == 20  # none lost, none given twice
+    assert sorted(dpu.get_jobids()) == sorted(ids)
+    statuses = dpu.wait(ids, timeout=TIMEOUT)
+    assert all(s.state is JobState.FINISHED and s.counts["N"] == 1 for s in statuses)
+    with dpu.database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Task)) == 20

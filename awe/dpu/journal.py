@@ -8,6 +8,7 @@ idempotent, and works the same on a local file, over SSH or on a cluster's share
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ EVENT_FIELDS = {
     "state": ("state",),
     "retry": ("attempt",),
 }
+#: The job folder's disk space reserve (see :func:`reserve_space`).
+RESERVE_FILE = ".space-reserve"
+RESERVE_BYTES = 512 * 1024
 TASK_STATES = ("QUEUED", "RUNNING", "N", "E", "A", "S", "U")
 
 
@@ -41,10 +45,25 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+def reserve_space(job_dir: Path) -> None:
+    """Set aside a little disk space in the job's folder (a file of zeros) that a journal
+    writer frees when the disk is full, so a task that filled the disk can still record
+    how it ended. Best effort: no reserve when there is no room for one."""
+    try:
+        with open(job_dir / RESERVE_FILE, "xb") as reserve:
+            reserve.write(bytes(RESERVE_BYTES))
+    except OSError:
+        (job_dir / RESERVE_FILE).unlink(missing_ok=True)
+
+
 class JournalWriter:
-    """Appends events to one task's journal; each event is one line, flushed at once."""
+    """Appends events to one task's journal; each event is one line, flushed at once.
+
+    When the disk is full (a task filled it), the job's space reserve (see
+    :func:`reserve_space`) is released and the write tried once more."""
 
     def __init__(self, path: Path) -> None:
+        self._path = path
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         try:
             self._fd = os.open(path, flags, 0o644)
@@ -54,7 +73,23 @@ class JournalWriter:
 
     def write(self, event: str, **fields: Any) -> None:
         record = {"t": now_iso(), "event": event, **fields}
-        os.write(self._fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        try:
+            written = os.write(self._fd, line)
+        except OSError as err:
+            if err.errno != errno.ENOSPC or not self._release_reserve():
+                raise
+            written = os.write(self._fd, line)
+        if written != len(line):  # a partial append: end the torn line so the next is whole
+            os.write(self._fd, b"\n")
+            raise OSError(errno.ENOSPC, "No space left on device (journal line torn)")
+
+    def _release_reserve(self) -> bool:
+        try:
+            (self._path.parent.parent / RESERVE_FILE).unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def close(self) -> None:
         os.close(self._fd)

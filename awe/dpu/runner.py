@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from awe.dpu.journal import JOB_FILE, write_outcome
+from awe.dpu.journal import JOB_FILE, reserve_space, write_outcome
 from awe.dpu.supervise import supervise
 
 
@@ -98,6 +98,7 @@ class Runner:
         signal.set_wakeup_fd(wakeup_write)  # SIGTERM wakes the select at once
         signal.signal(signal.SIGTERM, self._on_sigterm)
         self.selector.register(wakeup_read, selectors.EVENT_READ)
+        reserve_space(self.job_dir)  # so a task that fills the disk can still end in the journal
         self._load_sequences()
         for _ in range(min(self.workers, len(self.tasks))):
             self._start_slot()

@@ -62,3 +62,13 @@ def Fragile(task):
     product = task.work_dir / f"fragile-{task.unit.key}.txt"
     product.write_text(f"{task.unit.key}\n")
     task.add_product(product, "BiasFrame", instrument="WFI", chip=task.unit.key)
+
+
+@sequence(fan_out="global")
+def FillDisk(task):
+    """Write until the disk is full (the task then fails with 'No space left on device')."""
+    block = b"\0" * 65536
+    with open(task.work_dir / "big.bin", "wb") as out:
+        while True:
+            out.write(block)
+            out.flush()
