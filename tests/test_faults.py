@@ -23,7 +23,8 @@ from sqlalchemy.exc import OperationalError
 
 from awe.db.models import Job, JobState, LogRecord, Task, TaskState
 from awe.dpu import Processor
-from awe.errors import AweError
+from awe.errors import AweError, DatabaseError
+from tests.private_mariadb import PrivateMariaDB
 from tests.sshd import descendants
 from tests.test_dpu import SEQUENCES, TIMEOUT, alive, tasks_of, wait_for_file
 
@@ -507,3 +508,42 @@ def test_twenty_processes_submitting_at_once(dpu, database_url, awe_home) -> Non
     assert all(s.state is JobState.FINISHED and s.counts["N"] == 1 for s in statuses)
     with dpu.database.session() as session:
         assert session.scalar(select(func.count()).select_from(Task)) == 20
+
+
+# ---- the database server restarts ----
+@pytest.fixture
+def private_mariadb(tmp_path: Path) -> Iterator[PrivateMariaDB]:
+    server = PrivateMariaDB(tmp_path / "mariadb")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_mariadb_restarted_in_the_middle_of_a_job(
+    awe_home: Path, private_mariadb: PrivateMariaDB
+) -> None:
+    (awe_home / "sequences").mkdir(parents=True)
+    shutil.copy(SEQUENCES, awe_home / "sequences" / "testing.py")
+    dpu = Processor(database_url=f"{private_mariadb.url}/awe_faults", username="alice")
+    job_id = dpu.run("Hello", n=3, s=2.0)
+    dpu.get_status(job_id)
+    private_mariadb.stop()
+    try:
+        where = f"127.0.0.1:{private_mariadb.port}"
+        with pytest.raises(
+            DatabaseError, match=f"cannot reach the database at {where}.*Jobs go on"
+        ):
+            dpu.get_status(job_id)
+    finally:
+        private_mariadb.start()
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)  # the session reconnects by itself
+    assert status.counts == {"N": 3, "E": 0, "A": 0, "S": 0, "U": 0}
+    assert_all_final(dpu, job_id)
+    with dpu.database.session() as session:
+        ended = session.scalar(
+            select(func.count()).where(
+                LogRecord.job_id == job_id, LogRecord.message == "Task ended N"
+            )
+        )
+    assert ended == 3  # nothing folded twice across the outage
