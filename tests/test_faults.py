@@ -26,7 +26,7 @@ from awe.dpu import Processor
 from awe.errors import AweError, DatabaseError
 from tests.private_mariadb import PrivateMariaDB
 from tests.sshd import descendants
-from tests.test_dpu import SEQUENCES, TIMEOUT, alive, tasks_of, wait_for_file
+from tests.test_dpu import SEQUENCES, TIMEOUT, WORKERS, alive, tasks_of, wait_for_file
 
 FAULT_SEQUENCES = SEQUENCES.with_name("faults.py")
 
@@ -37,7 +37,9 @@ def dpu(awe_home: Path, database_url: str) -> Processor:
     (awe_home / "sequences").mkdir(parents=True)
     shutil.copy(SEQUENCES, awe_home / "sequences" / "testing.py")
     shutil.copy(FAULT_SEQUENCES, awe_home / "sequences" / "faults.py")
-    return Processor(database_url=database_url, username="alice")
+    processor = Processor(database_url=database_url, username="alice")
+    processor.backend("local").workers = WORKERS  # the cases count on two tasks at a time
+    return processor
 
 
 def job_dir(awe_home: Path, job_id: int) -> Path:
