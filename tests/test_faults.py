@@ -29,6 +29,8 @@ from tests.sshd import descendants
 from tests.test_dpu import SEQUENCES, TIMEOUT, WORKERS, alive, tasks_of, wait_for_file
 
 FAULT_SEQUENCES = SEQUENCES.with_name("faults.py")
+#: For cases the database does not change (the suite stays fast): SQLite only.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -90,6 +92,7 @@ def test_a_malformed_journal_line_is_skipped_with_a_warning(dpu: Processor, awe_
     assert_all_final(dpu, job_id)
 
 
+@SQLITE_ONLY
 def test_a_job_with_a_corrupt_journal_can_be_cancelled(dpu: Processor, awe_home) -> None:
     job_id = dpu.run("Hello", n=1, s=60.0)
     wait_for_file(awe_home / f"pid-{job_id}-c0")
@@ -103,6 +106,7 @@ def test_a_job_with_a_corrupt_journal_can_be_cancelled(dpu: Processor, awe_home)
     assert_all_final(dpu, job_id)
 
 
+@SQLITE_ONLY
 def test_a_journal_truncated_mid_line_still_ends_the_job(dpu: Processor, awe_home) -> None:
     job_id = dpu.run("Hello", n=2)
     pid = runner_pid(awe_home, job_id)
@@ -209,6 +213,7 @@ def test_sessions_committing_the_same_job_at_once(dpu, database_url, awe_home) -
     assert committed == chips
 
 
+@SQLITE_ONLY
 def test_a_product_changed_after_it_was_reported_is_refused(dpu: Processor) -> None:
     from awe.data.store import DataStore
     from awe.db.frames import BiasFrame
@@ -243,6 +248,7 @@ def test_a_task_that_died_is_retried_and_each_try_is_journalled(dpu: Processor) 
     assert frames == {"c0": "flaky-c0-2.txt", "c1": "flaky-c1-1.txt"}  # the last try's only
 
 
+@SQLITE_ONLY
 def test_retries_run_out(dpu: Processor) -> None:
     job_id = dpu.run("Flaky", k=5)
     dpu.wait(job_id, timeout=TIMEOUT)
@@ -253,6 +259,7 @@ def test_retries_run_out(dpu: Processor) -> None:
     assert text.count("retrying: try") == 2 and "try 3 of c0" in text and "try 4" not in text
 
 
+@SQLITE_ONLY
 def test_a_time_limit_is_never_retried(dpu: Processor) -> None:
     job_id = dpu.run("Sleepy", time_limit=0.5)
     dpu.wait(job_id, timeout=TIMEOUT)
@@ -270,6 +277,7 @@ dpu.run("Hello", n=2)
 """
 
 
+@SQLITE_ONLY
 def test_ctrl_c_while_the_code_uploads_leaves_a_job_that_ends(
     dpu: Processor, database_url: str, sshd, tmp_path: Path
 ) -> None:
@@ -365,6 +373,7 @@ def test_rerun_runs_only_what_did_not_end_n(dpu: Processor, awe_home: Path, caps
     assert sorted((f.chip, f.job_id) for f in frames) == [("c0", old), ("c1", new), ("c2", old)]
 
 
+@SQLITE_ONLY
 def test_rerun_refuses_what_it_cannot_do(dpu: Processor) -> None:
     fine = dpu.run("Hello", n=1)
     dpu.wait(fine, timeout=TIMEOUT)
@@ -378,6 +387,7 @@ def test_rerun_refuses_what_it_cannot_do(dpu: Processor) -> None:
         dpu.rerun(4242)
 
 
+@SQLITE_ONLY
 def test_awe_dpu_rerun_status_logs_and_cancel_commands(
     dpu: Processor, database_url: str, awe_home: Path
 ) -> None:
@@ -408,6 +418,7 @@ def test_awe_dpu_rerun_status_logs_and_cancel_commands(
 
 
 # ---- stopped tasks, full disks ----
+@SQLITE_ONLY
 def test_a_stopped_task_past_its_time_limit_ends_a(dpu: Processor, awe_home: Path) -> None:
     job_id = dpu.run("Hello", n=2, s=60.0, time_limit=3.0)
     victim = int(wait_for_file(awe_home / f"pid-{job_id}-c0"))
@@ -438,6 +449,7 @@ def full_disk_jobs(awe_home: Path) -> Iterator[Path]:
         subprocess.run(["umount", "--lazy", str(jobs)], check=True)
 
 
+@SQLITE_ONLY
 def test_a_full_disk_ends_the_task_and_the_job_is_followed(
     dpu: Processor, full_disk_jobs: Path
 ) -> None:
