@@ -269,7 +269,7 @@ def test_wait_with_timeout_raises_and_the_job_goes_on(dpu: Processor) -> None:
 
 def test_a_dead_runner_leaves_no_task_running(dpu: Processor, awe_home: Path) -> None:
     job_id = dpu.run("Hello", n=4, s=60.0)
-    task_pid = int(wait_for_file(awe_home / f"pid-{job_id}-c0"))
+    task_pid, _ = [int(wait_for_file(awe_home / f"pid-{job_id}-c{i}")) for i in range(WORKERS)]
     runner_pid = int(
         __import__("json").loads((awe_home / "jobs" / str(job_id) / "runner.json").read_text())[
             "pid"

@@ -52,6 +52,8 @@ def reserve_space(job_dir: Path) -> None:
     try:
         with open(job_dir / RESERVE_FILE, "xb") as reserve:
             reserve.write(bytes(RESERVE_BYTES))
+    except FileExistsError:  # kept from an earlier start of this job's runner
+        return
     except OSError:
         (job_dir / RESERVE_FILE).unlink(missing_ok=True)
 
