@@ -561,3 +561,24 @@ def test_mariadb_restarted_in_the_middle_of_a_job(
             )
         )
     assert ended == 3  # nothing folded twice across the outage
+
+
+def test_a_rerun_plan_renumbers_and_hands_on_products() -> None:
+    from awe.dpu.rerun import plan_rerun
+
+    def task(number: int, depends_on: list[int]) -> dict:
+        return {"number": number, "name": f"t{number}", "depends_on": depends_on}
+
+    old = {"job_id": 7, "tasks": [task(0, []), task(1, []), task(2, [0, 1]), task(3, [2])]}
+    made = {0: [{"path": "/p0", "sha256": "a"}]}
+    plan = plan_rerun(old, {0: "N", 1: "E", 2: "S", 3: "S"}, made)
+    assert plan.numbers == [1, 2, 3]
+    assert [(t["name"], t["number"], t["depends_on"]) for t in plan.description["tasks"]] == [
+        ("t1", 0, []),
+        ("t2", 1, [0]),
+        ("t3", 2, [1]),
+    ]
+    upstream = [t["reused_upstream"] for t in plan.description["tasks"]]
+    assert upstream == [[], made[0], []]  # t2 keeps t0's product, which does not run again
+    again = plan_rerun(plan.description, {0: "N", 1: "E", 2: "S"}, {0: [{"path": "/p1"}]})
+    assert again.description["tasks"][0]["reused_upstream"] == [*made[0], {"path": "/p1"}]
