@@ -10,7 +10,7 @@ arguments pass through, so ``awe -c "print(dpu)"`` runs a scripted session. Subc
   awe ingest PATH...              ingest raw FITS files (folders: the FITS files below)
   awe simulate -i WFI -d 2000-04-28 -o DIR [--scale 0.125]   write a simulated night
   awe demo                        simulate a small WFI night, ingest it, list the frames
-  awe dpu list|check|status|logs|cancel   DPUs and jobs (see `awe dpu --help`)
+  awe dpu list|check|status|logs|cancel|rerun   DPUs and jobs (see `awe dpu --help`)
 """
 
 from __future__ import annotations

@@ -95,15 +95,21 @@ class Task:
     options: Mapping[str, Any] = field(default_factory=dict)
     parameters: Mapping[str, Any] = field(default_factory=dict)
     estimate: float = 0.0
+    #: Times a task that died on its own is run again (the sequence's ``retries``).
+    retries: int = 0
+    #: Products (as JSON) of an earlier job's tasks this one waited for: a rerun's inputs.
+    reused_upstream: Sequence[Any] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "depends_on", tuple(self.depends_on))
         object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "reused_upstream", tuple(self.reused_upstream))
 
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)
         record["depends_on"] = list(self.depends_on)
         record["inputs"] = list(self.inputs)
+        record["reused_upstream"] = list(self.reused_upstream)
         return record
 
     @classmethod

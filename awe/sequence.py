@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 FanOut = Literal["chip", "exposure", "workunit", "global"]
 FAN_OUTS: tuple[str, ...] = ("chip", "exposure", "workunit", "global")
+#: The most ``retries`` a sequence may declare (a task that keeps dying is a bug, not bad luck).
+MAX_RETRIES = 10
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ class SequenceSpec:
     estimate: float
     time_limit: float
     module: str
+    retries: int = 0
 
     @property
     def doc(self) -> str:
@@ -151,12 +154,17 @@ def sequence(
     produces: Sequence[str] = (),
     estimate: float = 10.0,
     time_limit: float = 3600.0,
+    retries: int = 0,
 ) -> Callable[[Callable[[TaskContext], Any]], Callable[[TaskContext], Any]]:
     """Declare the decorated function as a sequence named ``name`` (default: its name).
 
     ``estimate`` is the expected seconds per task (for "Estimated process time");
     ``time_limit`` the default seconds after which a task is aborted (``A``).
+    ``retries``: how many times a task that ended ``A`` because its process died (a lost
+    node, the OOM killer) is run again; a time limit or a cancel is never retried.
     """
+    if not (isinstance(retries, int) and 0 <= retries <= MAX_RETRIES):
+        raise ValueError(f"retries={retries!r}; give a whole number from 0 to {MAX_RETRIES}")
     if fan_out not in FAN_OUTS:
         raise ValueError(f"fan_out={fan_out!r}; choose one of {', '.join(FAN_OUTS)}")
     if fan_out != "global" and select is None:
@@ -187,6 +195,7 @@ def sequence(
             estimate=float(estimate),
             time_limit=float(time_limit),
             module=function.__module__,
+            retries=retries,
         )
         return function
 

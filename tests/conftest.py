@@ -9,6 +9,7 @@ server (default ``mysql+pymysql://root@127.0.0.1:3306``).
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,3 +94,23 @@ def sshd(tmp_path_factory: pytest.TempPathFactory):
     server = SSHServer(tmp_path_factory.mktemp("sshd"))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """``host:port`` of a loopback listener that accepts connections and never answers
+    (what a firewall or a hung server looks like), without any traffic off this machine."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)  # the kernel completes the handshake; nobody ever speaks
+        host, port = listener.getsockname()
+        yield f"{host}:{port}"
+
+
+@pytest.fixture
+def closed_port() -> str:
+    """``host:port`` on loopback where nothing listens (connection refused at once)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        host, port = probe.getsockname()
+    return f"{host}:{port}"

@@ -23,6 +23,7 @@ from awe.errors import AweError
 
 SEQUENCES = Path(__file__).parent / "sequences" / "testing.py"
 TIMEOUT = 120
+WORKERS = 2
 
 
 @pytest.fixture
@@ -31,7 +32,11 @@ def dpu(awe_home: Path, database_url: str) -> Processor:
     user registers her own: a file in $AWE_HOME/sequences/."""
     (awe_home / "sequences").mkdir(parents=True)
     shutil.copy(SEQUENCES, awe_home / "sequences" / "testing.py")
-    return Processor(database_url=database_url, username="alice")
+    processor = Processor(database_url=database_url, username="alice")
+    # Two tasks at a time whatever the machine's cores: the estimates, the number of tasks
+    # running when a test cancels or kills, and the outcomes below count on it.
+    processor.backend("local").workers = WORKERS
+    return processor
 
 
 def tasks_of(dpu: Processor, job_id: int) -> list[Task]:
@@ -264,7 +269,7 @@ def test_wait_with_timeout_raises_and_the_job_goes_on(dpu: Processor) -> None:
 
 def test_a_dead_runner_leaves_no_task_running(dpu: Processor, awe_home: Path) -> None:
     job_id = dpu.run("Hello", n=4, s=60.0)
-    task_pid = int(wait_for_file(awe_home / f"pid-{job_id}-c0"))
+    task_pid, _ = [int(wait_for_file(awe_home / f"pid-{job_id}-c{i}")) for i in range(WORKERS)]
     runner_pid = int(
         __import__("json").loads((awe_home / "jobs" / str(job_id) / "runner.json").read_text())[
             "pid"

@@ -273,16 +273,24 @@ def test_a_62_chip_fan_out_completes_with_one_squeue_per_poll(
         commands.append(argv[0])
         return real_run(argv, timeout)
 
+    real_sync = Processor.sync
+
+    def marked_sync(self: Processor, jobids: list[int]) -> None:
+        commands.append("poll")  # each poll of wait() folds the journals once
+        real_sync(self, jobids)
+
     monkeypatch.setattr(slurm_agent, "_run", counting_run)
+    monkeypatch.setattr(Processor, "sync", marked_sync)
     job_id = dpu.run("Hello>Total", n=62)
     assert commands == ["sbatch"] * 63
     commands.clear()
-    (status,) = dpu.get_status(job_id)
-    if not status.is_final:
-        assert commands in ([], ["squeue"], ["squeue", "sacct"])  # never one per task
     (status,) = dpu.wait(job_id, timeout=TIMEOUT)
     assert status.counts == {"N": 63, "E": 0, "A": 0, "S": 0, "U": 0}
     assert len({t.key for t in tasks_of(dpu, job_id)}) == 63
+    polls = " ".join(commands).split("poll")[1:]
+    asked = [poll.split() for poll in polls]
+    assert len(polls) >= 2 and any(asked)  # the check below saw Slurm asked, more than once
+    assert all(words in ([], ["squeue"], ["squeue", "sacct"]) for words in asked), asked
 
 
 def test_slurmctld_stopped_and_started_in_the_middle_of_a_job(
@@ -382,3 +390,45 @@ def test_a_line_break_in_a_task_name_cannot_add_a_command_to_the_script() -> Non
     script = render_script(definition, "7", "/w/jobs/7", task, {0: task["name"]}, {}, "python3")
     assert not any(line.startswith("touch") for line in script.splitlines())
     assert "Hello[x touch /tmp/owned]" in script  # still readable, inside the comment
+
+
+def test_every_slurm_setting_reaches_the_scripts(awe_home: Path, database_url, tmp_path) -> None:
+    settings = {
+        "partition": "science",
+        "account": "astro42",
+        "qos": "long",
+        "cpus_per_task": 3,
+        "memory": "1G",
+        "extra": ["--constraint=avx2", "#SBATCH --exclusive"],
+    }
+    dpu = make_dpu(awe_home, database_url, tmp_path / "cluster", **settings)
+    scripts = dpu.run("Total", dry_run=True)
+    lines = scripts[0].splitlines()
+    for expected in [
+        "#SBATCH --partition=science",
+        "#SBATCH --account=astro42",
+        "#SBATCH --qos=long",
+        "#SBATCH --cpus-per-task=3",
+        "#SBATCH --mem=1G",
+        "#SBATCH --constraint=avx2",
+        "#SBATCH --exclusive",
+        "export OMP_NUM_THREADS=3",
+    ]:
+        assert expected in lines, expected
+
+
+def test_partition_and_extra_reach_slurm(slurm: str, awe_home, database_url, tmp_path) -> None:
+    partition = slurm_command("sinfo", "--noheader", "--format=%R").stdout.split()[0]
+    dpu = make_dpu(
+        awe_home,
+        database_url,
+        tmp_path / "cluster",
+        partition=partition,
+        extra=["--comment=awe-f13"],
+    )
+    job_id = dpu.run("Hello", n=1, s=2.0)
+    ids = list(slurm_ids(dpu, job_id).values())
+    facts = squeue(ids, "%i|%P|%k")
+    assert facts[ids[0]] == [partition, "awe-f13"]
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts["N"] == 1

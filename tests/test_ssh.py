@@ -75,7 +75,7 @@ def test_unchanged_code_is_uploaded_once_and_edits_travel(dpu, awe_home: Path) -
     second = dpu.run("Echo", n=1)
     uploaded_second = backend.shell.bytes_uploaded - uploaded_first
     assert uploaded_first > 50_000  # the snapshot: awe/, sequences/, home/sequences/
-    assert uploaded_second < 5_000  # job.json only
+    assert uploaded_second == 0  # job.json travels inside the start command
     source = awe_home / "sequences" / "remote.py"
     source.write_text(source.read_text().replace('marker = "version 1"', 'marker = "version 2"'))
     third = dpu.run("Echo", n=1)
@@ -100,25 +100,32 @@ def test_shell_syntax_in_options_is_data(dpu: Processor, remote_work: Path, valu
 
 def test_inputs_are_staged_once_by_content(dpu: Processor, tmp_path: Path, remote_work) -> None:
     data = tmp_path / "input.txt"
-    data.write_text("photons\n")
+    data.write_text("photons " * 2_500 + "\n")  # 20 kB: far more than any job.json
+    dpu.wait(dpu.run("Echo", n=1), timeout=TIMEOUT)  # the code snapshot travels first
+    before = dpu.backend().shell.bytes_uploaded
     first = dpu.run("Digest", f=str(data))
+    assert dpu.backend().shell.bytes_uploaded - before == data.stat().st_size  # once
     dpu.wait(first, timeout=TIMEOUT)
     uploaded = dpu.backend().shell.bytes_uploaded
     second = dpu.run("Digest", f=str(data))
     dpu.wait(second, timeout=TIMEOUT)
     stored = list((remote_work / "store").rglob("*"))
     assert len([p for p in stored if p.is_file()]) == 1
-    assert dpu.backend().shell.bytes_uploaded - uploaded < 5_000  # job.json, not the data
+    assert dpu.backend().shell.bytes_uploaded - uploaded == 0  # not again
     assert any("photons" in line for line in dpu.get_logs(second)[second])
 
 
-def test_job_survives_sshd_restart_and_status_catches_up(dpu: Processor, sshd) -> None:
+def test_job_survives_sshd_restart_and_status_catches_up(dpu: Processor, sshd, capsys) -> None:
     job_id = dpu.run("Nap", s=3.0)
     dpu.get_status(job_id)
     sshd.stop()
     try:
+        capsys.readouterr()
         (status,) = dpu.get_status(job_id)  # cannot reach: last known state, no exception
         assert not status.is_final
+        printed = capsys.readouterr().out
+        assert f"WARNING: job {job_id}: cannot reach DPU far (" in printed
+        assert "showing its last known state" in printed
     finally:
         sshd.start()
     (status,) = dpu.wait(job_id, timeout=TIMEOUT)
@@ -186,15 +193,14 @@ def test_check_dpu_reports_what_to_fix(awe_home, sshd, remote_work) -> None:
     assert any("/nonexistent/python3" in problem for problem in bad["problems"])
 
 
-def test_unreachable_dpu_is_a_clear_error(awe_home, remote_work) -> None:
-    from tests.sshd import free_port
-
-    port = free_port()
+@pytest.mark.parametrize("kind", ["closed_port", "silent_server"])
+def test_unreachable_dpu_is_a_clear_error(awe_home, remote_work, kind: str, request) -> None:
+    host, port = request.getfixturevalue(kind).split(":")  # refused, or never answering
     dpu = Processor(
         dpus={
             "gone": {
-                "host": "127.0.0.1",
-                "port": port,
+                "host": host,
+                "port": int(port),
                 "connect_timeout": 2.0,
                 "work_dir": str(remote_work),
             }
@@ -331,3 +337,88 @@ def test_send_code_false_runs_the_code_installed_on_the_dpu(dpu: Processor, remo
 
     with dpu.database.session() as session:
         assert session.get(Job, installed).code_snapshot_id is None
+
+
+def test_a_command_over_its_command_timeout_is_stopped(awe_home, sshd, remote_work) -> None:
+    from awe.dpu.remote.shell import RemoteError
+
+    stalled = sshd.dpu(remote_work, setup=["sleep 60"], command_timeout=1.5)
+    dpu = Processor(dpus={"stalled": stalled}, dpu_name="stalled", username="alice")
+    (awe_home / "sequences").mkdir(parents=True)
+    shutil.copy(SEQUENCES, awe_home / "sequences" / "remote.py")
+    started = time.monotonic()
+    with pytest.raises(RemoteError, match="did not finish within 1.5 s"):
+        dpu.run("Echo", n=1)
+    assert time.monotonic() - started < 30
+    assert dpu.get_jobids() == []  # nothing half-written
+
+
+def test_setup_lines_run_before_every_remote_command(dpu, sshd, remote_work, tmp_path) -> None:
+    marker = tmp_path / "setup-ran"
+    dpu.env.set("dpus", {"far": sshd.dpu(remote_work, setup=[f"echo ran >> {marker}"])})
+    dpu._backends.clear()
+    job_id = dpu.run("Echo", n=1)
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts["N"] == 1
+    assert marker.read_text().count("ran") >= 3  # home, start, a poll at least
+
+
+def test_code_paths_travel_with_the_snapshot(dpu, awe_home: Path, tmp_path: Path) -> None:
+    library = tmp_path / "libs" / "mylib"
+    library.mkdir(parents=True)
+    (library / "__init__.py").write_text("VALUE = 'from code_paths'\n")
+    (awe_home / "sequences" / "uses_lib.py").write_text(
+        "from awe.sequence import sequence\n\n\n"
+        "@sequence(fan_out='global')\n"
+        "def UsesLib(task):\n"
+        "    import mylib  # only the snapshot has it on the DPU\n\n"
+        "    task.log.info('mylib says %s', mylib.VALUE)\n"
+    )
+    dpu.env.set("code_paths", [str(library)])
+    job_id = dpu.run("UsesLib")
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts["N"] == 1
+    assert any("mylib says from code_paths" in line for line in dpu.get_logs(job_id)[job_id])
+
+
+def test_an_archive_with_the_wrong_hash_is_refused(tmp_path: Path) -> None:
+    data = make_archive("awe/fine.py")
+    archive = tmp_path / "snapshot.tar.gz"
+    archive.write_bytes(data)
+    dest = tmp_path / "code" / "abc"
+    with pytest.raises(
+        agent.UnsafeArchive, match="archive hash [0-9a-f]{64} is not the expected 0{64}"
+    ):
+        agent.unpack({"archive": str(archive), "dest": str(dest), "sha256": "0" * 64})
+    assert not dest.exists()
+
+
+def test_the_runner_dying_on_the_remote_ends_the_tasks(dpu: Processor, remote_work: Path) -> None:
+    import os
+    import signal
+
+    job_id = dpu.run("Nap", s=60.0)
+    job_dir = remote_work / "jobs" / str(job_id)
+    pid_file = job_dir / "tasks" / "0" / "pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    task_pid = int(pid_file.read_text())
+    runner = json.loads((job_dir / agent.RUNNER_FILE).read_text())["pid"]
+    from tests.sshd import descendants
+
+    for pid in [runner, *(p for p in descendants(runner) if p != task_pid)]:
+        os.kill(pid, signal.SIGKILL)  # the remote runner and its workers; the task lives on
+    deadline = time.monotonic() + 60
+    while True:
+        (status,) = dpu.get_status(job_id)
+        if status.is_final:
+            break
+        assert time.monotonic() < deadline, "the remote runner's death was never noticed"
+        time.sleep(0.2)
+    assert status.counts["A"] == 1 and status.running == 0
+    assert (
+        not Path(f"/proc/{task_pid}").exists()
+        or "State:\tZ" in Path(f"/proc/{task_pid}/status").read_text()
+    )

@@ -35,6 +35,8 @@ SQLITE_BUSY_TIMEOUT = 60
 MYSQL_UNKNOWN_DATABASE = 1049
 #: MySQL errors after which the whole transaction may simply be run again.
 MYSQL_RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
+#: MySQL client errors that mean the server is out of reach or went away.
+MYSQL_CONNECTION_LOST = {2003, 2006, 2013, 2055}
 TRANSACTION_ATTEMPTS = 8
 
 T = TypeVar("T")
@@ -54,9 +56,23 @@ class Database:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on error."""
-        with self._sessions.begin() as session:
-            yield session
+        """A session in one transaction: committed on success, rolled back on error.
+
+        A server that went away (restarting, unreachable) is a :class:`DatabaseError` naming
+        it; the pool checks each connection before use, so the next call after the server
+        is back simply works. Such a transaction is not retried: whether a lost COMMIT
+        happened cannot be known, and running an insert twice would duplicate it."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as err:
+            if _error_code(err) not in MYSQL_CONNECTION_LOST:
+                raise
+            raise _unreachable(
+                self.url,
+                f"{_reason(err)}. Jobs go on on their DPUs and are followed again once the "
+                f"database is back",
+            ) from None
 
     def run(self, work: Callable[[Session], T]) -> T:
         """Run ``work(session)`` in one transaction, again from the start when the database
@@ -173,12 +189,16 @@ def _probe_mysql_server(url: str) -> None:
         raise _unreachable(url, f"{reason} within {MYSQL_PROBE_DEADLINE} s") from None
 
 
+def _error_code(err: OperationalError) -> Any:
+    """The driver's error number (MySQL), or None."""
+    return err.orig.args[0] if err.orig is not None and err.orig.args else None
+
+
 def _retryable(err: OperationalError) -> bool:
     """A transaction the database turned away but would take if tried again."""
     if isinstance(err.orig, sqlite3.OperationalError):
         return "locked" in str(err.orig)
-    code = err.orig.args[0] if err.orig is not None and err.orig.args else None
-    return code in MYSQL_RETRYABLE
+    return _error_code(err) in MYSQL_RETRYABLE
 
 
 def _check_connection(database: Database) -> None:
@@ -187,8 +207,7 @@ def _check_connection(database: Database) -> None:
     try:
         database.run(lambda session: session.execute(text("SELECT 1")))
     except OperationalError as err:
-        code = err.orig.args[0] if err.orig is not None and err.orig.args else None
-        if database.dialect != "sqlite" and code == MYSQL_UNKNOWN_DATABASE:
+        if database.dialect != "sqlite" and _error_code(err) == MYSQL_UNKNOWN_DATABASE:
             _create_mysql_database(database)
             return
         raise _unreachable(database.url, _reason(err)) from None

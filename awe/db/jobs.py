@@ -8,14 +8,24 @@ them unique when several sessions (or several users on one MySQL server) submit 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from awe.db.engine import Database
-from awe.db.models import Job, Project, TaskDependency, User
+from awe.db.models import (
+    Job,
+    JobState,
+    LogRecord,
+    Project,
+    TaskDependency,
+    TaskState,
+    User,
+    utcnow,
+)
 from awe.db.models import Task as TaskRow
 from awe.messages import Task
 
@@ -36,8 +46,10 @@ def record_job(
     parameters: dict[str, Any] | None = None,
     code_snapshot_id: str | None = None,
     commit: bool = False,
+    rerun_of: int | None = None,
 ) -> int:
-    """Write a QUEUED job with its tasks; return the new job id."""
+    """Write a QUEUED job with its tasks; return the new job id. On MySQL/MariaDB the job
+    records the database account writing it (see :func:`cancel_refusal`)."""
     if not tasks:
         raise ValueError(f"job {sequence!r} has no tasks; a job is recorded with its tasks")
     for number, spec in enumerate(tasks):
@@ -60,6 +72,8 @@ def record_job(
             parameters=parameters or {},
             code_snapshot_id=code_snapshot_id,
             commit=commit,
+            rerun_of=rerun_of,
+            account=database_account(session),
             tasks=[
                 TaskRow(
                     number=n,
@@ -108,3 +122,109 @@ def _named_row_id(database: Database, model: type[User] | type[Project], name: s
     except IntegrityError:  # another session created it first: theirs is as good
         with database.session() as session:
             return session.scalar(query)
+
+
+def set_work_dir(database: Database, job_id: int, work_dir: str) -> None:
+    """Record where the DPU keeps job ``job_id``'s files."""
+    with database.session() as session:
+        session.get(Job, job_id).work_dir = work_dir
+
+
+def end_unstarted_job(database: Database, job_id: int, reason: str) -> None:
+    """End every unfinished task of a job the DPU never received ``U`` with ``reason``, and
+    the job with them, in one transaction; a log line says why."""
+
+    def write(session: Session) -> None:
+        now = utcnow()
+        job = session.get(Job, job_id)
+        for task in job.tasks:
+            if not task.state.is_final:
+                task.state, task.reason, task.finished_at = TaskState.U, reason, now
+        job.state, job.finished_at = JobState.FINISHED, now
+        session.add(
+            LogRecord(job_id=job_id, time=now, level="WARNING", message=f"WARNING: {reason}")
+        )
+
+    database.run(write)
+
+
+def database_account(session: Session) -> str | None:
+    """The MySQL/MariaDB account of this connection as the server authenticated it
+    (``CURRENT_USER()``, e.g. ``alice@%``); None on SQLite, which has no accounts."""
+    if session.get_bind().dialect.name == "sqlite":
+        return None
+    return session.scalar(text("SELECT CURRENT_USER()"))
+
+
+def cancel_refusal(database: Database, job_id: int, username: str) -> str | None:
+    """Why ``username`` may not cancel job ``job_id`` (None: it may).
+
+    The owner is the AWE user name that submitted the job, which each session declares
+    itself (``AWE_USERNAME``). On MySQL/MariaDB the job also records the database account
+    the server authenticated, and cancel requires the same account: a colleague who sets
+    your user name in their own session, on their own account, is refused. This guards
+    against mistakes, not against attacks: whoever may write the job tables (the same
+    account, or any account with UPDATE on them) can change any job directly, and a SQLite
+    file is protected only by its file permissions. Give each user their own account, with
+    grants only on the AWE database, for the check to mean anything.
+    """
+    with database.session() as session:
+        owner, account = session.execute(
+            select(User.name, Job.account).join(User).where(Job.id == job_id)
+        ).one()
+        current = database_account(session)
+    if owner != username:
+        return f"job {job_id} belongs to {owner}; only its owner can cancel it"
+    if account is not None and current != account:
+        return (
+            f"job {job_id} was submitted through database account {account}, and this "
+            f"session is connected as {current}; only that account can cancel it"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """What a rerun needs of a job: its settings and each task's final letter."""
+
+    state: str
+    sequence: str
+    dpu_name: str
+    work_dir: str | None
+    options: dict[str, Any]
+    parameters: dict[str, Any]
+    code_snapshot_id: str | None
+    commit: bool
+    states: dict[int, str]
+
+
+def finished_job(database: Database, job_id: int) -> JobFacts:
+    """The settings of job ``job_id`` and its tasks' states by number."""
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            from awe.errors import AweError
+
+            raise AweError(f"no job with identifier {job_id}")
+        states = dict(
+            session.execute(
+                select(TaskRow.number, TaskRow.state).where(TaskRow.job_id == job_id)
+            ).all()
+        )
+        return JobFacts(
+            state=job.state.value,
+            sequence=job.sequence,
+            dpu_name=job.dpu_name,
+            work_dir=job.work_dir,
+            options=dict(job.options),
+            parameters=dict(job.parameters),
+            code_snapshot_id=job.code_snapshot_id,
+            commit=job.commit,
+            states={number: state.value for number, state in states.items()},
+        )
+
+
+def delete_job(database: Database, job_id: int) -> None:
+    """Remove a job that never reached its DPU, with its tasks (nothing half-written)."""
+    with database.session() as session:
+        session.delete(session.get(Job, job_id))

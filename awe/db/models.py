@@ -34,6 +34,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 NAME_LENGTH = 64
 SEQUENCE_LENGTH = 255
 SNAPSHOT_ID_LENGTH = 64  # a sha256 in hex
+ACCOUNT_LENGTH = 320  # MySQL's user@host: 32 + 1 + 255, rounded up
 
 
 def utcnow() -> datetime:
@@ -160,6 +161,15 @@ class Job(Base):
     commit: Mapped[bool] = mapped_column(Boolean, default=False)
     #: Set when the owner asked to cancel, so a later sync ends the job CANCELLED.
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The job this one reruns (``dpu.rerun``): only the tasks that did not end N there.
+    rerun_of: Mapped[int | None] = mapped_column(
+        BigId,
+        ForeignKey("awe_jobs.id", ondelete="SET NULL", name="fk_awe_jobs_rerun_of"),
+        index=True,
+    )
+    #: MySQL/MariaDB: the database account that submitted the job (``CURRENT_USER()``),
+    #: which cancel checks besides the user name; None on SQLite.
+    account: Mapped[str | None] = mapped_column(String(ACCOUNT_LENGTH))
 
     user: Mapped[User] = relationship()
     project: Mapped[Project] = relationship()

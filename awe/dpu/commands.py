@@ -5,6 +5,7 @@ awe dpu check NAME           can DPU NAME run jobs? (connection, Python, package
 awe dpu status [JOBID ...]   status of your jobs (all of them by default)
 awe dpu logs JOBID ...       their logs
 awe dpu cancel JOBID ...     cancel them
+awe dpu rerun JOBID          run again only the tasks of JOBID that did not end N
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 
 def add_parsers(commands: Any) -> None:
-    dpu = commands.add_parser("dpu", help="DPUs and jobs: list, check, status, logs, cancel")
+    dpu = commands.add_parser("dpu", help="DPUs and jobs: list, check, status, logs, cancel, rerun")
     actions = dpu.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="the configured DPUs")
     check = actions.add_parser("check", help="check that a DPU can run jobs")
@@ -25,6 +26,9 @@ def add_parsers(commands: Any) -> None:
     logs.add_argument("jobids", nargs="+", type=int)
     cancel = actions.add_parser("cancel", help="cancel jobs")
     cancel.add_argument("jobids", nargs="+", type=int)
+    rerun = actions.add_parser("rerun", help="run again only the tasks that did not end N")
+    rerun.add_argument("jobid", type=int)
+    rerun.add_argument("--send-code", action="store_true", help="run this checkout's code")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "logs":
         dpu.get_logs(args.jobids)
+        return 0
+    if args.action == "rerun":
+        dpu.rerun(args.jobid, send_code=args.send_code)
         return 0
     for jobid in args.jobids:
         dpu.cancel_job(jobid)

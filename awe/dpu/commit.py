@@ -12,17 +12,20 @@ a commit interrupted half way is finished by the next sync.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
+from awe.data.store import sha256_file
 from awe.db.engine import Database
 from awe.db.models import Job, LogRecord, Task, TaskState, utcnow
 from awe.dpu.backends.base import Backend
-from awe.dpu.journal import parse_new_bytes
+from awe.dpu.journal import last_try_products, parse_new_bytes
 
 #: Product metadata that becomes frame columns; ``results=`` and anything else goes to
 #: the frame's ``results``.
@@ -61,7 +64,7 @@ def commit_products(database: Database, backend: Backend, job_id: int, data_root
     store = DataStore(data_root)
     for number, task_id in tasks.items():
         events, _ = parse_new_bytes(journals.get(number, b""))
-        products = [e for e in events if e["event"] == "product"]
+        products = last_try_products(events)
         with tempfile.TemporaryDirectory(prefix="awe-commit-") as scratch:
             rows, notes = _stage(products, backend, store, Path(scratch), instrument)
         _record(database, job_id, task_id, rows, notes, snapshot, parameters)
@@ -99,9 +102,8 @@ def _stage(
         if "night" in metadata:
             values["night"] = date.fromisoformat(str(metadata.pop("night")))
         local = backend.fetch(product["path"], scratch / Path(product["path"]).name)
-        digest = store.put(local)
+        digest = sha256_file(local)  # checked before it enters the store: nothing to undo
         if digest != product["sha256"]:
-            store.remove(digest)
             notes.append(
                 (
                     "ERROR",
@@ -111,6 +113,7 @@ def _stage(
                 )
             )
             continue
+        store.put(local)
         values.update(
             filename=Path(product["path"]).name,
             sha256=digest,
@@ -132,21 +135,25 @@ def _record(
     parameters: dict[str, Any],
 ) -> None:
     def write(session: Any) -> None:
-        task = session.get(Task, task_id)
+        # The task row, locked: a second session committing the same task waits here and
+        # then finds it done.
+        task = session.scalar(select(Task).where(Task.id == task_id).with_for_update())
         if task.products_committed:  # another session did it meanwhile
             return
         for cls, values in rows:
-            present = session.scalar(select(cls).where(cls.sha256 == values["sha256"]))
-            if present is None:
-                session.add(
-                    cls(
-                        **values,
-                        job_id=job_id,
-                        task_id=task_id,
-                        code_snapshot_id=snapshot,
-                        process_params=parameters,
-                    )
-                )
+            present = session.scalar(select(cls.id).where(cls.sha256 == values["sha256"]))
+            if present is not None:
+                continue
+            frame = cls(
+                **values,
+                job_id=job_id,
+                task_id=task_id,
+                code_snapshot_id=snapshot,
+                process_params=parameters,
+            )
+            # Another job may commit the same content meanwhile: its frame is this one.
+            with contextlib.suppress(IntegrityError), session.begin_nested():
+                session.add(frame)
         task.products_committed = True
         now = utcnow()
         session.add_all(

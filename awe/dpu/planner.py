@@ -60,6 +60,7 @@ def plan_job(
                     parameters={k: v for k, v in parsed.parameters.items() if k in spec.parameters},
                     time_limit=float(time_limit or spec.time_limit),
                     estimate=spec.estimate,
+                    retries=spec.retries,
                 )
             )
             tasks.append(current[-1])

@@ -242,7 +242,7 @@ class Processor:
         plan the job and print its tasks (and batch scripts, on a Slurm DPU) without
         recording or submitting anything; return the scripts by task number.
         """
-        from awe.db.jobs import record_job
+        from awe.db.jobs import delete_job, record_job, set_work_dir
         from awe.dpu.codeship import build_snapshot, code_roots
         from awe.dpu.options import parse_options
         from awe.dpu.planner import estimated_seconds, plan_job
@@ -280,13 +280,19 @@ class Processor:
             code_snapshot_id=code_id,
             commit=parsed.commit,
         )
-        description = self._job_description(job_id, sequence, parsed.commit, tasks)
+        work_dir = None
         try:
+            description = self._job_description(job_id, sequence, parsed.commit, tasks)
             work_dir = backend.submit(job_id, description, snapshot)
-        except Exception:
-            self._delete_job(job_id)  # nothing half-written: no job that will never run
+            set_work_dir(self.database, job_id, work_dir)
+        except KeyboardInterrupt:  # Ctrl-C: a job that ends, never one left QUEUED
+            from awe.dpu.submission import settle_interrupted
+
+            self.say(settle_interrupted(self.database, job_id, work_dir))
             raise
-        self._set_work_dir(job_id, work_dir)
+        except Exception:
+            delete_job(self.database, job_id)  # nothing half-written: no job that never runs
+            raise
         self.say(f"Sending job with identifier {job_id} to DPU")
         self.session_jobs.append(job_id)
         return job_id
@@ -332,17 +338,17 @@ class Processor:
             print(script, end="")
         return scripts
 
-    def _set_work_dir(self, job_id: int, work_dir: str) -> None:
-        from awe.db.models import Job
+    def rerun(self, jobid: int, send_code: bool = False) -> int:
+        """Run again, as a new job linked to job ``jobid``, only its tasks that did not end
+        N, with the same options, parameters and code snapshot (``send_code=True``: this
+        checkout's code); the N tasks' products are reused as inputs. Returns the new id."""
+        from awe.dpu.rerun import rerun_job
 
-        with self.database.session() as session:
-            session.get(Job, job_id).work_dir = work_dir
-
-    def _delete_job(self, job_id: int) -> None:
-        from awe.db.models import Job
-
-        with self.database.session() as session:
-            session.delete(session.get(Job, job_id))
+        (jobid,) = self._job_ids(jobid)
+        self.sync([jobid])
+        new_id = rerun_job(self, jobid, send_code=send_code)
+        self.session_jobs.append(new_id)
+        return new_id
 
     # ---- following ----
     def get_jobids(self) -> list[int]:
@@ -528,13 +534,17 @@ class Processor:
     # ---- cancelling ----
     def cancel_job(self, jobid: int) -> JobStatus:
         """Cancel job ``jobid``: queued tasks end S and never start, running ones are stopped
-        and end A. Returns once the database confirms it. Only the job's owner may cancel."""
+        and end A. Returns once the database confirms it. Only the job's owner may cancel
+        (on MySQL/MariaDB, through the same database account; docs/reliability.md says what
+        this does and does not protect)."""
+        from awe.db.jobs import cancel_refusal
         from awe.db.models import Job, TaskState
         from awe.dpu.sync import end_tasks
 
         (status,) = self._statuses(jobid)
-        if status.owner != self.env.username:
-            raise AweError(f"job {jobid} belongs to {status.owner}; only its owner can cancel it")
+        refusal = cancel_refusal(self.database, jobid, self.env.username)
+        if refusal:
+            raise AweError(refusal)
         if status.is_final:
             self.say(f"Jobid {jobid} has already {status.state.value}; nothing to cancel")
             return status

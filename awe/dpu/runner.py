@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from awe.dpu.journal import JOB_FILE, write_outcome
+from awe.dpu.journal import JOB_FILE, reserve_space, write_outcome
 from awe.dpu.supervise import supervise
 from awe.messages import FormatError, Job, ProductRecord, Task
 
@@ -99,6 +99,7 @@ class Runner:
         signal.set_wakeup_fd(wakeup_write)  # SIGTERM wakes the select at once
         signal.signal(signal.SIGTERM, self._on_sigterm)
         self.selector.register(wakeup_read, selectors.EVENT_READ)
+        reserve_space(self.job_dir)  # so a task that fills the disk can still end in the journal
         self._load_sequences()
         for _ in range(min(self.workers, len(self.tasks))):
             self._start_slot()
@@ -157,7 +158,11 @@ class Runner:
                 return
             if slot.task is None:
                 number = self.ready.pop(0)
-                upstream = [p for d in self.tasks[number].depends_on for p in self.products[d]]
+                task = self.tasks[number]
+                upstream = [  # a rerun's task also gets products of the job it reruns
+                    *task.reused_upstream,
+                    *(p for d in task.depends_on for p in self.products[d]),
+                ]
                 try:
                     _send(slot.commands, {"cmd": "run", "task": number, "upstream": upstream})
                 except BrokenPipeError:  # the slot died; _hear sees its pipe close

@@ -27,6 +27,7 @@ class JobStatus:
     started_at: datetime | None
     finished_at: datetime | None
     owner: str
+    rerun_of: int | None = None
 
     @property
     def total(self) -> int:
@@ -42,6 +43,8 @@ class JobStatus:
         text = f"Jobid {self.job_id} has status {self.state.value} N/E/A/S/U {letters}"
         if not self.is_final:
             text += f" (queued {self.queued}, running {self.running})"
+        if self.rerun_of is not None:
+            text += f" (rerun of job {self.rerun_of})"
         return text
 
 
@@ -76,6 +79,7 @@ def job_statuses(database: Database, job_ids: list[int]) -> list[JobStatus]:
                 started_at=job.started_at,
                 finished_at=job.finished_at,
                 owner=owners[job_id],
+                rerun_of=job.rerun_of,
             )
         )
     return statuses

@@ -11,6 +11,10 @@ pipe. Outcome:
 - ``S``: it raised ``NothingToDo``;
 - ``A``: it died without reporting (signal, ``os._exit``), went over its time limit, or
   was cancelled while running.
+
+A task of a sequence that declares ``retries=n`` and died without reporting is run again,
+up to n more times; each new try is journalled (a ``retry`` event) before it starts, and
+only the last try's outcome and products count.
 """
 
 from __future__ import annotations
@@ -58,13 +62,23 @@ def supervise(
     who sent the signal that killed the task (a batch system's memory limit, say).
     """
     journal = JournalWriter(journal_path(job_dir, task.number))
+    tries = 1 + task.retries
     try:
-        return _Supervision(journal, should_abort, watch_fd, explain_signal).run(
-            lambda out_fd, control_fd: _run_child(
-                job, task, spec, upstream, job_dir, out_fd, control_fd, close_in_child
-            ),
-            float(task.time_limit or 0),
-        )
+        for attempt in range(1, tries + 1):
+            supervision = _Supervision(journal, should_abort, watch_fd, explain_signal)
+            result = supervision.run(
+                lambda out_fd, control_fd: _run_child(
+                    job, task, spec, upstream, job_dir, out_fd, control_fd, close_in_child
+                ),
+                float(task.time_limit or 0),
+            )
+            # Only a process that died on its own is run again: a time limit or a cancel
+            # (an abort reason) would end the same way.
+            if result["state"] != "A" or supervision.abort_reason or attempt == tries:
+                break
+            journal.write("retry", attempt=attempt + 1, tries=tries, reason=result["reason"])
+        journal.write("state", state=result["state"], reason=result["reason"])
+        return result
     finally:
         journal.close()
 
@@ -147,7 +161,6 @@ class _Supervision:
                 os.close(fd)
             selector.close()
         state, reason = self._outcome(status)
-        self.journal.write("state", state=state, reason=reason)
         return {"state": state, "reason": reason, "products": self.products}
 
     def _read(self, fd: int, pipes: dict[int, bytes], control_fd: int, selector: Any) -> bool:

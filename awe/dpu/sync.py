@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from awe.db.engine import Database
 from awe.db.models import Job, JobState, LogRecord, Task, TaskState, utcnow
 from awe.dpu.backends.base import Backend
-from awe.dpu.journal import parse_new_bytes, parse_time
+from awe.dpu.journal import parse_chunk, parse_time
 
 LEVEL_PREFIXES = ("DEBUG", "WARNING", "ERROR", "CRITICAL")
 
@@ -50,6 +50,15 @@ def fold_events(events: list[dict[str, Any]], offset: int) -> TaskChanges:
         elif kind == "product":
             changes.products.append(event)
             changes.logs.append((time, "INFO", f"Product {event['kind']}: {event['path']}"))
+        elif kind == "retry":
+            changes.logs.append(
+                (
+                    time,
+                    "WARNING",
+                    f"Try {event['attempt'] - 1} ended A ({event.get('reason')}); "
+                    f"retrying: try {event['attempt']} of {event.get('tries')}",
+                )
+            )
         elif kind == "state":
             state = TaskState(event["state"])
             changes.values["state"] = state
@@ -119,11 +128,16 @@ def _apply_journals(
 ) -> None:
     data = backend.read_journals(work_dir, {n: offset for n, (_, offset) in pending.items()})
     changes: dict[int, tuple[int, TaskChanges]] = {}  # task id -> (offset read at, changes)
-    for number, chunk in data.items():
+    for number, data_read in data.items():
         task_id, offset = pending[number]
-        events, used = parse_new_bytes(chunk)
-        if used:
-            changes[task_id] = (offset, fold_events(events, offset + used))
+        chunk = parse_chunk(data_read)
+        if chunk.used:
+            change = fold_events(chunk.events, offset + chunk.used)
+            change.logs[:0] = [
+                (utcnow(), "WARNING", _malformed_note(number, offset + position, line))
+                for position, line in chunk.malformed
+            ]
+            changes[task_id] = (offset, change)
     if not changes:
         return
 
@@ -152,6 +166,14 @@ def _apply_journals(
             session.execute(insert(LogRecord), logs)
 
     database.run(write)
+
+
+def _malformed_note(number: int, offset: int, line: bytes) -> str:
+    shown = line[:80].decode("utf-8", errors="replace")
+    return (
+        f"WARNING: skipped a malformed line in the journal of task {number} at byte "
+        f"{offset} ({len(line)} bytes: {shown!r}); the task goes on being followed"
+    )
 
 
 def _update_job_state(database: Database, job_id: int) -> bool:
@@ -193,31 +215,46 @@ def end_tasks(
 ) -> None:
     """End tasks the journals cannot finish: read what they left first, then give each
     still-unfinished task its known outcome, or the one for its state (``running``,
-    ``queued``; ``None`` leaves it be). Leftover task processes are stopped."""
+    ``queued``; ``None`` leaves it be). Leftover task processes are stopped.
+
+    The stop is remote work (an SSH round trip, a squeue) and happens once, between two
+    short transactions: the first decides, the second writes only the tasks still in the
+    state the decision saw, so a task that ended meanwhile keeps its own outcome and a
+    retried transaction repeats no kill."""
     with database.session() as session:
         job = session.get(Job, job_id)
         work_dir = job.work_dir
         pending = _unfinished_tasks(session, job_id)
     _apply_journals(database, backend, work_dir, job_id, pending)
+    with database.session() as session:
+        rows = session.execute(
+            select(Task.id, Task.number, Task.state, Task.pid).where(
+                Task.job_id == job_id, Task.state.in_([TaskState.QUEUED, TaskState.RUNNING])
+            )
+        ).all()
+    ending: dict[int, tuple[TaskState, TaskState, str]] = {}  # id -> (seen, new, reason)
+    pids = []
+    for task_id, number, state, pid in rows:
+        if number in outcomes:
+            letter, reason = outcomes[number]
+            ending[task_id] = (state, TaskState(letter), reason)
+        elif state is TaskState.RUNNING and running is not None:
+            ending[task_id] = (state, *running)
+        elif state is TaskState.QUEUED and queued is not None:
+            ending[task_id] = (state, *queued)
+        if task_id in ending and pid:
+            pids.append(pid)
+    backend.kill(work_dir, pids)
 
     def write(session: Session) -> None:
         now = utcnow()
         tasks = session.scalars(
-            select(Task).where(
-                Task.job_id == job_id, Task.state.in_([TaskState.QUEUED, TaskState.RUNNING])
-            )
+            select(Task).where(Task.id.in_(list(ending))).with_for_update()
         ).all()
-        ending = []
         for task in tasks:
-            if task.number in outcomes:
-                letter, reason = outcomes[task.number]
-                ending.append((task, TaskState(letter), reason))
-            elif task.state is TaskState.RUNNING and running is not None:
-                ending.append((task, *running))
-            elif task.state is TaskState.QUEUED and queued is not None:
-                ending.append((task, *queued))
-        backend.kill(work_dir, [t.pid for t, _, _ in ending if t.pid])
-        for task, state, reason in ending:
+            seen, state, reason = ending[task.id]
+            if task.state is not seen:  # it moved on meanwhile: its own news wins
+                continue
             task.state, task.reason, task.finished_at = state, reason, now
             session.add(
                 LogRecord(
@@ -229,5 +266,6 @@ def end_tasks(
                 )
             )
 
-    database.run(write)
+    if ending:
+        database.run(write)
     _update_job_state(database, job_id)

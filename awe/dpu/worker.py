@@ -23,7 +23,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from awe.dpu.journal import JOB_FILE, journal_path, parse_new_bytes, read_new_bytes, write_outcome
+from awe.dpu.journal import (
+    JOB_FILE,
+    journal_path,
+    last_try_products,
+    parse_new_bytes,
+    read_new_bytes,
+    write_outcome,
+)
 from awe.dpu.supervise import supervise
 from awe.messages import FormatError, Job, ProductRecord
 
@@ -35,12 +42,11 @@ def dependency_outcomes(job_dir: Path, numbers: list[int]) -> dict[int, dict[str
     outcomes = {}
     for number in numbers:
         events, _ = parse_new_bytes(read_new_bytes(journal_path(job_dir, number), 0))
-        state, reason, products = None, None, []
+        state, reason = None, None
         for event in events:
             if event["event"] == "state":
                 state, reason = event["state"], event.get("reason")
-            elif event["event"] == "product":
-                products.append(ProductRecord.from_json(event))
+        products = [ProductRecord.from_json(event) for event in last_try_products(events)]
         outcomes[number] = {"state": state, "reason": reason, "products": products}
     return outcomes
 
@@ -98,7 +104,10 @@ def run_task(job_dir: Path, number: int) -> str:
         spec = Registry(home=Path(job.home)).get(task.sequence)
     except Exception as err:  # noqa: BLE001 - the sequence vanished since submission
         return _end(job_dir, number, "E", f"sequence not found: {err}")
-    upstream = [p for outcome in dependencies.values() for p in outcome["products"]]
+    upstream = [  # a rerun's task also gets products of the job it reruns
+        *(ProductRecord.from_json(p) for p in task.reused_upstream),
+        *(p for outcome in dependencies.values() for p in outcome["products"]),
+    ]
     explain = memory_kill_explainer()
     result = supervise(job, task, spec, upstream, job_dir, explain_signal=explain)
     return result["state"]

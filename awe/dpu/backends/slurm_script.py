@@ -87,7 +87,8 @@ def render_script(
     check_values(definition)
     settings = definition.slurm
     number = task["number"]
-    limit = settings.time_limit or slurm_time(float(task["time_limit"]) + GRACE_SECONDS)
+    tries = 1 + int(task.get("retries") or 0)  # the worker runs every try in this job
+    limit = settings.time_limit or slurm_time(float(task["time_limit"]) * tries + GRACE_SECONDS)
     waits = ", ".join(task_names[n] for n in task["depends_on"]) or "nothing"
     lines = [
         "#!/bin/bash",
