@@ -13,7 +13,7 @@ a commit interrupted half way is finished by the next sync.
 from __future__ import annotations
 
 import tempfile
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,11 @@ def _stage(
             continue
         if "night" in metadata:
             values["night"] = date.fromisoformat(str(metadata.pop("night")))
+        for key in ("valid_from", "valid_to"):  # validity range of calibration products
+            if metadata.get(key):
+                values[key] = datetime.fromisoformat(str(metadata.pop(key)))
+        if "input_ids" in metadata:  # provenance: the frames it was made from
+            values["input_ids"] = [int(i) for i in metadata.pop("input_ids")]
         local = backend.fetch(product["path"], scratch / Path(product["path"]).name)
         digest = store.put(local)
         if digest != product["sha256"]:
@@ -131,6 +136,8 @@ def _record(
     snapshot: str | None,
     parameters: dict[str, Any],
 ) -> None:
+    from awe.db.frames import Frame
+
     def write(session: Any) -> None:
         task = session.get(Task, task_id)
         if task.products_committed:  # another session did it meanwhile
@@ -138,15 +145,17 @@ def _record(
         for cls, values in rows:
             present = session.scalar(select(cls).where(cls.sha256 == values["sha256"]))
             if present is None:
-                session.add(
-                    cls(
-                        **values,
-                        job_id=job_id,
-                        task_id=task_id,
-                        code_snapshot_id=snapshot,
-                        process_params=parameters,
-                    )
+                input_ids = values.get("input_ids", [])
+                frame = cls(
+                    **{key: value for key, value in values.items() if key != "input_ids"},
+                    job_id=job_id,
+                    task_id=task_id,
+                    code_snapshot_id=snapshot,
+                    process_params=parameters,
                 )
+                if input_ids:
+                    frame.inputs = list(session.scalars(select(Frame).where(Frame.id.in_(input_ids))))
+                session.add(frame)
         task.products_committed = True
         now = utcnow()
         session.add_all(
