@@ -8,7 +8,9 @@ Illumination adds the optics' vignetting (and the dome lamp's gradient in dome f
 
 An exposure, in order: the expected signal (sky, fringes, stars, in nominal ADU), times
 the flat and the nominal gain, gives electrons; Poisson noise; cosmic rays; saturation at
-full well with charge bleeding along columns; division by the true gain; then the bias
+full well with charge bleeding along columns; the non-linearity of the response, when the
+plan sets ``nonlinearity`` (per amplifier ``beta``: measured electrons are
+``e * (1 - beta * e / full_well)``); division by the true gain; then the bias
 (level drifting per exposure, column pattern, a row ramp and row wave shared with the
 overscan), hot pixels and read noise; digitised to 16-bit unsigned integers.
 
@@ -95,6 +97,14 @@ class ChipModel:
         nominal = np.array([a.gain for a in detector.amplifiers])
         self.flat = (sensitivity * pixel * self.vignetting) * (nominal / gains)[self.data_amp]
         self.nominal_gain = nominal[self.data_amp]
+        # Non-linearity (off unless the plan asks): a stream of its own, so the draws
+        # above, and every truth made without it, stay the same.
+        strength = float(plan.get("nonlinearity", 0.0))
+        self.nonlinearity = (
+            strength * rng_for(seed, 7, chip.number).uniform(0.5, 1.5, len(self.amplifiers))
+            if strength
+            else np.zeros(len(self.amplifiers))
+        )
 
     def _pick(self, rng: np.random.Generator, fraction: float) -> tuple[np.ndarray, np.ndarray]:
         """Distinct random data pixels, as (rows, columns) in data-section coordinates."""
@@ -113,8 +123,9 @@ class ChipModel:
                     "read_noise_adu": a.read_noise_adu,
                     "bias_level": a.bias_level,
                     "full_well_e": a.full_well,
+                    **({"nonlinearity": float(beta)} if beta else {}),
                 }
-                for a in self.amplifiers
+                for a, beta in zip(self.amplifiers, self.nonlinearity, strict=True)
             ],
             "hot_pixels": _pixel_list(self.hot, self.x0, self.y0, self.hot_level),
             "cold_pixels": _pixel_list(self.cold, self.x0, self.y0, self.cold_response),
@@ -147,6 +158,9 @@ class ChipModel:
         truth["cosmic_rays"] = [[int(x) + self.x0, int(y) + self.y0] for x, y in rays]
         full_well = np.array([a.full_well for a in self.amplifiers])[self.data_amp]
         truth["saturated_pixels"] = bleed(electrons, full_well)
+        if self.nonlinearity.any():  # the response falls behind: e * (1 - beta e / full well)
+            beta = self.nonlinearity[self.data_amp].astype(np.float32)
+            electrons *= 1 - beta * electrons / full_well.astype(np.float32)
 
         drift = plan["bias_drift_rms_adu"] * rng.standard_normal(len(self.amplifiers))
         levels = np.array([a.bias_level for a in self.amplifiers]) + drift

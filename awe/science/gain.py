@@ -49,14 +49,27 @@ class GainFit:
 
 
 def fit_gain(points: Sequence[TransferPoint], maximum_signal: float | None = None) -> GainFit:
-    """Fit the photon transfer curve (variance = signal/gain + rn^2) and the linearity.
+    """Fit the linearity, then the photon transfer curve (variance = signal/gain + rn^2).
 
-    Points above ``maximum_signal`` are left out of the gain fit (non-linearity bends the
-    curve there) but kept for the linearity."""
+    With three or more exposure times the signal is first linearised with the fitted
+    quadratic (``m = m_lin + k m_lin**2``, so ``var_lin = var / (1 + 2 k m_lin)**2``): a
+    response that falls behind also compresses the noise, which would bias the gain high.
+    Points above ``maximum_signal`` are left out of the gain fit."""
     if len(points) < 1:
         raise ValueError("photon transfer needs at least one pair of flats")
     signal = np.array([p.signal for p in points])
     variance = np.array([p.variance for p in points])
+    times = np.array([p.exposure_time for p in points])
+    linearity, deviation = 0.0, 0.0
+    if np.unique(times).size >= 3:
+        design = np.vstack([times, times**2]).T
+        (a, b), *_ = np.linalg.lstsq(design, signal, rcond=None)
+        linearity = float(b / a**2)
+        deviation = float(b * times.max() / a)
+    if linearity:
+        linear = (np.sqrt(np.maximum(1 + 4 * linearity * signal, 0)) - 1) / (2 * linearity)
+        variance = variance / (1 + 2 * linearity * linear) ** 2
+        signal = linear
     use = signal <= maximum_signal if maximum_signal else np.ones(signal.size, bool)
     if not use.any():
         use = signal == signal.min()
@@ -66,14 +79,5 @@ def fit_gain(points: Sequence[TransferPoint], maximum_signal: float | None = Non
         slope, intercept = float(np.mean(variance[use] / signal[use])), 0.0
     if slope <= 0:
         raise ValueError("the variance does not grow with the signal: not flats of one lamp")
-    gain = 1.0 / slope
     read_noise = float(np.sqrt(intercept)) if intercept > 0 else 0.0
-    times = np.array([p.exposure_time for p in points])
-    linearity, deviation = 0.0, 0.0
-    if np.unique(times).size >= 3:
-        design = np.vstack([times, times**2]).T
-        (a, b), *_ = np.linalg.lstsq(design, signal, rcond=None)
-        linearity = float(b / a**2)
-        top = float(times.max())
-        deviation = float(b * top / a)
-    return GainFit(float(gain), read_noise, linearity, deviation, len(points))
+    return GainFit(float(1.0 / slope), read_noise, linearity, deviation, len(points))
