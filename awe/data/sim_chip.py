@@ -131,6 +131,26 @@ class ChipModel:
             "cold_pixels": _pixel_list(self.cold, self.x0, self.y0, self.cold_response),
         }
 
+    def row_pattern(self, row_wave_phase: float) -> np.ndarray:
+        """The bias structure along rows (a column vector, ADU): a ramp at the start of
+        the read-out, fixed, and a slow wave whose phase changes from one exposure to the
+        next (``row_wave_phase`` in each exposure's truth)."""
+        rows = np.arange(self.shape[0])[:, None]
+        ramp_adu = self.instrument.simulation["bias_row_ramp_adu"]
+        ramp = ramp_adu * np.exp(-rows / max(3.0, 30.0 * self.instrument.scale))
+        wave = 0.5 * np.sin(2 * np.pi * rows / max(8.0, self.shape[0] / 3) + row_wave_phase)
+        return ramp + wave
+
+    def bias(self, levels: np.ndarray, row_wave_phase: float) -> np.ndarray:
+        """The noiseless raw bias of one exposure (float64, the full raw layout): the
+        amplifiers' ``levels`` (the exposure's truth ``bias_level``), the column and row
+        patterns, and the hot pixels."""
+        image = np.asarray(levels, dtype=np.float64)[self.amp_of_column] + self.column_pattern
+        image = image[None, :] + self.row_pattern(row_wave_phase)
+        data = image[self.y0 : self.y0 + self.ny, self.x0 : self.x0 + self.nx]
+        data[self.hot] += self.hot_level
+        return image
+
     # ---- one exposure ---------------------------------------------------------------------
     def expose(
         self,
@@ -165,14 +185,11 @@ class ChipModel:
         drift = plan["bias_drift_rms_adu"] * rng.standard_normal(len(self.amplifiers))
         levels = np.array([a.bias_level for a in self.amplifiers]) + drift
         truth["bias_level"] = [float(v) for v in levels]
-        rows = np.arange(self.shape[0])[:, None]
-        ramp = plan["bias_row_ramp_adu"] * np.exp(-rows / max(3.0, 30.0 * self.instrument.scale))
-        wave = 0.5 * np.sin(2 * np.pi * rows / max(8.0, self.shape[0] / 3) + row_wave_phase)
         noise = np.array([a.read_noise_adu for a in self.amplifiers])[self.amp_of_column]
         image = rng.standard_normal(self.shape, dtype=np.float32)
         image *= noise.astype(np.float32)
         image += (levels[self.amp_of_column] + self.column_pattern).astype(np.float32)
-        image += (ramp + wave).astype(np.float32)
+        image += self.row_pattern(row_wave_phase).astype(np.float32)
         data = image[self.y0 : self.y0 + self.ny, self.x0 : self.x0 + self.nx]
         electrons /= gains[self.data_amp].astype(np.float32)
         data += electrons

@@ -423,6 +423,7 @@ def _write_exposure(
         "moffat_beta": plan["moffat_beta"],
         "sky_adu": sky,
         "level_adu": exposure.level,
+        "row_wave_phase": row_phase,
         "chips": chips_truth,
     }
 
