@@ -54,9 +54,7 @@ def show_calibration(
         )
     filt = f or filter
     try:
-        rows = calibration_overview(
-            database, instrument, night, filters=[filt] if filt else None
-        )
+        rows = calibration_overview(database, instrument, night, filters=[filt] if filt else None)
     except ValueError as err:
         raise AweError(str(err)) from None
     wanted_chip = c or chip
@@ -88,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
     database = open_database(env.database_url)
     try:
         rows = show_calibration(
-            database, instrument=args.instrument, date=args.date, filter=args.filter,
+            database,
+            instrument=args.instrument,
+            date=args.date,
+            filter=args.filter,
             chip=args.chip,
         )
     finally:

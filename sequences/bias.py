@@ -120,7 +120,9 @@ def Bias(task: TaskContext) -> None:
     task.log.info("Combining: sigma-clipped mean, SIGMA_CLIP %.1f", sigma)
     combined = clipped_mean(stack, sigma)
     del stack
-    task.log.info("Rejected %d values (%.3f%%)", combined.rejected, 100 * combined.rejected_fraction)
+    task.log.info(
+        "Rejected %d values (%.3f%%)", combined.rejected, 100 * combined.rejected_fraction
+    )
     previous = common.inputs_with_role(task, "previous")
     previous_stdev = None
     if previous:
@@ -182,7 +184,11 @@ def calibration_units(
             continue
         units.append(Unit(key=chip, inputs=(common.frame_input(frame, store, role),)))
     if not units:
-        raise NoInputs(missing[0] if len(missing) == 1 else f"{missing[0]} (and for {len(missing) - 1} more chips)")
+        raise NoInputs(
+            missing[0]
+            if len(missing) == 1
+            else f"{missing[0]} (and for {len(missing) - 1} more chips)"
+        )
     return units
 
 
@@ -202,13 +208,26 @@ def HotPixels(task: TaskContext) -> None:
     instrument = get_instrument(task.options["instrument"])
     threshold = task.parameters["HotPixelMap.process_params.THRESHOLD"]
     (bias,) = common.inputs_with_role(task, "bias")
-    task.log.info("Using BiasFrame %s (made %s by job %s)", bias["name"], bias["created_at"], bias["job_id"])
+    task.log.info(
+        "Using BiasFrame %s (made %s by job %s)", bias["name"], bias["created_at"], bias["job_id"]
+    )
     good, facts = hot_pixel_map(common.read_calibration(bias["path"]), threshold)
     task.log.info(
         "Hot pixels of %s: %d above %.2f ADU (median %.2f + %.1f x stdev %.3f)",
-        task.unit.key, facts["bad"], facts["limit"], facts["median"], threshold, facts["stdev"],
+        task.unit.key,
+        facts["bad"],
+        facts["limit"],
+        facts["median"],
+        threshold,
+        facts["stdev"],
     )
     common.write_product(
-        task, good, "HotPixelMap", instrument, chip=task.unit.key, filt=None,
-        results={"hot_pixels": facts["bad"], "limit_adu": facts["limit"]}, inputs=[bias],
+        task,
+        good,
+        "HotPixelMap",
+        instrument,
+        chip=task.unit.key,
+        filt=None,
+        results={"hot_pixels": facts["bad"], "limit_adu": facts["limit"]},
+        inputs=[bias],
     )

@@ -235,6 +235,28 @@ def regions(instrument: Any, header: Any) -> list[Any]:
     ]
 
 
+def matching_overscan(task: TaskContext, bias: Mapping[str, Any]) -> int:
+    """The overscan method of a step that subtracts ``bias``: the bias's own (a master bias
+    made with another method holds another bias level), or an error when ``oc`` asks for
+    a different one."""
+    from astropy.io import fits
+
+    from awe.science.overscan import describe
+
+    made_with = int(fits.getheader(bias["path"]).get("OVERSCAN", 6))
+    asked = task.options.get("overscan")
+    if asked is not None and int(asked) != made_with:
+        raise ValueError(
+            f"oc={asked} but the BiasFrame {bias['name']} was made with overscan method "
+            f"{made_with}; subtracting it would leave the difference of the two bias levels. "
+            f"Run Bias with oc={asked} first, or leave oc out"
+        )
+    task.log.info(
+        "Overscan correction method %d (as the BiasFrame): %s", made_with, describe(made_with)
+    )
+    return made_with
+
+
 def read_calibration(path: str) -> Any:
     """The image of a calibration product (primary HDU)."""
     from astropy.io import fits
@@ -310,7 +332,10 @@ def write_product(
     flags = QualityFlag.OUTSIDE_LIMITS if failed else 0
     if failed:
         task.log.warning(
-            "%s %s is flagged (quality flags %d): %s", kind, chip, flags,
+            "%s %s is flagged (quality flags %d): %s",
+            kind,
+            chip,
+            flags,
             ", ".join(c.name for c in failed),
         )
     hdu = fits.PrimaryHDU(image)
@@ -340,7 +365,9 @@ def write_product(
         input_ids=[item["frame_id"] for item in inputs if "frame_id" in item],
         results={
             **(results or {}),
-            "checks": {c.name: {"value": c.value, "limit": c.limit, "passed": c.passed} for c in checks},
+            "checks": {
+                c.name: {"value": c.value, "limit": c.limit, "passed": c.passed} for c in checks
+            },
         },
     )
     task.log.info("Wrote %s %s", kind, path.name)

@@ -17,7 +17,6 @@ from typing import Any
 
 from awe.sequence import NoInputs, SelectionContext, TaskContext, Unit, sequence
 from sequences import calibration_common as common
-from sequences.bias import overscan_method
 
 FLAT_OPTIONS = [
     common.INSTRUMENT,
@@ -33,7 +32,6 @@ MINIMUM_FLATS = 2
 def flat_parameters(kind: str, minimum: float, maximum: float) -> dict[str, Any]:
     return {
         f"{kind}.process_params.SIGMA_CLIP": 3.0,
-        f"{kind}.process_params.OVERSCAN_CORRECTION": 6,
         f"{kind}.process_params.MINIMUM_LEVEL": minimum,
         f"{kind}.process_params.MAXIMUM_LEVEL": maximum,
         f"{kind}.process_params.MAXIMUM_STDEV": 0.2,
@@ -83,9 +81,9 @@ def make_flat(task: TaskContext, kind: str, raw_type: str) -> None:
 
     instrument = get_instrument(task.options["instrument"])
     p = {key.rsplit(".", 1)[1]: value for key, value in task.parameters.items()}
-    method = overscan_method(task, f"{kind}.process_params.OVERSCAN_CORRECTION")
     raws = common.inputs_with_role(task, "raw")
     (bias,) = common.inputs_with_role(task, "bias")
+    method = common.matching_overscan(task, bias)
     chip, filt = raws[0]["chip"], raws[0]["filter"]
     common.log_left_out(task)
     task.log.info("Making %s for %s filter %s", kind, chip, filt)
@@ -99,9 +97,12 @@ def make_flat(task: TaskContext, kind: str, raw_type: str) -> None:
         value = level(stack[index])
         inside = p["MINIMUM_LEVEL"] <= value <= p["MAXIMUM_LEVEL"]
         task.log.info(
-            "%s %s %s: level %.1f ADU%s", "Using" if inside else "Not using", raw_type,
-            item["name"], value, "" if inside else
-            f" outside [{p['MINIMUM_LEVEL']:g}, {p['MAXIMUM_LEVEL']:g}]",
+            "%s %s %s: level %.1f ADU%s",
+            "Using" if inside else "Not using",
+            raw_type,
+            item["name"],
+            value,
+            "" if inside else f" outside [{p['MINIMUM_LEVEL']:g}, {p['MAXIMUM_LEVEL']:g}]",
         )
         if inside:
             keep.append(index)
@@ -113,14 +114,23 @@ def make_flat(task: TaskContext, kind: str, raw_type: str) -> None:
         )
     if len(keep) < len(raws):
         stack = stack[keep]
-    task.log.info("Combining %d flats: normalised, sigma-clipped mean, SIGMA_CLIP %.1f",
-                  len(keep), p["SIGMA_CLIP"])
+    task.log.info(
+        "Combining %d flats: normalised, sigma-clipped mean, SIGMA_CLIP %.1f",
+        len(keep),
+        p["SIGMA_CLIP"],
+    )
     combined, levels = combine_flats(stack, p["SIGMA_CLIP"])
     del stack
     checks = flat_checks(combined.image, p)
     used = [raws[i] for i in keep]
     common.write_product(
-        task, combined.image, kind, instrument, chip=chip, filt=filt, checks=checks,
+        task,
+        combined.image,
+        kind,
+        instrument,
+        chip=chip,
+        filt=filt,
+        checks=checks,
         results={
             "levels": levels,
             "frames": len(used),
@@ -198,7 +208,10 @@ def calibration_units_per_filter(
 
 
 def _first(
-    types: tuple[str, ...], options: Mapping[str, Any], context: SelectionContext, chip: str,
+    types: tuple[str, ...],
+    options: Mapping[str, Any],
+    context: SelectionContext,
+    chip: str,
     filt: str | None,
 ) -> Any:
     """The newest valid frame of the first type that has one (NoInputs names the first)."""
@@ -218,7 +231,9 @@ def night_filters(options: Mapping[str, Any], context: SelectionContext) -> list
     found = set()
     for cls in (RawDomeFlatFrame, RawTwilightFlatFrame):
         for frame in cls.select(
-            database=context.database, instrument=options["instrument"], date=options["date"],
+            database=context.database,
+            instrument=options["instrument"],
+            date=options["date"],
             chip=options.get("chip"),
         ):
             if frame.filter:
@@ -250,7 +265,10 @@ def ColdPixels(task: TaskContext) -> None:
     p = {key.rsplit(".", 1)[1]: value for key, value in task.parameters.items()}
     (dome,) = common.inputs_with_role(task, "dome")
     task.log.info(
-        "Using DomeFlatFrame %s (made %s by job %s)", dome["name"], dome["created_at"], dome["job_id"]
+        "Using DomeFlatFrame %s (made %s by job %s)",
+        dome["name"],
+        dome["created_at"],
+        dome["job_id"],
     )
     good, facts = cold_pixel_map(
         common.read_calibration(dome["path"]),
@@ -260,11 +278,21 @@ def ColdPixels(task: TaskContext) -> None:
     )
     task.log.info(
         "Cold pixels of %s filter %s: %d outside [%.2f, %.2f] of the local flat level",
-        dome["chip"], dome["filter"], facts["bad"], facts["low"], facts["high"],
+        dome["chip"],
+        dome["filter"],
+        facts["bad"],
+        facts["low"],
+        facts["high"],
     )
     common.write_product(
-        task, good, "ColdPixelMap", instrument, chip=dome["chip"], filt=dome["filter"],
-        results={"cold_pixels": facts["bad"]}, inputs=[dome],
+        task,
+        good,
+        "ColdPixelMap",
+        instrument,
+        chip=dome["chip"],
+        filt=dome["filter"],
+        results={"cold_pixels": facts["bad"]},
+        inputs=[dome],
     )
 
 
@@ -308,7 +336,10 @@ def MasterFlat(task: TaskContext) -> None:
     (sky,) = common.inputs_with_role(task, "sky")
     for item in (dome, sky):
         task.log.info(
-            "Using %s %s (made %s by job %s)", item["type"], item["name"], item["created_at"],
+            "Using %s %s (made %s by job %s)",
+            item["type"],
+            item["name"],
+            item["created_at"],
             item["job_id"],
         )
     scale = int(p["SMOOTHING_SCALE"])
@@ -320,10 +351,16 @@ def MasterFlat(task: TaskContext) -> None:
     )
     task.log.info(
         "Large-scale correction of the dome flat: %.4f to %.4f",
-        float(correction.min()), float(correction.max()),
+        float(correction.min()),
+        float(correction.max()),
     )
     common.write_product(
-        task, flat, "MasterFlatFrame", instrument, chip=dome["chip"], filt=dome["filter"],
+        task,
+        flat,
+        "MasterFlatFrame",
+        instrument,
+        chip=dome["chip"],
+        filt=dome["filter"],
         checks=flat_checks(flat, p),
         results={
             "dome_flat": dome["frame_id"],

@@ -16,10 +16,8 @@ from typing import Any
 
 from awe.sequence import NoInputs, SelectionContext, TaskContext, Unit, sequence
 from sequences import calibration_common as common
-from sequences.bias import overscan_method
 
 PARAMETERS = {
-    "GainLinearity.process_params.OVERSCAN_CORRECTION": 6,
     "GainLinearity.process_params.MAXIMUM_LEVEL": 40000.0,
 }
 
@@ -68,8 +66,14 @@ def _pairs(frames: list[Any]) -> list[tuple[Any, Any]]:
 
 
 @sequence(
-    options=[common.INSTRUMENT, common.DATE, common.CHIP, common.FILTER, common.OVERSCAN,
-             common.FLAGGED],
+    options=[
+        common.INSTRUMENT,
+        common.DATE,
+        common.CHIP,
+        common.FILTER,
+        common.OVERSCAN,
+        common.FLAGGED,
+    ],
     parameters=PARAMETERS,
     fan_out="chip",
     select=select_pairs,
@@ -84,13 +88,14 @@ def Gain(task: TaskContext) -> None:
     from awe.science.gain import fit_gain, pair_point
 
     instrument = get_instrument(task.options["instrument"])
-    method = overscan_method(task, "GainLinearity.process_params.OVERSCAN_CORRECTION")
     maximum = task.parameters["GainLinearity.process_params.MAXIMUM_LEVEL"]
     raws = common.inputs_with_role(task, "raw")
     (bias,) = common.inputs_with_role(task, "bias")
+    method = common.matching_overscan(task, bias)
     common.log_left_out(task)
-    task.log.info("Using BiasFrame %s (made %s by job %s)", bias["name"], bias["created_at"],
-                  bias["job_id"])
+    task.log.info(
+        "Using BiasFrame %s (made %s by job %s)", bias["name"], bias["created_at"], bias["job_id"]
+    )
     master_bias = common.read_calibration(bias["path"]).astype(np.float32)
     stack, regions = common.read_stack(task, raws, instrument, method, bias=master_bias)
     y0 = min(r.data[0].start for r in regions)
@@ -103,11 +108,16 @@ def Gain(task: TaskContext) -> None:
         points = []
         for index in range(0, len(raws), 2):
             first, second = raws[index], raws[index + 1]
-            point = pair_point(stack[index][rows, cols], stack[index + 1][rows, cols],
-                               first["exposure_time"])
+            point = pair_point(
+                stack[index][rows, cols], stack[index + 1][rows, cols], first["exposure_time"]
+            )
             task.log.info(
                 "Amplifier %s pair %s + %s (%.1f s): signal %.1f ADU, variance %.2f ADU^2",
-                name, first["name"], second["name"], point.exposure_time, point.signal,
+                name,
+                first["name"],
+                second["name"],
+                point.exposure_time,
+                point.signal,
                 point.variance,
             )
             points.append(point)
@@ -115,7 +125,11 @@ def Gain(task: TaskContext) -> None:
         task.log.info(
             "Amplifier %s: gain %.4f e-/ADU, read noise %.2f ADU (intercept), linearity "
             "%.3g per ADU (%.2f%% below linear at the highest level)",
-            name, fit.gain, fit.read_noise_adu, fit.linearity, -100 * fit.nonlinearity_at_max,
+            name,
+            fit.gain,
+            fit.read_noise_adu,
+            fit.linearity,
+            -100 * fit.nonlinearity_at_max,
         )
         per_amplifier[name] = {
             "gain": fit.gain,
@@ -127,8 +141,12 @@ def Gain(task: TaskContext) -> None:
     gain = float(np.mean([v["gain"] for v in per_amplifier.values()]))
     task.log.info("The gain (e-/ADU) for ccd %s is : %.4f", task.unit.key, gain)
     common.write_product(
-        task, np.array([[gain]], dtype=np.float32), "GainLinearity", instrument,
-        chip=task.unit.key, filt=None,
+        task,
+        np.array([[gain]], dtype=np.float32),
+        "GainLinearity",
+        instrument,
+        chip=task.unit.key,
+        filt=None,
         results={"gain": gain, "per_amplifier": per_amplifier, "filter": raws[0]["filter"]},
         header={"GAIN": (gain, "e-/ADU, mean over amplifiers")},
         inputs=[*raws, bias],

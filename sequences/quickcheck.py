@@ -53,8 +53,10 @@ def select_raw(options: Mapping[str, Any], context: SelectionContext) -> list[Un
         ):
             by_chip.setdefault(frame.chip, []).append(common.frame_input(frame, store, "raw"))
     if not by_chip:
-        raise NoInputs(f"searched raw frames ({', '.join(RAW_TYPES)}) for "
-                       f"{common.describe_search('', options).strip()[4:]}: found none")
+        raise NoInputs(
+            f"searched raw frames ({', '.join(RAW_TYPES)}) for "
+            f"{common.describe_search('', options).strip()[4:]}: found none"
+        )
     return [Unit(key=chip, inputs=tuple(items)) for chip, items in sorted(by_chip.items())]
 
 
@@ -80,8 +82,14 @@ def verdict(kind: str, stats: Any, p: Mapping[str, float], overscan: bool = True
 
 
 @sequence(
-    options=[common.INSTRUMENT, common.DATE, common.CHIP, common.FILTER, common.OBJECT,
-             common.OVERSCAN],
+    options=[
+        common.INSTRUMENT,
+        common.DATE,
+        common.CHIP,
+        common.FILTER,
+        common.OBJECT,
+        common.OVERSCAN,
+    ],
     parameters=PARAMETERS,
     fan_out="chip",
     select=select_raw,
@@ -99,8 +107,9 @@ def QuickCheck(task: TaskContext) -> None:
     p = {key.rsplit(".", 1)[1]: value for key, value in task.parameters.items()}
     method = overscan_method(task, "QuickCheck.process_params.OVERSCAN_CORRECTION")
     rows, failed = [], 0
-    task.log.info("%-40s %-20s %9s %9s %7s %8s  verdict", "frame", "type", "mean", "median",
-                  "rms", "sat.frac")
+    task.log.info(
+        "%-40s %-20s %9s %9s %7s %8s  verdict", "frame", "type", "mean", "median", "rms", "sat.frac"
+    )
     for item in task.unit.inputs:
         raw, header = common.read_raw(item["path"])
         chip_regions = common.regions(instrument, header)
@@ -110,14 +119,38 @@ def QuickCheck(task: TaskContext) -> None:
         reasons = verdict(item["type"], stats, p, overscan=method != 0)
         failed += bool(reasons)
         text = "PASS" if not reasons else "FAIL: " + "; ".join(reasons)
-        task.log.info("%-40s %-20s %9.2f %9.2f %7.2f %8.5f  %s", item["name"], item["type"],
-                      stats.mean, stats.median, stats.rms, stats.saturated_fraction, text)
-        rows.append({"frame": item["name"], "frame_id": item["frame_id"], "type": item["type"],
-                     "mean": stats.mean, "median": stats.median, "rms": stats.rms,
-                     "saturated_fraction": stats.saturated_fraction, "passed": not reasons,
-                     "reasons": reasons})
-    task.log.info("QuickCheck of %s: %d frames, %d passed, %d failed", task.unit.key, len(rows),
-                  len(rows) - failed, failed)
-    path = task.work_dir / f"QuickCheck_{instrument.name}_{task.options['date']}_{task.unit.key}.json"
+        task.log.info(
+            "%-40s %-20s %9.2f %9.2f %7.2f %8.5f  %s",
+            item["name"],
+            item["type"],
+            stats.mean,
+            stats.median,
+            stats.rms,
+            stats.saturated_fraction,
+            text,
+        )
+        rows.append(
+            {
+                "frame": item["name"],
+                "frame_id": item["frame_id"],
+                "type": item["type"],
+                "mean": stats.mean,
+                "median": stats.median,
+                "rms": stats.rms,
+                "saturated_fraction": stats.saturated_fraction,
+                "passed": not reasons,
+                "reasons": reasons,
+            }
+        )
+    task.log.info(
+        "QuickCheck of %s: %d frames, %d passed, %d failed",
+        task.unit.key,
+        len(rows),
+        len(rows) - failed,
+        failed,
+    )
+    path = (
+        task.work_dir / f"QuickCheck_{instrument.name}_{task.options['date']}_{task.unit.key}.json"
+    )
     path.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     task.log.info("The numbers are in %s", path)

@@ -29,7 +29,12 @@ CALIBRATION_TYPES: tuple[tuple[str, bool], ...] = (
     ("NightSkyFlatFrame", True),
     ("FringeFrame", True),
 )
-RAW_WITH_FILTER = ("RawDomeFlatFrame", "RawTwilightFlatFrame", "RawScienceFrame", "RawStandardFrame")
+RAW_WITH_FILTER = (
+    "RawDomeFlatFrame",
+    "RawTwilightFlatFrame",
+    "RawScienceFrame",
+    "RawStandardFrame",
+)
 
 
 @dataclass(frozen=True)
@@ -122,8 +127,14 @@ def calibration_overview(
                 elif key in bad:
                     rejected = bad[key]
                     rows.append(
-                        _row(chip, type_name, filt, None, f"FLAGGED {rejected.filename} "
-                             f"(flags {rejected.quality_flags}, job {rejected.job_id})")
+                        _row(
+                            chip,
+                            type_name,
+                            filt,
+                            None,
+                            f"FLAGGED {rejected.filename} "
+                            f"(flags {rejected.quality_flags}, job {rejected.job_id})",
+                        )
                     )
                 else:
                     rows.append(_row(chip, type_name, filt, None, "MISSING"))

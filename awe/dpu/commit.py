@@ -154,7 +154,9 @@ def _record(
                     process_params=parameters,
                 )
                 if input_ids:
-                    frame.inputs = list(session.scalars(select(Frame).where(Frame.id.in_(input_ids))))
+                    frame.inputs = list(
+                        session.scalars(select(Frame).where(Frame.id.in_(input_ids)))
+                    )
                 session.add(frame)
         task.products_committed = True
         now = utcnow()

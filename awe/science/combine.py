@@ -75,7 +75,9 @@ def median_of_planes(planes: list[np.ndarray]) -> np.ndarray:
     return 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
 
 
-def clipped_mean(stack: np.ndarray, sigma: float = 3.0, block_pixels: int = BLOCK_PIXELS) -> Combined:
+def clipped_mean(
+    stack: np.ndarray, sigma: float = 3.0, block_pixels: int = BLOCK_PIXELS
+) -> Combined:
     """Sigma-clipped mean over the first axis of ``stack`` (N, ny, nx); see the module
     docstring. The result has the stack's float dtype (float32 stays float32)."""
     stack = np.asarray(stack)

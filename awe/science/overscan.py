@@ -138,7 +138,9 @@ def correct(
             slice(region.data[1].start - box[1].start, region.data[1].stop - box[1].start),
         )
         np.subtract(
-            raw[region.data], overscan_level(raw, region, method, smooth), out=out[target],
+            raw[region.data],
+            overscan_level(raw, region, method, smooth),
+            out=out[target],
             dtype=np.float32,
         )
     return out

@@ -31,7 +31,12 @@ def hot_pixel_map(bias: np.ndarray, threshold: float = 10.0) -> tuple[np.ndarray
     median, std = robust_background(bias)
     limit = median + threshold * std
     good = (bias <= limit).astype(np.uint8)
-    return good, {"median": median, "stdev": std, "limit": limit, "bad": int(good.size - good.sum())}
+    return good, {
+        "median": median,
+        "stdev": std,
+        "limit": limit,
+        "bad": int(good.size - good.sum()),
+    }
 
 
 def cold_pixel_map(
