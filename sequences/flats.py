@@ -7,7 +7,8 @@ each normalised by its median, combined by a sigma-clipped mean and normalised a
 Raw flats whose level is outside [MINIMUM_LEVEL, MAXIMUM_LEVEL] are left out and logged.
 ``ColdPixels``: pixels of the newest valid DomeFlatFrame that deviate from its large-scale
 shape. ``MasterFlat``: the DomeFlatFrame's small scales times the large scales of the
-TwilightFlatFrame (the NightSkyFlatFrame when the night has no twilight flat), smoothed on ``SMOOTHING_SCALE`` pixels.
+TwilightFlatFrame (the NightSkyFlatFrame when the night has no twilight flat), smoothed on
+``SMOOTHING_SCALE`` pixels.
 """
 
 from __future__ import annotations

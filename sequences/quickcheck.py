@@ -65,19 +65,20 @@ def verdict(kind: str, stats: Any, p: Mapping[str, float], overscan: bool = True
     reasons = []
     if stats.saturated_fraction > p["MAXIMUM_SATURATED_FRACTION"]:
         reasons.append(
-            f"saturated fraction {stats.saturated_fraction:.4f} > {p['MAXIMUM_SATURATED_FRACTION']:g}"
+            f"saturated fraction {stats.saturated_fraction:.4f} > "
+            f"{p['MAXIMUM_SATURATED_FRACTION']:g}"
         )
     if kind == "RawBiasFrame":
         if stats.rms > p["MAXIMUM_BIAS_STDEV"]:
             reasons.append(f"rms {stats.rms:.2f} > {p['MAXIMUM_BIAS_STDEV']:g} ADU")
         if overscan and abs(stats.mean) > p["MAXIMUM_ABS_BIAS_MEAN"]:
             reasons.append(f"|mean| {abs(stats.mean):.2f} > {p['MAXIMUM_ABS_BIAS_MEAN']:g} ADU")
-    if kind in ("RawDomeFlatFrame", "RawTwilightFlatFrame"):
-        if not p["MINIMUM_FLAT_LEVEL"] <= stats.median <= p["MAXIMUM_FLAT_LEVEL"]:
-            reasons.append(
-                f"level {stats.median:.0f} outside [{p['MINIMUM_FLAT_LEVEL']:g}, "
-                f"{p['MAXIMUM_FLAT_LEVEL']:g}] ADU"
-            )
+    is_flat = kind in ("RawDomeFlatFrame", "RawTwilightFlatFrame")
+    if is_flat and not p["MINIMUM_FLAT_LEVEL"] <= stats.median <= p["MAXIMUM_FLAT_LEVEL"]:
+        reasons.append(
+            f"level {stats.median:.0f} outside [{p['MINIMUM_FLAT_LEVEL']:g}, "
+            f"{p['MAXIMUM_FLAT_LEVEL']:g}] ADU"
+        )
     return reasons
 
 
