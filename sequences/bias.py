@@ -116,7 +116,7 @@ def Bias(task: TaskContext) -> None:
     task.log.info("Making BiasFrame for %s from %d raw biases", task.unit.key, len(raws))
     for item in raws:
         task.log.info("Using RawBiasFrame %s", item["name"])
-    stack, _regions = common.read_stack(task, raws, instrument, method)
+    stack, _regions = common.read_stack(raws, instrument, method)
     task.log.info("Combining: sigma-clipped mean, SIGMA_CLIP %.1f", sigma)
     combined = clipped_mean(stack, sigma)
     del stack

@@ -266,7 +266,6 @@ def read_calibration(path: str) -> Any:
 
 
 def read_stack(
-    task: TaskContext,
     items: Sequence[Mapping[str, Any]],
     instrument: Any,
     overscan: int,

@@ -92,7 +92,7 @@ def make_flat(task: TaskContext, kind: str, raw_type: str) -> None:
         "Using BiasFrame %s (made %s by job %s)", bias["name"], bias["created_at"], bias["job_id"]
     )
     master_bias = common.read_calibration(bias["path"]).astype(np.float32)
-    stack, _regions = common.read_stack(task, raws, instrument, method, bias=master_bias)
+    stack, _regions = common.read_stack(raws, instrument, method, bias=master_bias)
     keep = []
     for index, item in enumerate(raws):
         value = level(stack[index])

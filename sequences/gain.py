@@ -97,7 +97,7 @@ def Gain(task: TaskContext) -> None:
         "Using BiasFrame %s (made %s by job %s)", bias["name"], bias["created_at"], bias["job_id"]
     )
     master_bias = common.read_calibration(bias["path"]).astype(np.float32)
-    stack, regions = common.read_stack(task, raws, instrument, method, bias=master_bias)
+    stack, regions = common.read_stack(raws, instrument, method, bias=master_bias)
     y0 = min(r.data[0].start for r in regions)
     x0 = min(r.data[1].start for r in regions)
     names = [amp.name for amp in instrument.detector.amplifiers]

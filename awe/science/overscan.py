@@ -137,12 +137,9 @@ def correct(
             slice(region.data[0].start - box[0].start, region.data[0].stop - box[0].start),
             slice(region.data[1].start - box[1].start, region.data[1].stop - box[1].start),
         )
-        np.subtract(
-            raw[region.data],
-            overscan_level(raw, region, method, smooth),
-            out=out[target],
-            dtype=np.float32,
-        )
+        section = out[target]
+        section[...] = raw[region.data]  # one casting copy, then in-place float32 work
+        section -= overscan_level(raw, region, method, smooth)
     return out
 
 
