@@ -82,8 +82,9 @@ def ccdproc_masters(biases, flats, instrument) -> tuple[np.ndarray, np.ndarray, 
     from astropy.nddata import CCDData
 
     amp = instrument.detector.amplifiers[0]
-    overscan = amp.overscan.slices
-    fits_section = str(amp.data)
+    rows = amp.data.slices[0]  # the overscan strip covers the data rows only
+    overscan_columns = amp.overscan.slices[1]
+    data_columns = amp.data.slices[1]
     options = dict(
         method="average",
         sigma_clip=True,
@@ -95,9 +96,11 @@ def ccdproc_masters(biases, flats, instrument) -> tuple[np.ndarray, np.ndarray, 
     )
 
     def reduced(path, bias=None):
-        ccd = CCDData.read(path, unit="adu")
-        ccd = ccdproc.subtract_overscan(ccd, overscan=ccd[overscan], overscan_axis=1, median=True)
-        ccd = ccdproc.trim_image(ccd, fits_section=fits_section)
+        ccd = ccdproc.trim_image(CCDData.read(path, unit="adu")[rows, :])
+        ccd = ccdproc.subtract_overscan(
+            ccd, overscan=ccd[:, overscan_columns], overscan_axis=1, median=True
+        )
+        ccd = ccdproc.trim_image(ccd[:, data_columns])
         if bias is not None:
             ccd = ccdproc.subtract_bias(ccd, bias)
             ccd = ccd.divide(np.median(ccd.data), handle_meta="first_found")
