@@ -81,6 +81,8 @@ def ccdproc_masters(biases, flats, instrument) -> tuple[np.ndarray, np.ndarray, 
     import ccdproc
     from astropy.nddata import CCDData
 
+    from awe.science.flat import level  # the same normalisation: the combines are compared
+
     amp = instrument.detector.amplifiers[0]
     rows = amp.data.slices[0]  # the overscan strip covers the data rows only
     overscan_columns = amp.overscan.slices[1]
@@ -103,14 +105,14 @@ def ccdproc_masters(biases, flats, instrument) -> tuple[np.ndarray, np.ndarray, 
         ccd = ccdproc.trim_image(ccd[:, data_columns])
         if bias is not None:
             ccd = ccdproc.subtract_bias(ccd, bias)
-            ccd = ccd.divide(np.median(ccd.data), handle_meta="first_found")
+            ccd = ccd.divide(level(ccd.data), handle_meta="first_found")
         return ccd
 
     started = time.perf_counter()
     bias = ccdproc.combine([reduced(p) for p in biases], **options)
     middle = time.perf_counter()
     flat = ccdproc.combine([reduced(p, bias) for p in flats], **options)
-    flat_data = flat.data / np.median(flat.data)
+    flat_data = flat.data / level(flat.data)
     return bias.data, flat_data, middle - started, time.perf_counter() - middle
 
 

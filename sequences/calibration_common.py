@@ -91,7 +91,10 @@ def raw_groups(
     """The night's usable raw frames of ``type_name`` by (chip, filter) with at least
     ``minimum`` each, and the frames left out; NoInputs naming what is missing."""
     from awe.db.frames import frame_class
+    from awe.science.overscan import describe
 
+    if options.get("overscan") is not None:
+        describe(int(options["overscan"]))  # an unknown method: refused before anything runs
     cls = frame_class(type_name)
     frames = cls.select(
         database=context.database,

@@ -1,6 +1,8 @@
 """DomeFlat, TwilightFlat, ColdPixels and MasterFlat: the flat-field pipeline per chip and
 filter.
 
+``NightSkyFlat``: the same from the night's dithered science frames (``o`` selects the
+object), sources masked, the median of the normalised frames.
 ``DomeFlat``/``TwilightFlat``: the night's raw flats of a chip and filter are overscan-
 corrected, trimmed, the newest valid BiasFrame of the chip subtracted (named in the log),
 each normalised by its median, combined by a sigma-clipped mean and normalised again.
@@ -168,6 +170,86 @@ def DomeFlat(task: TaskContext) -> None:
 def TwilightFlat(task: TaskContext) -> None:
     """Master twilight flat per CCD and filter: the sky's large-scale illumination."""
     make_flat(task, "TwilightFlatFrame", "RawTwilightFlatFrame")
+
+
+# ---- NightSkyFlat -------------------------------------------------------------------------
+NIGHT_SKY_PARAMETERS = {
+    "NightSkyFlatFrame.process_params.DETECTION_THRESHOLD": 3.0,
+    "NightSkyFlatFrame.process_params.MASK_GROWTH": 2,
+    "NightSkyFlatFrame.process_params.MINIMUM_LEVEL": 10.0,
+}
+
+
+@sequence(
+    options=[*FLAT_OPTIONS, common.OBJECT],
+    parameters=NIGHT_SKY_PARAMETERS,
+    fan_out="chip",
+    select=select_flats("RawScienceFrame"),
+    produces=["NightSkyFlatFrame"],
+    estimate=8.0,
+)
+def NightSkyFlat(task: TaskContext) -> None:
+    """Night-sky flat per CCD and filter from the night's dithered science frames, with
+    their sources masked."""
+    import numpy as np
+
+    from awe.data.instruments import get_instrument
+    from awe.science.flat import night_sky_flat
+
+    instrument = get_instrument(task.options["instrument"])
+    p = {key.rsplit(".", 1)[1]: value for key, value in task.parameters.items()}
+    raws = common.inputs_with_role(task, "raw")
+    (bias,) = common.inputs_with_role(task, "bias")
+    method = common.matching_overscan(task, bias)
+    chip, filt = raws[0]["chip"], raws[0]["filter"]
+    common.log_left_out(task)
+    task.log.info(
+        "Making NightSkyFlatFrame for %s filter %s from %d science frames", chip, filt, len(raws)
+    )
+    task.log.info(
+        "Using BiasFrame %s (made %s by job %s)", bias["name"], bias["created_at"], bias["job_id"]
+    )
+    for item in raws:
+        task.log.info("Using RawScienceFrame %s", item["name"])
+    master_bias = common.read_calibration(bias["path"]).astype(np.float32)
+    stack, _regions = common.read_stack(raws, instrument, method, bias=master_bias)
+    task.log.info(
+        "Masking sources above %.1f sigma, grown by %d pixels; median of the unmasked values",
+        p["DETECTION_THRESHOLD"],
+        p["MASK_GROWTH"],
+    )
+    flat, levels, masked = night_sky_flat(stack, p["DETECTION_THRESHOLD"], int(p["MASK_GROWTH"]))
+    del stack
+    task.log.info(
+        "Sky levels %s ADU; %.2f%% of the pixels masked",
+        ", ".join(f"{v:.1f}" for v in levels),
+        100 * masked,
+    )
+    low = [
+        item["name"] for item, value in zip(raws, levels, strict=True) if value < p["MINIMUM_LEVEL"]
+    ]
+    if low:
+        raise NoInputs(
+            f"the sky of {', '.join(low)} is below MINIMUM_LEVEL {p['MINIMUM_LEVEL']:g} ADU: "
+            f"too dark for a night-sky flat"
+        )
+    common.write_product(
+        task,
+        flat,
+        "NightSkyFlatFrame",
+        instrument,
+        chip=chip,
+        filt=filt,
+        results={
+            "levels": levels,
+            "frames": len(raws),
+            "masked_fraction": masked,
+            "overscan_correction": method,
+            "bias": bias["frame_id"],
+        },
+        header={"OVERSCAN": (method, "overscan correction method"), "NCOMBINE": len(raws)},
+        inputs=[*raws, bias],
+    )
 
 
 # ---- ColdPixels ---------------------------------------------------------------------------

@@ -21,14 +21,15 @@ NIGHT = "2000-04-28"
 CHIP = "ccd50"
 QUANTISATION = 1 / 12  # ADU^2: the variance integer read-out adds
 #: A night made for calibration: ten biases, a photon-transfer series of dome flats at five
-#: levels (two per level), four twilight flats, a non-linear response; a blue and a red filter.
+#: levels (two per level), four twilight flats, three dithered science exposures, a
+#: non-linear response; a blue and a red filter.
 PLAN = {
     "nonlinearity": 0.02,
     "bias": {"count": 10},
     "dome_flat": {"count": 2, "levels": [4000, 8000, 16000, 24000, 32000]},
     "twilight_flat": {"count": 4},
     "standard": {"count": 1},
-    "science": {"count": 1},
+    "science": {"count": 3},
 }
 
 
@@ -200,6 +201,12 @@ def test_a_night_is_calibrated_accurately(night_dir: Path, tmp_path: Path) -> No
 
     assert shape_rms(image(master), truth.flat(CHIP), ~true_cold) < 0.005
 
+    _job, (night_sky,) = run(dpu, "NightSkyFlat", c=CHIP, f="#842")
+    from awe.science.flat import large_scale
+
+    shape = large_scale(image(night_sky)) / large_scale(truth.flat(CHIP))
+    assert np.std(shape / np.median(shape)) < 0.01
+
     gain_job, (gain,) = run(dpu, "Gain", c=CHIP, f="#842")
     amplifier = truth.night["chips"][CHIP]["amplifiers"][0]
     measured = gain.results["per_amplifier"]["A"]
@@ -214,7 +221,7 @@ def test_a_night_is_calibrated_accurately(night_dir: Path, tmp_path: Path) -> No
     assert len(lines) == len(truth.exposures)
 
     rows = {(r.type, r.filter): r for r in dpu.show_calibration(i="WFI", d=NIGHT, c=CHIP)}
-    for made in (bias, hot, dome, cold, master, gain):
+    for made in (bias, hot, dome, cold, master, gain, night_sky):
         row = rows[(made.frame_type, made.filter)]
         assert (row.frame_id, row.job_id, row.quality_flags) == (made.id, made.job_id, 0)
     assert rows[("ReadNoise", None)].missing
@@ -302,3 +309,41 @@ def test_calibration_end_to_end_on_mariadb(night_dir: Path, mysql_database_url: 
     rows = {r.type: r for r in dpu.show_calibration(i="WFI", d=NIGHT, c="ccd51")}
     assert rows["BiasFrame"].frame_id == bias.id and rows["HotPixelMap"].frame_id == hot.id
     assert rows["MasterFlatFrame"].missing
+
+
+def test_process_parameters_have_astro_wise_defaults(tmp_path: Path, capsys) -> None:
+    from awe.dpu import Pars
+    from awe.errors import AweError
+
+    dpu = Processor(database_url=f"sqlite:///{tmp_path / 'jobs.db'}", username="alice")
+    identifiers = dpu.get_sequence_identifiers()
+    for name in (
+        "NightSkyFlat",
+        "Bias",
+        "HotPixels",
+        "DomeFlat",
+        "TwilightFlat",
+        "ColdPixels",
+        "MasterFlat",
+        "Gain",
+        "QuickCheck",
+    ):
+        assert name in identifiers
+    assert dpu.get_sequence_options("DomeFlat")[:6] == ["i", "d", "c", "f", "oc", "F"]
+    pars = Pars("Bias", dpu=dpu)
+    shown = "\n".join(pars.show())
+    for line in (
+        "SIGMA_CLIP : 3.0 (default)",
+        "OVERSCAN_CORRECTION : 6 (default)",
+        "MAXIMUM_ABS_MEAN : 10.0 (default)",
+        "MAXIMUM_STDEV_DIFFERENCE : 10.0 (default)",
+        "MAXIMUM_SUBWIN_FLATNESS : 100000.0 (default)",
+    ):
+        assert line in shown
+    pars.BiasFrame.process_params.SIGMA_CLIP = 5.0
+    assert pars.get() == {"BiasFrame.process_params.SIGMA_CLIP": 5.0}
+    with pytest.raises(AweError):
+        pars.BiasFrame.process_params.SIGMA_CLIPPING = 5.0
+    with pytest.raises(ValueError, match="overscan method 11 unknown; choose one of 0"):
+        dpu.run("Bias", i="WFI", d=NIGHT, oc=11)
+    assert dpu.get_jobids() == []

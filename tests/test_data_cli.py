@@ -50,5 +50,8 @@ def test_demo_simulates_ingests_and_lists(awe_home: Path) -> None:
     assert "has status FINISHED N/E/A/S/U 8/0/0/0/0" in result.stdout
     assert "The read noise (ADU) for ccd ccd57 is : " in result.stdout
     assert len([line for line in lines if ": ReadNoise(" in line and "read_noise=" in line]) == 8
+    # ... and calibrates the night, then prints the calibration overview: nothing missing
+    overview = lines.index("Calibration of WFI for night 2000-04-28: 128 valid, 0 missing")
+    assert "MISSING" not in "\n".join(lines[overview:])
     again = _awe("demo", "--scale", "0.0625")
     assert "Simulated night already in" in again.stdout and "0 new frames" in again.stderr

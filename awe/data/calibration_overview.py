@@ -3,7 +3,8 @@ frame valid on a night, when it was made, by which job, and its quality flags; m
 ones marked.
 
 ``dpu.show_calibration(i='WFI', d='2000-04-28')`` and ``awe calibration -i WFI -d
-2000-04-28`` print it. Two queries in all: the valid calibration frames of the instrument
+2000-04-28`` print it. NightSkyFlatFrame and FringeFrame rows appear when the instrument
+has such frames. Two queries in all: the valid calibration frames of the instrument
 whose validity covers the night's midnight, and the frames of that night that were
 flagged or invalidated (so a missing entry can say why).
 """
@@ -26,6 +27,9 @@ CALIBRATION_TYPES: tuple[tuple[str, bool], ...] = (
     ("TwilightFlatFrame", True),
     ("ColdPixelMap", True),
     ("MasterFlatFrame", True),
+)
+#: Shown only when the instrument has one (not every night or filter needs them).
+OPTIONAL_TYPES: tuple[tuple[str, bool], ...] = (
     ("NightSkyFlatFrame", True),
     ("FringeFrame", True),
 )
@@ -73,8 +77,9 @@ def calibration_overview(
     camera = get_instrument(instrument)
     night_date = _night(night)
     moment = camera.site.midnight(night_date)
-    wanted = [(t, per) for t, per in CALIBRATION_TYPES if not types or t in types]
-    names = [t for t, _ in wanted]
+    every = CALIBRATION_TYPES + OPTIONAL_TYPES
+    candidates = [(t, per) for t, per in every if not types or t in types]
+    names = [t for t, _ in candidates]
     with database.session() as session:
         valid = session.scalars(
             select(Frame)
@@ -109,6 +114,9 @@ def calibration_overview(
                 .distinct()
             ).all()
             filters = sorted(set(raw_filters) | {f.filter for f in valid if f.filter})
+    present = {f.frame_type for f in valid} | {f.frame_type for f in flagged}
+    optional = {t for t, _ in OPTIONAL_TYPES}
+    wanted = [(t, per) for t, per in candidates if t not in optional or t in present or types]
     newest: dict[tuple[str, str | None, str | None], Any] = {}
     for frame in valid:  # ordered by creation: the last one wins
         if not frame.quality_flags:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 #: Rows of the stack handled at once: N planes of this many rows stay in cache.
-BLOCK_PIXELS = 1 << 17
+BLOCK_PIXELS = 1 << 15
 
 
 @dataclass

@@ -21,9 +21,21 @@ from awe.science.combine import Combined, clipped_mean, normalised
 DEFAULT_SMOOTHING = 64  # pixels: the box of the large-scale smoothing
 
 
+#: Flat levels are medians of a regular grid of one pixel in LEVEL_STEP x LEVEL_STEP: half a
+#: million pixels of a 2k x 4k chip give the level to ~1e-4, at a sixteenth of the cost.
+LEVEL_STEP = 4
+LEVEL_MIN_PIXELS = 65536
+
+
 def level(image: np.ndarray, good: np.ndarray | None = None) -> float:
-    """The typical value of a flat: its median (over ``good`` pixels when given)."""
-    values = image[good] if good is not None else image
+    """The typical value of a flat: the median of a regular grid of its pixels (all
+    pixels of a small image; only ``good`` pixels when given)."""
+    if good is not None:
+        values = image[good]
+    elif image.ndim == 2 and image.size >= LEVEL_STEP**2 * LEVEL_MIN_PIXELS:
+        values = image[::LEVEL_STEP, ::LEVEL_STEP]
+    else:
+        values = image
     if not np.isfinite(values.sum(dtype=np.float64)):  # one cheap pass finds NaN or inf
         values = values[np.isfinite(values)]
     if values.size == 0:
@@ -113,3 +125,46 @@ def shape_rms(measured: np.ndarray, truth: np.ndarray, good: np.ndarray | None =
     t = truth / level(truth, good)
     difference = (m / t - 1)[good] if good is not None else m / t - 1
     return float(np.sqrt(np.mean(difference**2)))
+
+
+def source_mask(image: np.ndarray, threshold: float = 3.0, grow: int = 2) -> np.ndarray:
+    """True where a source (star, galaxy, cosmic ray) is: pixels more than ``threshold``
+    robust standard deviations above the smooth background, grown by ``grow`` pixels so
+    the wings go too. A threshold segmentation, vectorised: the growth is ``grow`` rounds
+    of shifting the mask by one pixel in the four directions."""
+    background = large_scale(image, DEFAULT_SMOOTHING)
+    residual = image - background
+    finite = residual[np.isfinite(residual)]
+    sigma = 1.4826 * float(np.median(np.abs(finite - np.median(finite))))
+    mask = residual > threshold * sigma
+    for _ in range(max(0, int(grow))):
+        grown = mask.copy()
+        grown[1:] |= mask[:-1]
+        grown[:-1] |= mask[1:]
+        grown[:, 1:] |= mask[:, :-1]
+        grown[:, :-1] |= mask[:, 1:]
+        mask = grown
+    return mask
+
+
+def night_sky_flat(
+    stack: np.ndarray, threshold: float = 3.0, grow: int = 2
+) -> tuple[np.ndarray, list[float], float]:
+    """A flat from dithered science frames (bias-subtracted; modified in place): sources
+    masked in each, each divided by its median sky, the median of the unmasked values per
+    pixel, normalised to median 1. Returns it, the sky levels, and the masked fraction."""
+    levels = []
+    masked = 0
+    for plane in stack:
+        mask = source_mask(plane, threshold, grow)
+        masked += int(mask.sum())
+        plane[mask] = np.nan
+        sky = level(plane)
+        levels.append(sky)
+        plane /= plane.dtype.type(sky)
+    with np.errstate(all="ignore"):
+        combined = np.nanmedian(stack, axis=0)
+    fill = level(combined)
+    combined = np.where(np.isfinite(combined), combined, fill).astype(np.float32)
+    combined /= combined.dtype.type(level(combined))
+    return combined, levels, masked / stack.size
