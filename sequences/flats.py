@@ -3,6 +3,9 @@ filter.
 
 ``NightSkyFlat``: the same from the night's dithered science frames (``o`` selects the
 object), sources masked, the median of the normalised frames.
+``FringeFlat``: the fringe pattern of a red filter from the same frames, bias-subtracted
+and divided by the newest valid MasterFlatFrame, as a fraction of the sky, with its
+amplitude.
 ``DomeFlat``/``TwilightFlat``: the night's raw flats of a chip and filter are overscan-
 corrected, trimmed, the newest valid BiasFrame of the chip subtracted (named in the log),
 each normalised by its median, combined by a sigma-clipped mean and normalised again.
@@ -42,9 +45,10 @@ def flat_parameters(kind: str, minimum: float, maximum: float) -> dict[str, Any]
     }
 
 
-def select_flats(raw_type: str):
-    """A select function: per chip and filter the night's usable raw flats (at least 2)
-    and the newest valid BiasFrame of the chip."""
+def select_flats(raw_type: str, flat: bool = False):
+    """A select function: per chip and filter the night's usable raw frames of
+    ``raw_type`` (at least 2), the newest valid BiasFrame of the chip, and with ``flat``
+    the newest valid MasterFlatFrame of the chip and filter."""
 
     def select(options: Mapping[str, Any], context: SelectionContext) -> list[Unit]:
         groups, bad = common.raw_groups(
@@ -56,11 +60,15 @@ def select_flats(raw_type: str):
             if chip not in biases:
                 biases[chip] = common.newest_calibration("BiasFrame", options, context, chip)
 
-        def extra(chip: str, _filt: str | None) -> list[dict[str, Any]]:
-            return [
+        def extra(chip: str, filt: str | None) -> list[dict[str, Any]]:
+            items = [
                 common.frame_input(biases[chip], store, "bias"),
                 common.note_input(bad, chip),
             ]
+            if flat:
+                master = common.newest_calibration("MasterFlatFrame", options, context, chip, filt)
+                items.append(common.frame_input(master, store, "flat"))
+            return items
 
         return [
             Unit(
@@ -249,6 +257,82 @@ def NightSkyFlat(task: TaskContext) -> None:
         },
         header={"OVERSCAN": (method, "overscan correction method"), "NCOMBINE": len(raws)},
         inputs=[*raws, bias],
+    )
+
+
+# ---- FringeFlat ---------------------------------------------------------------------------
+FRINGE_PARAMETERS = {
+    "FringeFrame.process_params.DETECTION_THRESHOLD": 3.0,
+    "FringeFrame.process_params.MASK_GROWTH": 2,
+}
+
+
+@sequence(
+    options=[*FLAT_OPTIONS, common.OBJECT],
+    parameters=FRINGE_PARAMETERS,
+    fan_out="chip",
+    select=select_flats("RawScienceFrame", flat=True),
+    produces=["FringeFrame"],
+    estimate=8.0,
+)
+def FringeFlat(task: TaskContext) -> None:
+    """Fringe frame per CCD and (red) filter from the night's dithered science frames,
+    with its amplitude (a fraction of the sky)."""
+    import numpy as np
+
+    from awe.data.instruments import get_instrument
+    from awe.science.fringe import fringe_frame
+
+    instrument = get_instrument(task.options["instrument"])
+    p = {key.rsplit(".", 1)[1]: value for key, value in task.parameters.items()}
+    raws = common.inputs_with_role(task, "raw")
+    (bias,) = common.inputs_with_role(task, "bias")
+    (flat,) = common.inputs_with_role(task, "flat")
+    method = common.matching_overscan(task, bias)
+    chip, filt = raws[0]["chip"], raws[0]["filter"]
+    common.log_left_out(task)
+    task.log.info(
+        "Making FringeFrame for %s filter %s from %d science frames", chip, filt, len(raws)
+    )
+    for item in (bias, flat):
+        task.log.info(
+            "Using %s %s (made %s by job %s)",
+            item["type"],
+            item["name"],
+            item["created_at"],
+            item["job_id"],
+        )
+    for item in raws:
+        task.log.info("Using RawScienceFrame %s", item["name"])
+    master_bias = common.read_calibration(bias["path"]).astype(np.float32)
+    stack, _regions = common.read_stack(raws, instrument, method, bias=master_bias)
+    stack /= common.read_calibration(flat["path"]).astype(np.float32)
+    pattern, amplitude, skies = fringe_frame(stack, p["DETECTION_THRESHOLD"], int(p["MASK_GROWTH"]))
+    del stack
+    task.log.info("Sky levels %s ADU", ", ".join(f"{v:.1f}" for v in skies))
+    task.log.info(
+        "The fringe amplitude for ccd %s filter %s is : %.4f of the sky", chip, filt, amplitude
+    )
+    common.write_product(
+        task,
+        pattern,
+        "FringeFrame",
+        instrument,
+        chip=chip,
+        filt=filt,
+        results={
+            "amplitude": amplitude,
+            "levels": skies,
+            "frames": len(raws),
+            "bias": bias["frame_id"],
+            "flat": flat["frame_id"],
+        },
+        header={
+            "FRNGAMP": (amplitude, "fringe amplitude, fraction of the sky"),
+            "NCOMBINE": len(raws),
+            "OVERSCAN": (method, "overscan correction method"),
+        },
+        inputs=[*raws, bias, flat],
     )
 
 

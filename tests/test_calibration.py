@@ -21,7 +21,7 @@ NIGHT = "2000-04-28"
 CHIP = "ccd50"
 QUANTISATION = 1 / 12  # ADU^2: the variance integer read-out adds
 #: A night made for calibration: ten biases, a photon-transfer series of dome flats at five
-#: levels (two per level), four twilight flats, three dithered science exposures, a
+#: levels (two per level), four twilight flats, four dithered science exposures, a
 #: non-linear response; a blue and a red filter.
 PLAN = {
     "nonlinearity": 0.02,
@@ -29,7 +29,7 @@ PLAN = {
     "dome_flat": {"count": 2, "levels": [4000, 8000, 16000, 24000, 32000]},
     "twilight_flat": {"count": 4},
     "standard": {"count": 1},
-    "science": {"count": 3},
+    "science": {"count": 4},
 }
 
 
@@ -207,6 +207,21 @@ def test_a_night_is_calibrated_accurately(night_dir: Path, tmp_path: Path) -> No
     shape = large_scale(image(night_sky)) / large_scale(truth.flat(CHIP))
     assert np.std(shape / np.median(shape)) < 0.01
 
+    # fringes in the red filter, from the science frames reduced with its master flat
+    run(dpu, "TwilightFlat", c=CHIP, f="#879")
+    run(dpu, "MasterFlat", c=CHIP, f="#879")
+    fringe_job, (fringe,) = run(dpu, "FringeFlat", c=CHIP, f="#879")
+    from awe.data.sim_chip import fringe_pattern
+
+    filters = [f.name for f in truth.instrument.filters]
+    true_fringes = truth.night["filters"]["#879"]["fringe_amplitude"] * fringe_pattern(
+        truth.instrument, truth.instrument.chip(CHIP), truth.night["seed"], filters.index("#879")
+    )
+    true_amplitude = np.sqrt(2) * np.std(true_fringes)
+    assert fringe.results["amplitude"] == pytest.approx(true_amplitude, rel=0.05)
+    assert np.corrcoef(image(fringe).ravel(), true_fringes.ravel())[0, 1] > 0.5
+    assert "The fringe amplitude for ccd ccd50 filter #879 is : " in logs(dpu, fringe_job)
+
     gain_job, (gain,) = run(dpu, "Gain", c=CHIP, f="#842")
     amplifier = truth.night["chips"][CHIP]["amplifiers"][0]
     measured = gain.results["per_amplifier"]["A"]
@@ -221,7 +236,7 @@ def test_a_night_is_calibrated_accurately(night_dir: Path, tmp_path: Path) -> No
     assert len(lines) == len(truth.exposures)
 
     rows = {(r.type, r.filter): r for r in dpu.show_calibration(i="WFI", d=NIGHT, c=CHIP)}
-    for made in (bias, hot, dome, cold, master, gain, night_sky):
+    for made in (bias, hot, dome, cold, master, gain, night_sky, fringe):
         row = rows[(made.frame_type, made.filter)]
         assert (row.frame_id, row.job_id, row.quality_flags) == (made.id, made.job_id, 0)
     assert rows[("ReadNoise", None)].missing
@@ -319,6 +334,7 @@ def test_process_parameters_have_astro_wise_defaults(tmp_path: Path, capsys) -> 
     identifiers = dpu.get_sequence_identifiers()
     for name in (
         "NightSkyFlat",
+        "FringeFlat",
         "Bias",
         "HotPixels",
         "DomeFlat",
