@@ -219,7 +219,9 @@ def test_a_night_is_calibrated_accurately(night_dir: Path, tmp_path: Path) -> No
     )
     true_amplitude = np.sqrt(2) * np.std(true_fringes)
     assert fringe.results["amplitude"] == pytest.approx(true_amplitude, rel=0.05)
-    assert np.corrcoef(image(fringe).ravel(), true_fringes.ravel())[0, 1] > 0.5
+    # the frame is the true pattern plus noise (4 frames of sky noise ~2x the fringes): it
+    # correlates with the truth about as well as that noise allows (~0.45), by chance ~0
+    assert np.corrcoef(image(fringe).ravel(), true_fringes.ravel())[0, 1] > 0.35
     assert "The fringe amplitude for ccd ccd50 filter #879 is : " in logs(dpu, fringe_job)
 
     gain_job, (gain,) = run(dpu, "Gain", c=CHIP, f="#842")
