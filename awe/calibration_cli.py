@@ -97,15 +97,40 @@ def run(args: argparse.Namespace) -> int:
     return 1 if any(row.missing for row in rows) else 0
 
 
-def demo_calibration(dpu: Any, instrument: str, night: str) -> bool:
+#: What each step makes (a demo run again skips the steps whose products are all valid).
+PRODUCT_OF = {
+    "Bias": "BiasFrame",
+    "HotPixels": "HotPixelMap",
+    "DomeFlat": "DomeFlatFrame",
+    "TwilightFlat": "TwilightFlatFrame",
+    "ColdPixels": "ColdPixelMap",
+    "MasterFlat": "MasterFlatFrame",
+    "Gain": "GainLinearity",
+}
+#: Steps that take the filter option.
+FILTER_STEPS = ("DomeFlat", "TwilightFlat", "ColdPixels", "MasterFlat", "Gain")
+
+
+def demo_calibration(dpu: Any, instrument: str, night: str, filter: str | None = None) -> bool:
     """Calibrate a night on ``dpu`` with C=1, step by step (each step selects what the
-    one before committed), then print the overview. True when every task ended N."""
+    one before committed), then print the overview; the flat steps for ``filter`` only
+    when given. True when every task ended N."""
+    from awe.data.calibration_overview import calibration_overview
+
+    rows = calibration_overview(
+        dpu.database, instrument, night, filters=[filter] if filter else None
+    )
     ok = True
     for step in CALIBRATION_STEPS:
-        job_id = dpu.run(step, i=instrument, d=night, C=1)
+        made = [row for row in rows if row.type == PRODUCT_OF.get(step)]
+        if made and not any(row.missing for row in made):
+            print(f"{step}: a valid {PRODUCT_OF[step]} for every chip already (awe calibration)")
+            continue
+        options = {"f": filter} if filter and step in FILTER_STEPS else {}
+        job_id = dpu.run(step, i=instrument, d=night, C=1, **options)
         (status,) = dpu.wait(job_id)
         if status.counts["N"] != status.total:
             dpu.get_logs(job_id)
             ok = False
-    dpu.show_calibration(i=instrument, d=night)
+    dpu.show_calibration(i=instrument, d=night, f=filter)
     return ok
