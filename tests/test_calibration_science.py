@@ -171,3 +171,18 @@ def test_bias_checks_report_value_and_limit() -> None:
     assert "MAXIMUM_ABS_MEAN" not in {
         c.name for c in quality.bias_checks(bias, limits, overscan_corrected=False)
     }
+
+
+def test_photon_transfer_from_pairs_at_one_level() -> None:
+    """Flats of one lamp level (pairs whose means differ by a few ADU) give the gain from
+    the ratio of signal to variance; no line is fitted through nearly equal signals."""
+    rng = np.random.default_rng(13)
+    true_gain = 2.0
+    points = []
+    for _ in range(2):
+        signal = 20000.0 + rng.normal(0, 1.0)
+        frames = [signal + rng.normal(0, np.sqrt(signal / true_gain), (200, 200)) for _ in range(2)]
+        points.append(gain.pair_point(*[f.astype(np.float32) for f in frames], 8.0))
+    fit = gain.fit_gain(points, 40000.0)
+    assert fit.gain == pytest.approx(true_gain, rel=0.01)
+    assert fit.linearity == 0.0

@@ -73,7 +73,7 @@ def fit_gain(points: Sequence[TransferPoint], maximum_signal: float | None = Non
     use = signal <= maximum_signal if maximum_signal else np.ones(signal.size, bool)
     if not use.any():
         use = signal == signal.min()
-    if np.unique(signal[use]).size >= 2:
+    if signal[use].max() > 1.5 * signal[use].min():  # levels far enough apart for a line
         slope, intercept = np.polyfit(signal[use], variance[use], 1)
     else:  # one level: the read noise is negligible against the shot noise of a flat
         slope, intercept = float(np.mean(variance[use] / signal[use])), 0.0
