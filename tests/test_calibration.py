@@ -365,3 +365,22 @@ def test_process_parameters_have_astro_wise_defaults(tmp_path: Path, capsys) -> 
     with pytest.raises(ValueError, match="overscan method 11 unknown; choose one of 0"):
         dpu.run("Bias", i="WFI", d=NIGHT, oc=11)
     assert dpu.get_jobids() == []
+
+
+def test_awe_calibration_command_marks_what_is_missing(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "AWE_DATABASE_URL": f"sqlite:///{tmp_path / 'jobs.db'}"}
+    command = [sys.executable, "-m", "awe.cli", "calibration", "-i", "WFI", "-d", NIGHT]
+    result = subprocess.run(
+        [*command, "-c", CHIP, "-f", "#842"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"Calibration of WFI for night {NIGHT}: 0 valid, 8 missing" in result.stdout
+    assert f"  {CHIP}    BiasFrame          -            MISSING" in result.stdout
+    wrong = subprocess.run(
+        [*command, "-c", "ccd99"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert wrong.returncode == 2 and "WFI has no working chip 'ccd99'" in wrong.stderr
