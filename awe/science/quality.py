@@ -41,11 +41,25 @@ class Check:
         return f"{self.name}: {self.value:.4g} (limit {self.limit:.4g}) {verdict}"
 
 
+#: Statistics of a whole chip use a regular grid of at most about this many pixels: the
+#: numbers are the same to a fraction of a percent, at a fraction of the cost.
+SAMPLE_PIXELS = 1 << 20
+
+
+def sample(image: np.ndarray, pixels: int = SAMPLE_PIXELS) -> np.ndarray:
+    """``image`` itself when small, else a regular grid of about ``pixels`` of its pixels."""
+    step = 1
+    while image.size // (step * step) > pixels:
+        step += 1
+    return image if step == 1 else image[::step, ::step]
+
+
 def clipped_stats(image: np.ndarray, sigma: float = 3.0) -> tuple[float, float]:
-    """(mean, standard deviation) after ``sigma`` clipping, over finite pixels."""
+    """(mean, standard deviation) after ``sigma`` clipping, over finite pixels (of a
+    regular grid of about a million pixels on big chips)."""
     from astropy.stats import sigma_clipped_stats
 
-    mean, _median, std = sigma_clipped_stats(image, sigma=sigma, maxiters=5)
+    mean, _median, std = sigma_clipped_stats(sample(image), sigma=sigma, maxiters=5)
     return float(mean), float(std)
 
 
