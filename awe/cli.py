@@ -11,6 +11,7 @@ arguments pass through, so ``awe -c "print(dpu)"`` runs a scripted session. Subc
   awe simulate -i WFI -d 2000-04-28 -o DIR [--scale 0.125]   write a simulated night
   awe demo                        simulate a small WFI night, ingest it, list the frames
   awe dpu list|check|status|logs|cancel|rerun   DPUs and jobs (see `awe dpu --help`)
+  awe calibration -i WFI -d 2000-04-28   the calibration frames valid on a night, per chip
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-SUBCOMMANDS = ("profile", "config", "db", "ingest", "simulate", "demo", "dpu")
+SUBCOMMANDS = ("profile", "config", "db", "ingest", "simulate", "demo", "dpu", "calibration")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     from awe.dpu.commands import add_parsers as add_dpu_parsers
 
     add_dpu_parsers(commands)
+    from awe.calibration_cli import add_parsers as add_calibration_parsers
+
+    add_calibration_parsers(commands)
     return parser
 
 
@@ -91,6 +95,10 @@ def _run_subcommand(argv: list[str]) -> int:
             from awe.data.commands import run
 
             return run(args)
+        if args.command == "calibration":
+            from awe.calibration_cli import run as run_calibration
+
+            return run_calibration(args)
         if args.command == "dpu":
             from awe.dpu.commands import run as run_dpu
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 
-def _awe(*args: str) -> subprocess.CompletedProcess:
+def _awe(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "awe.cli", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "awe.cli", *args], capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -33,7 +33,7 @@ def test_simulate_and_ingest_a_decam_exposure(tmp_path: Path) -> None:
 
 
 def test_demo_simulates_ingests_and_lists(awe_home: Path) -> None:
-    result = _awe("demo", "--scale", "0.0625")
+    result = _awe("demo", "--scale", "0.0625", timeout=900)  # it calibrates the night too
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     rows = [line.split() for line in lines if line.startswith("  Raw")]
@@ -50,5 +50,9 @@ def test_demo_simulates_ingests_and_lists(awe_home: Path) -> None:
     assert "has status FINISHED N/E/A/S/U 8/0/0/0/0" in result.stdout
     assert "The read noise (ADU) for ccd ccd57 is : " in result.stdout
     assert len([line for line in lines if ": ReadNoise(" in line and "read_noise=" in line]) == 8
-    again = _awe("demo", "--scale", "0.0625")
+    # ... and calibrates the night (flats in #842), then prints the overview: nothing missing
+    overview = lines.index("Calibration of WFI for night 2000-04-28: 64 valid, 0 missing")
+    assert "MISSING" not in "\n".join(lines[overview:])
+    again = _awe("demo", "--scale", "0.0625", timeout=900)
     assert "Simulated night already in" in again.stdout and "0 new frames" in again.stderr
+    assert "Bias: a valid BiasFrame for every chip already" in again.stdout

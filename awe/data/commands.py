@@ -163,7 +163,10 @@ def _demo_job(env: Any) -> bool:
     dpu.get_status(job_id)
     dpu.get_logs(job_id)
     dpu.get_job_result(job_id)
-    return status.counts["N"] == status.total
+    from awe.calibration_cli import demo_calibration  # the night's calibration, then overview
+
+    calibrated = demo_calibration(dpu, DEMO_INSTRUMENT, DEMO_NIGHT, filter="#842")
+    return status.counts["N"] == status.total and calibrated
 
 
 def frame_table(database: Any, instrument: str, night: str) -> str:

@@ -8,7 +8,9 @@ Illumination adds the optics' vignetting (and the dome lamp's gradient in dome f
 
 An exposure, in order: the expected signal (sky, fringes, stars, in nominal ADU), times
 the flat and the nominal gain, gives electrons; Poisson noise; cosmic rays; saturation at
-full well with charge bleeding along columns; division by the true gain; then the bias
+full well with charge bleeding along columns; the non-linearity of the response, when the
+plan sets ``nonlinearity`` (per amplifier ``beta``: measured electrons are
+``e * (1 - beta * e / full_well)``); division by the true gain; then the bias
 (level drifting per exposure, column pattern, a row ramp and row wave shared with the
 overscan), hot pixels and read noise; digitised to 16-bit unsigned integers.
 
@@ -95,6 +97,14 @@ class ChipModel:
         nominal = np.array([a.gain for a in detector.amplifiers])
         self.flat = (sensitivity * pixel * self.vignetting) * (nominal / gains)[self.data_amp]
         self.nominal_gain = nominal[self.data_amp]
+        # Non-linearity (off unless the plan asks): a stream of its own, so the draws
+        # above, and every truth made without it, stay the same.
+        strength = float(plan.get("nonlinearity", 0.0))
+        self.nonlinearity = (
+            strength * rng_for(seed, 7, chip.number).uniform(0.5, 1.5, len(self.amplifiers))
+            if strength
+            else np.zeros(len(self.amplifiers))
+        )
 
     def _pick(self, rng: np.random.Generator, fraction: float) -> tuple[np.ndarray, np.ndarray]:
         """Distinct random data pixels, as (rows, columns) in data-section coordinates."""
@@ -113,12 +123,33 @@ class ChipModel:
                     "read_noise_adu": a.read_noise_adu,
                     "bias_level": a.bias_level,
                     "full_well_e": a.full_well,
+                    **({"nonlinearity": float(beta)} if beta else {}),
                 }
-                for a in self.amplifiers
+                for a, beta in zip(self.amplifiers, self.nonlinearity, strict=True)
             ],
             "hot_pixels": _pixel_list(self.hot, self.x0, self.y0, self.hot_level),
             "cold_pixels": _pixel_list(self.cold, self.x0, self.y0, self.cold_response),
         }
+
+    def row_pattern(self, row_wave_phase: float) -> np.ndarray:
+        """The bias structure along rows (a column vector, ADU): a ramp at the start of
+        the read-out, fixed, and a slow wave whose phase changes from one exposure to the
+        next (``row_wave_phase`` in each exposure's truth)."""
+        rows = np.arange(self.shape[0])[:, None]
+        ramp_adu = self.instrument.simulation["bias_row_ramp_adu"]
+        ramp = ramp_adu * np.exp(-rows / max(3.0, 30.0 * self.instrument.scale))
+        wave = 0.5 * np.sin(2 * np.pi * rows / max(8.0, self.shape[0] / 3) + row_wave_phase)
+        return ramp + wave
+
+    def bias(self, levels: np.ndarray, row_wave_phase: float) -> np.ndarray:
+        """The noiseless raw bias of one exposure (float64, the full raw layout): the
+        amplifiers' ``levels`` (the exposure's truth ``bias_level``), the column and row
+        patterns, and the hot pixels."""
+        image = np.asarray(levels, dtype=np.float64)[self.amp_of_column] + self.column_pattern
+        image = image[None, :] + self.row_pattern(row_wave_phase)
+        data = image[self.y0 : self.y0 + self.ny, self.x0 : self.x0 + self.nx]
+        data[self.hot] += self.hot_level
+        return image
 
     # ---- one exposure ---------------------------------------------------------------------
     def expose(
@@ -147,18 +178,18 @@ class ChipModel:
         truth["cosmic_rays"] = [[int(x) + self.x0, int(y) + self.y0] for x, y in rays]
         full_well = np.array([a.full_well for a in self.amplifiers])[self.data_amp]
         truth["saturated_pixels"] = bleed(electrons, full_well)
+        if self.nonlinearity.any():  # the response falls behind: e * (1 - beta e / full well)
+            beta = self.nonlinearity[self.data_amp].astype(np.float32)
+            electrons *= 1 - beta * electrons / full_well.astype(np.float32)
 
         drift = plan["bias_drift_rms_adu"] * rng.standard_normal(len(self.amplifiers))
         levels = np.array([a.bias_level for a in self.amplifiers]) + drift
         truth["bias_level"] = [float(v) for v in levels]
-        rows = np.arange(self.shape[0])[:, None]
-        ramp = plan["bias_row_ramp_adu"] * np.exp(-rows / max(3.0, 30.0 * self.instrument.scale))
-        wave = 0.5 * np.sin(2 * np.pi * rows / max(8.0, self.shape[0] / 3) + row_wave_phase)
         noise = np.array([a.read_noise_adu for a in self.amplifiers])[self.amp_of_column]
         image = rng.standard_normal(self.shape, dtype=np.float32)
         image *= noise.astype(np.float32)
         image += (levels[self.amp_of_column] + self.column_pattern).astype(np.float32)
-        image += (ramp + wave).astype(np.float32)
+        image += self.row_pattern(row_wave_phase).astype(np.float32)
         data = image[self.y0 : self.y0 + self.ny, self.x0 : self.x0 + self.nx]
         electrons /= gains[self.data_amp].astype(np.float32)
         data += electrons

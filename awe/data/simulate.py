@@ -226,13 +226,15 @@ def plan_night(
         add("RawBiasFrame", None, 0.0, hours, "BIAS", science)
         hours += 1 / 60
     dome = plan["dome_flat"]
+    # ``levels`` (optional): a photon-transfer series, ``count`` flats at each lamp level,
+    # the exposure time scaled with the level.
+    levels = [float(v) for v in dome.get("levels", [dome["level_adu"]])]
     for filt in filters:
-        for _ in range(dome["count"]):
-            level = float(dome["level_adu"])
-            add(
-                "RawDomeFlatFrame", filt, dome["exposure_time"], hours, "DOME", science, level=level
-            )
-            hours += 1 / 60
+        for level in levels:
+            exptime = float(dome["exposure_time"]) * level / float(dome["level_adu"])
+            for _ in range(dome["count"]):
+                add("RawDomeFlatFrame", filt, exptime, hours, "DOME", science, level=level)
+                hours += 1 / 60
     twilight = plan["twilight_flat"]
     hours = 6.8
     for filt in filters:
@@ -421,6 +423,7 @@ def _write_exposure(
         "moffat_beta": plan["moffat_beta"],
         "sky_adu": sky,
         "level_adu": exposure.level,
+        "row_wave_phase": row_phase,
         "chips": chips_truth,
     }
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,11 @@ def _stage(
             continue
         if "night" in metadata:
             values["night"] = date.fromisoformat(str(metadata.pop("night")))
+        for key in ("valid_from", "valid_to"):  # validity range of calibration products
+            if metadata.get(key):
+                values[key] = datetime.fromisoformat(str(metadata.pop(key)))
+        if "input_ids" in metadata:  # provenance: the frames it was made from
+            values["input_ids"] = [int(i) for i in metadata.pop("input_ids")]
         local = backend.fetch(product["path"], scratch / Path(product["path"]).name)
         digest = sha256_file(local)  # checked before it enters the store: nothing to undo
         if digest != product["sha256"]:
@@ -134,6 +139,8 @@ def _record(
     snapshot: str | None,
     parameters: dict[str, Any],
 ) -> None:
+    from awe.db.frames import Frame
+
     def write(session: Any) -> None:
         # The task row, locked: a second session committing the same task waits here and
         # then finds it done.
@@ -144,13 +151,16 @@ def _record(
             present = session.scalar(select(cls.id).where(cls.sha256 == values["sha256"]))
             if present is not None:
                 continue
+            input_ids = values.get("input_ids", [])
             frame = cls(
-                **values,
+                **{key: value for key, value in values.items() if key != "input_ids"},
                 job_id=job_id,
                 task_id=task_id,
                 code_snapshot_id=snapshot,
                 process_params=parameters,
             )
+            if input_ids:
+                frame.inputs = list(session.scalars(select(Frame).where(Frame.id.in_(input_ids))))
             # Another job may commit the same content meanwhile: its frame is this one.
             with contextlib.suppress(IntegrityError), session.begin_nested():
                 session.add(frame)

@@ -531,6 +531,14 @@ class Processor:
             self.say(f"Jobid {jobid}: {frame!r} {facts}".rstrip())
         return frames
 
+    def show_calibration(self, i: str | None = None, d: str | None = None, **options: Any) -> list:
+        """Print, per chip and calibration type, the frame valid on night ``d`` for
+        instrument ``i`` (when and by which job it was made, its quality flags; missing
+        ones marked); return the rows. See :mod:`awe.calibration_cli`."""
+        from awe.calibration_cli import show_calibration
+
+        return show_calibration(self.database, i=i, d=d, **options)
+
     # ---- cancelling ----
     def cancel_job(self, jobid: int) -> JobStatus:
         """Cancel job ``jobid``: queued tasks end S and never start, running ones are stopped
