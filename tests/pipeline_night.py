@@ -24,6 +24,8 @@ PLAN = {
     "dome_flat": {"count": 1},
     "twilight_flat": {"count": 1},
     "science": {"count": 3},
+    # scaled chips keep their star count; fewer keep the 1/64 area from being crowded
+    "stars_per_chip": 40,
 }
 SCALE = 0.125
 

@@ -225,7 +225,12 @@ def cosmic_rays(
         sepmed=True,
         cleantype="meanmask",
     )
-    return np.asarray(hits, dtype=bool)
+    hits = np.asarray(hits, dtype=bool)
+    # Grow by one pixel: the faint ends of a track escape the detection but still bias
+    # photometry and can be detected as sources.
+    from scipy.ndimage import binary_dilation
+
+    return binary_dilation(hits, structure=np.ones((3, 3), bool))
 
 
 def relative_weight(flat: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
