@@ -40,6 +40,13 @@ def unit_key(chip: str | None, exposure_number: int | None) -> str:
     return f"{chip}.{exposure_number}"
 
 
+def frame_unit_key(frame: Any) -> str:
+    """A CCD of an exposure by chip and exposure number; a mosaic product (a coadd) by id."""
+    if frame.chip is None or frame.exposure_number is None:
+        return f"{type(frame).__name__}.{frame.id}"
+    return unit_key(frame.chip, frame.exposure_number)
+
+
 def frame_keys(frame: Any) -> dict[str, Any]:
     """The keys a product of ``frame`` inherits, plus its night."""
     keys = {name: getattr(frame, name) for name in INHERITED_KEYS}
@@ -109,7 +116,7 @@ def per_chip_units(
     frames = select_frames(cls, options, context, filenames)
     units = {}
     for frame in frames:  # the newest product of each CCD and exposure
-        units[unit_key(frame.chip, frame.exposure_number)] = frame
+        units[frame_unit_key(frame)] = frame
     if not units:
         raise NoInputs(f"searched {describe_search(cls.__name__, options)}: found none{hint}")
     return [

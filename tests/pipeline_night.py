@@ -101,3 +101,44 @@ def add_true_calibration(truth: NightTruth, database: Any, data_root: str, chips
                 )
     with database.session() as session:
         session.add_all(rows)
+
+
+def reduce_with_truth(truth: NightTruth, file_name: str, chip: str, **options: Any):
+    """A raw chip reduced by :func:`awe.science.reduce.reduce_ccd` with the true
+    calibration (every map applied, fringes for a fringing filter)."""
+    from awe.science.reduce import AmplifierLayout, reduce_ccd
+
+    with fits.open(truth.out / file_name) as hdul:
+        raw, header = hdul[chip].data, hdul[chip].header
+    detector = truth.instrument.detector.from_header(header)
+    layout = [AmplifierLayout(a.data.slices, a.overscan.slices) for a in detector.amplifiers]
+    entry = next(e for e in truth.exposures if e["file"] == file_name)
+    calibration = true_calibration(truth, chip, entry["filter"])
+    amp = detector.amplifiers[0]
+    return reduce_ccd(
+        raw,
+        layout,
+        bias=calibration["BiasFrame"],
+        flat=calibration["MasterFlatFrame"],
+        fringe=calibration.get("FringeFrame"),
+        hot=calibration["HotPixelMap"],
+        cold=calibration["ColdPixelMap"],
+        gain=amp.gain,
+        read_noise=amp.read_noise,
+        **options,
+    )
+
+
+def ingested_night(base: Path, database: Any, chips=("ccd51",)) -> NightTruth:
+    """The pipeline night ingested into ``database`` with the true calibration of
+    ``chips`` registered (in the session's data store)."""
+    from awe.data.ingestion import ingest
+    from awe.data.store import DataStore
+    from awe.env import load_env
+
+    truth = pipeline_night(base)
+    root = load_env().data_root
+    report = ingest([truth.out], database=database, store=DataStore(root), progress=False)
+    assert report.ok, report.summary()
+    add_true_calibration(truth, database, root, chips)
+    return truth

@@ -9,7 +9,13 @@ from astropy.io import fits
 
 from awe.dpu import Processor
 from awe.science.reduce import AmplifierLayout, reduce_ccd
-from tests.pipeline_night import NIGHT, add_true_calibration, pipeline_night, true_calibration
+from tests.pipeline_night import (
+    NIGHT,
+    add_true_calibration,
+    ingested_night,
+    pipeline_night,
+    true_calibration,
+)
 
 CHIP = "ccd51"
 
@@ -20,15 +26,8 @@ def night(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def ingested(night, database):
-    from awe.data.ingestion import ingest
-    from awe.data.store import DataStore
-    from awe.env import load_env
-
-    root = load_env().data_root
-    report = ingest([night.out], database=database, store=DataStore(root), progress=False)
-    assert report.ok
-    return night
+def ingested(tmp_path_factory: pytest.TempPathFactory, database):
+    return ingested_night(tmp_path_factory.getbasetemp(), database, chips=())
 
 
 def _raw(night, entry):

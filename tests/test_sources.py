@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from astropy.io import fits
 
-from awe.science.reduce import AmplifierLayout, reduce_ccd
 from awe.science.sources import extract
-from tests.pipeline_night import pipeline_night, true_calibration
+from tests.pipeline_night import pipeline_night, reduce_with_truth
 
 CHIPS = ("ccd51", "ccd56")
 GAIN = 2.0
@@ -25,24 +23,7 @@ def reduced_frames(tmp_path_factory: pytest.TempPathFactory):
             continue
         exposure = night.exposure(entry["file"])
         for chip in CHIPS:
-            with fits.open(night.out / entry["file"]) as hdul:
-                raw, header = hdul[chip].data, hdul[chip].header
-            detector = night.instrument.detector.from_header(header)
-            layout = [
-                AmplifierLayout(a.data.slices, a.overscan.slices) for a in detector.amplifiers
-            ]
-            calibration = true_calibration(night, chip, entry["filter"])
-            reduced = reduce_ccd(
-                raw,
-                layout,
-                bias=calibration["BiasFrame"],
-                flat=calibration["MasterFlatFrame"],
-                fringe=calibration.get("FringeFrame"),
-                hot=calibration["HotPixelMap"],
-                cold=calibration["ColdPixelMap"],
-                gain=GAIN,
-                read_noise=4.5,
-            )
+            reduced = reduce_with_truth(night, entry["file"], chip)
             frames.append((reduced, exposure, chip, night.chip_model(chip)))
     return frames
 
@@ -110,3 +91,31 @@ def test_aperture_fluxes_equal_photutils(reduced_frames) -> None:
         compared += int(significant.sum())
         assert np.max(np.abs(ours[significant] / theirs[significant] - 1)) < 1e-3
     assert compared > 50
+
+
+def test_reduce_then_sourcelist_stores_queryable_sources(tmp_path_factory, database_url) -> None:
+    from awe.db.engine import open_database
+    from awe.db.frames import Source, SourceList
+    from awe.dpu import Processor
+    from tests.pipeline_night import NIGHT, ingested_night
+
+    database = open_database(database_url)
+    ingested_night(tmp_path_factory.getbasetemp(), database, chips=("ccd51",))
+    dpu = Processor(database_url=database_url, username="alice")
+    job_id = dpu.run("Reduce>SourceList", i="WFI", d=NIGHT, c="ccd51", f="#842", C=1)
+    (status,) = dpu.wait(job_id, timeout=300)
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert status.counts["N"] == 8, logs  # 4 Reduce, 4 SourceList
+    lists = SourceList.select(database=dpu.database, instrument="WFI", filter="#842")
+    assert len(lists) == 4 and {sl.chip for sl in lists} == {"ccd51"}
+    first = lists[0]
+    sources = first.get_sources(database=dpu.database)
+    assert len(sources) == first.results["sources"] > 20
+    clean = first.get_sources(database=dpu.database, max_flags=3)
+    assert 0 < len(clean) <= len(sources) and all(s.flags <= 3 for s in clean)
+    bright = max(clean, key=lambda s: s.flux_aper)
+    near = Source.select(ra=bright.ra, dec=bright.dec, radius=1.0, database=dpu.database)
+    assert bright.id in {s.id for s in near}
+    assert all(s.source_list_id in {sl.id for sl in lists} for s in near)
+    assert "Found " in logs and "median FWHM" in logs
+    database.dispose()

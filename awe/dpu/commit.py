@@ -64,7 +64,7 @@ def commit_products(database: Database, backend: Backend, job_id: int, data_root
         products = [e for e in events if e["event"] == "product"]
         with tempfile.TemporaryDirectory(prefix="awe-commit-") as scratch:
             rows, notes = _stage(products, backend, store, Path(scratch), instrument)
-        _record(database, job_id, task_id, rows, notes, snapshot, parameters)
+        _record(database, job_id, task_id, rows, notes, snapshot, parameters, store)
 
 
 def _stage(
@@ -130,6 +130,7 @@ def _record(
     notes: list[tuple[str, str]],
     snapshot: str | None,
     parameters: dict[str, Any],
+    store: Any,
 ) -> None:
     def write(session: Any) -> None:
         task = session.get(Task, task_id)
@@ -138,15 +139,15 @@ def _record(
         for cls, values in rows:
             present = session.scalar(select(cls).where(cls.sha256 == values["sha256"]))
             if present is None:
-                session.add(
-                    cls(
-                        **values,
-                        job_id=job_id,
-                        task_id=task_id,
-                        code_snapshot_id=snapshot,
-                        process_params=parameters,
-                    )
+                frame = cls(
+                    **values,
+                    job_id=job_id,
+                    task_id=task_id,
+                    code_snapshot_id=snapshot,
+                    process_params=parameters,
                 )
+                session.add(frame)
+                frame.record_contents(session, store.path(values["sha256"]))
         task.products_committed = True
         now = utcnow()
         session.add_all(
