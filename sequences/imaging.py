@@ -112,7 +112,7 @@ def per_chip_units(
     """One unit per CCD of each exposure: the units of the step before in a chain (whose
     products arrive as ``task.upstream``), otherwise the stored frames of ``cls``."""
     if context.previous:
-        return [Unit(key=unit.key) for unit in context.previous]
+        return [Unit(key=unit.key, inputs=carried_keys(unit)) for unit in context.previous]
     frames = select_frames(cls, options, context, filenames)
     units = {}
     for frame in frames:  # the newest product of each CCD and exposure
@@ -123,6 +123,23 @@ def per_chip_units(
         Unit(key=key, inputs=(frame_input(frame, context.env.data_root, role),))
         for key, frame in sorted(units.items())
     ]
+
+
+def carried_keys(unit: Unit) -> tuple[dict[str, Any], ...]:
+    """The frame keys of a previous step's unit (its first input's), for a chained step
+    that must know its CCD's pointing or filter before the product exists."""
+    for given in unit.inputs:
+        if isinstance(given, dict) and "keys" in given:
+            return ({"role": "previous", "keys": given["keys"]},)
+    return ()
+
+
+def unit_frame_keys(unit: Unit) -> dict[str, Any]:
+    """The keys of the frame a unit covers (given or carried), empty if none."""
+    for given in unit.inputs:
+        if isinstance(given, dict) and "keys" in given:
+            return dict(given["keys"])
+    return {}
 
 
 def inputs_of(task: TaskContext, kind: str, role: str) -> list[dict[str, Any]]:

@@ -212,5 +212,5 @@ def reduced_header(header: Any, detector: Any, keys: Mapping[str, Any], by_role)
     out["AWETRIM"] = (str(data), "raw section this image was trimmed from")
     for role, label in (("bias", "BIAS"), ("flat", "FLAT"), ("fringe", "FRINGE")):
         if role in by_role:
-            out[f"AWE{label}"] = by_role[role]["name"][:68]
+            out[f"AWE{label[:5]}"] = by_role[role]["name"][:68]
     return out
