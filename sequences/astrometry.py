@@ -226,3 +226,5 @@ def Astrometry(task: TaskContext) -> None:
         task.add_product(
             out, "AstrometricParameters", **product_keys(image["keys"], results=results)
         )
+        if image.get("frame_id") is None:  # chained: pass the frame on to a following Regrid
+            task.add_product(image["path"], "ReducedScienceFrame", **product_keys(image["keys"]))

@@ -108,7 +108,7 @@ def test_reduce_regrid_coadd_through_the_dpu(tmp_path_factory, database_url) -> 
 
     from awe.data.store import DataStore
     from awe.db.engine import open_database
-    from awe.db.frames import CoaddedRegriddedFrame, RegriddedFrame
+    from awe.db.frames import CoaddedRegriddedFrame, RegriddedFrame, SourceList
     from awe.dpu import Processor
     from tests.pipeline_night import ingested_night
 
@@ -128,4 +128,16 @@ def test_reduce_regrid_coadd_through_the_dpu(tmp_path_factory, database_url) -> 
     assert image.shape == tuple(coadded.results["shape"]) and (weight > 0).mean() > 0.5
     assert "No AstrometricParameters for chip ccd51" in logs  # no Astrometry in this chain
     assert "Coadded 3 frames into" in logs and "Preview written to" in logs
+
+    # the stored regridded frames again, then a catalogue of the coadd
+    job_id = dpu.run("Regrid>Coadd>SourceList", i="WFI", d=NIGHT, f="#842", C=1)
+    (status,) = dpu.wait(job_id, timeout=300)
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert status.counts["N"] == 5, logs  # 3 Regrid, 1 Coadd, 1 SourceList
+    (catalogue,) = [
+        s for s in SourceList.select(database=dpu.database, instrument="WFI") if s.chip is None
+    ]
+    assert catalogue.results["sources"] > 20 and catalogue.filter == "#842"
+    sources = catalogue.get_sources(database=dpu.database, max_flags=3)
+    assert all(s.ra is not None for s in sources)
     database.dispose()
