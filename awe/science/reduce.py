@@ -175,7 +175,7 @@ def reduce_ccd(
     good = flags == 0
     stats.update(
         {
-            "sky_median": float(np.median(image[good])) if good.any() else float("nan"),
+            "sky_median": _sampled_median(image, good),
             "hot_pixels": float((flags & FLAG_HOT).astype(bool).sum()),
             "cold_pixels": float((flags & FLAG_COLD).astype(bool).sum()),
             "saturated_pixels": float(saturated.sum()),
@@ -238,6 +238,16 @@ def relative_weight(flat: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarr
     pixel), or ones without a flat."""
     if flat is None:
         return np.ones(shape, dtype=np.float32)
-    positive = flat[flat > 0]
-    norm = float(np.median(positive)) if positive.size else 1.0
-    return np.clip(flat / np.float32(norm), 0, None).astype(np.float32)
+    norm = _sampled_median(flat, flat > 0)
+    weight = flat * np.float32(1.0 / norm if norm > 0 else 1.0)
+    np.maximum(weight, 0, out=weight)
+    return weight.astype(np.float32, copy=False)
+
+
+def _sampled_median(values: np.ndarray, usable: np.ndarray, step: int = 4) -> float:
+    """The median of the usable values on every ``step``-th row and column: a million
+    pixels of a 2k x 4k chip pin it down to far below its noise, at 1/16 of the cost."""
+    sample = values[::step, ::step][usable[::step, ::step]]
+    if sample.size < 1000:
+        sample = values[usable]
+    return float(np.median(sample)) if sample.size else float("nan")
