@@ -74,10 +74,13 @@ def file_input(path: str | Path) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class SelectionContext:
-    """What ``select`` may consult: the job database and the session's settings."""
+    """What ``select`` may consult: the job database and the session's settings, and in a
+    chain the units of the step before (whose products this step's tasks will receive as
+    ``task.upstream``; e.g. 'Reduce>Astrometry' plans one Astrometry per Reduce unit)."""
 
     database: Any
     env: Any
+    previous: tuple[Unit, ...] = ()
 
 
 class NoInputs(Exception):

@@ -95,7 +95,8 @@ class ChipModel:
         self.dome_illumination = 1 + plan["dome_gradient"] * u / radius
         gains = np.array([a.gain for a in self.amplifiers])
         nominal = np.array([a.gain for a in detector.amplifiers])
-        self.flat = (sensitivity * pixel * self.vignetting) * (nominal / gains)[self.data_amp]
+        self.response = sensitivity * pixel * self.vignetting  # electrons per nominal e-
+        self.flat = self.response * (nominal / gains)[self.data_amp]
         self.nominal_gain = nominal[self.data_amp]
         # Non-linearity (off unless the plan asks): a stream of its own, so the draws
         # above, and every truth made without it, stay the same.
@@ -173,7 +174,10 @@ class ChipModel:
             light = np.zeros((self.ny, self.nx)) if signal is None else np.array(signal, float)
             if stars is not None:
                 stars.render(light, self.x0, self.y0)
-            electrons = shot_noise(rng, np.clip(light * self.flat * self.nominal_gain, 0, None))
+            # nominal ADU -> electrons: the light the pixel responds to, times the nominal
+            # gain; read out with the true gain, (raw - bias) / flat is the light again.
+            expected = np.clip(light * self.response * self.nominal_gain, 0, None)
+            electrons = shot_noise(rng, expected)
         rays = cosmic_rays(rng, electrons, plan["cosmic_rays_per_pixel_per_s"], exposure_time)
         truth["cosmic_rays"] = [[int(x) + self.x0, int(y) + self.y0] for x, y in rays]
         full_well = np.array([a.full_well for a in self.amplifiers])[self.data_amp]

@@ -22,6 +22,7 @@ Helpers take ``database=``; without it they use the session's database (``dpu.da
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
@@ -236,6 +237,10 @@ class Frame(Base):
         path = str(store.path(self.sha256))
         return FileRef(path, self.sha256, self.filename, self.id).to_json()
 
+    def record_contents(self, session: Any, path: Any) -> None:
+        """Rows a committed frame adds beside its own (a SourceList's sources); the file
+        is at ``path`` in the data store. Most frames add none."""
+
     def __repr__(self) -> str:
         keys = [self.instrument, self.chip, str(self.night) if self.night else None, self.filter]
         text = " ".join(k for k in keys if k)
@@ -398,7 +403,29 @@ class WeightFrame(ScienceProduct):
 
 
 class SourceList(ScienceProduct):
-    """Sources extracted from a reduced, regridded or coadded frame."""
+    """Sources extracted from a reduced, regridded or coadded frame: a FITS table in the
+    store and, once committed, one :class:`Source` row per source (``get_sources``)."""
+
+    def record_contents(self, session: Any, path: Any) -> None:
+        import numpy as np
+        from astropy.io import fits
+        from sqlalchemy import insert
+
+        with fits.open(path, memmap=False) as hdul:
+            table = hdul["SOURCES"].data
+            columns = {name: np.asarray(table[name]) for name in SOURCE_COLUMNS}
+        session.flush()  # the list's id
+        rows = [
+            {"source_list_id": self.id}
+            | {name: _finite_or_none(columns[name][i]) for name in SOURCE_COLUMNS}
+            for i in range(len(table))
+        ]
+        if rows:
+            session.execute(insert(Source), rows)
+
+    def get_sources(self, *, database: Database | None = None, **conditions: Any) -> list[Source]:
+        """This list's sources (see :meth:`Source.select` for the conditions)."""
+        return Source.select(source_list=self, database=database, **conditions)
 
 
 class AstrometricParameters(ScienceProduct):
@@ -419,6 +446,101 @@ class RegriddedFrame(ScienceProduct):
 
 class CoaddedRegriddedFrame(ScienceProduct):
     """RegriddedFrames of all chips and dithers added together (chip is None)."""
+
+
+#: The columns of a source list's FITS table that are kept as rows.
+SOURCE_COLUMNS = (
+    "number", "x", "y", "ra", "dec", "flux_aper", "fluxerr_aper", "mag_aper", "magerr_aper",
+    "flux_auto", "fluxerr_auto", "mag_auto", "magerr_auto", "a", "b", "theta", "fwhm",
+    "flux_radius", "kron_radius", "flags",
+)  # fmt: skip
+
+
+def _finite_or_none(value: Any) -> Any:
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # MySQL stores no NaN
+    return value
+
+
+class Source(Base):
+    """One source of a SourceList: position (pixels 0-based, sky in degrees), fluxes and
+    magnitudes (aperture and auto) with errors, shape and SExtractor flags.
+
+    ``Source.select(ra=150.1, dec=-29.0, radius=5.0)`` finds the sources within 5 arcsec;
+    ``source_list.get_sources(max_flags=3)`` the clean ones of a list."""
+
+    __tablename__ = "awe_sources"
+    __table_args__ = (Index("ix_awe_sources_position", "dec", "ra"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source_list_id: Mapped[int] = mapped_column(
+        ForeignKey("awe_frames.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    x: Mapped[float] = mapped_column(Double)
+    y: Mapped[float] = mapped_column(Double)
+    ra: Mapped[float | None] = mapped_column(Double)
+    dec: Mapped[float | None] = mapped_column(Double)
+    flux_aper: Mapped[float | None] = mapped_column(Double)
+    fluxerr_aper: Mapped[float | None] = mapped_column(Double)
+    mag_aper: Mapped[float | None] = mapped_column(Double)
+    magerr_aper: Mapped[float | None] = mapped_column(Double)
+    flux_auto: Mapped[float | None] = mapped_column(Double)
+    fluxerr_auto: Mapped[float | None] = mapped_column(Double)
+    mag_auto: Mapped[float | None] = mapped_column(Double)
+    magerr_auto: Mapped[float | None] = mapped_column(Double)
+    a: Mapped[float | None] = mapped_column(Double)
+    b: Mapped[float | None] = mapped_column(Double)
+    theta: Mapped[float | None] = mapped_column(Double)
+    fwhm: Mapped[float | None] = mapped_column(Double)
+    flux_radius: Mapped[float | None] = mapped_column(Double)
+    kron_radius: Mapped[float | None] = mapped_column(Double)
+    flags: Mapped[int] = mapped_column(Integer, default=0)
+
+    @classmethod
+    def select(
+        cls,
+        *,
+        source_list: SourceList | int | None = None,
+        ra: float | None = None,
+        dec: float | None = None,
+        radius: float | None = None,
+        max_flags: int | None = None,
+        database: Database | None = None,
+    ) -> list[Source]:
+        """Sources of one list (a SourceList or its id), within ``radius`` arcsec of
+        (ra, dec), with flags at most ``max_flags``; any combination. Ordered by list and
+        number."""
+        conditions = []
+        if source_list is not None:
+            list_id = source_list if isinstance(source_list, int) else source_list.id
+            conditions.append(cls.source_list_id == list_id)
+        if ra is not None or dec is not None or radius is not None:
+            if ra is None or dec is None or radius is None:
+                raise ValueError("a cone needs ra, dec and radius (arcsec) together")
+            half = radius / 3600.0
+            widen = half / max(math.cos(math.radians(min(abs(dec) + half, 89.9))), 1e-3)
+            conditions += [cls.dec.between(dec - half, dec + half)]
+            conditions += [cls.ra.between(ra - widen, ra + widen)]
+        if max_flags is not None:
+            conditions.append(cls.flags <= max_flags)
+        query = select(cls).where(*conditions).order_by(cls.source_list_id, cls.number)
+        with database_or_session(database).session() as session:
+            found = list(session.scalars(query))
+        if radius is None:
+            return found
+        return [s for s in found if _separation_arcsec(s.ra, s.dec, ra, dec) <= radius]
+
+    def __repr__(self) -> str:
+        where = f"ra={self.ra:.6f} dec={self.dec:.6f}" if self.ra is not None else ""
+        return f"Source({self.source_list_id}#{self.number} x={self.x:.2f} y={self.y:.2f} {where})"
+
+
+def _separation_arcsec(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    r1, d1, r2, d2 = (math.radians(v) for v in (ra1, dec1, ra2, dec2))
+    h = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin((r2 - r1) / 2) ** 2
+    return math.degrees(2 * math.asin(min(1.0, math.sqrt(h)))) * 3600.0
 
 
 def frame_classes() -> dict[str, type[Frame]]:

@@ -67,7 +67,7 @@ def commit_products(database: Database, backend: Backend, job_id: int, data_root
         products = last_try_products(events)
         with tempfile.TemporaryDirectory(prefix="awe-commit-") as scratch:
             rows, notes = _stage(products, backend, store, Path(scratch), instrument)
-        _record(database, job_id, task_id, rows, notes, snapshot, parameters)
+        _record(database, job_id, task_id, rows, notes, snapshot, parameters, store)
 
 
 def _stage(
@@ -138,6 +138,7 @@ def _record(
     notes: list[tuple[str, str]],
     snapshot: str | None,
     parameters: dict[str, Any],
+    store: Any,
 ) -> None:
     from awe.db.frames import Frame
 
@@ -164,6 +165,7 @@ def _record(
             # Another job may commit the same content meanwhile: its frame is this one.
             with contextlib.suppress(IntegrityError), session.begin_nested():
                 session.add(frame)
+                frame.record_contents(session, store.path(values["sha256"]))
         task.products_committed = True
         now = utcnow()
         session.add_all(

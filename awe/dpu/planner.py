@@ -8,12 +8,13 @@ error saying what was searched for; nothing is queued.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from awe.dpu.options import ParsedOptions
 from awe.errors import AweError
 from awe.messages import Task
-from awe.sequence import NoInputs, SelectionContext, SequenceSpec
+from awe.sequence import NoInputs, SelectionContext, SequenceSpec, Unit
 
 
 class PlanError(AweError):
@@ -32,9 +33,10 @@ def plan_job(
 ) -> list[PlannedTask]:
     tasks: list[PlannedTask] = []
     previous: list[PlannedTask] = []
+    previous_units: tuple[Unit, ...] = ()
     for step_number, (spec, options) in enumerate(zip(steps, parsed.per_step, strict=True)):
         try:
-            units = spec.select(options, context)
+            units = spec.select(options, replace(context, previous=previous_units))
         except NoInputs as err:
             raise PlanError(f"{spec.name}: nothing to process: {err}") from None
         if not units:
@@ -64,7 +66,7 @@ def plan_job(
                 )
             )
             tasks.append(current[-1])
-        previous = current
+        previous, previous_units = current, tuple(units)
     return tasks
 
 

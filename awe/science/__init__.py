@@ -1,7 +1,8 @@
-"""Pure science functions over numpy arrays: no files, no database, nothing else of AWE.
+"""Pure science functions over arrays: the bottom layer of AWE.
 
-Each module holds one idea (overscan correction, clipped stacking, flats, pixel maps,
-fringes, gain, quality checks) so that it can be checked alone, against the simulator's
-truth and against independent libraries such as ccdproc. Sequences wrap them in thin
-tasks that select, read, write and report.
+Modules here import numpy, scipy, astropy and other libraries, never the rest of ``awe``,
+so each can be checked alone against truth and against independent libraries (ccdproc,
+photutils, sep, reproject). Each module holds one idea (overscan correction, clipped
+stacking, flats, pixel maps, fringes, gain, quality checks, reduction, source extraction,
+astrometry, regridding, coadding). Thin tasks in ``sequences/`` select, read, call, write.
 """
