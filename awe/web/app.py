@@ -7,7 +7,6 @@ only from this server (Content-Security-Policy), so a ``<script>`` in an option 
 line is shown as text.
 """
 
-from __future__ import annotations
 
 import logging
 from collections import OrderedDict
@@ -63,6 +62,12 @@ ERRORS = {
     404: {"model": schemas.ErrorOut, "description": "No such job, product or DPU"},
     422: {"model": schemas.ErrorOut, "description": "The request is malformed"},
 }
+
+# Query parameters (module level: FastAPI resolves the annotations by name).
+Page = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1")]
+PerPage = Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="Jobs per page")]
+Text = Annotated[str | None, Query(max_length=255)]
+TaskNumber = Annotated[int | None, Query(description="Only this task")]
 
 
 @dataclass(frozen=True)
@@ -205,17 +210,13 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
             )
         return store.path(digest), filename
 
-    def render(name: str, **context: Any) -> HTMLResponse:
-        html = templates.get_template(name).render(
+    def render(template: str, **context: Any) -> HTMLResponse:
+        html = templates.get_template(template).render(
             database=mask_url(settings.database_url), **context
         )
         return HTMLResponse(html)
 
     # ---- JSON API ----------------------------------------------------------------------
-    Page = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1")]
-    PerPage = Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="Jobs per page")]
-    Text = Annotated[str | None, Query(max_length=255)]
-
     @app.get("/api/jobs", response_model=schemas.JobList, responses=ERRORS, tags=["jobs"])
     def api_jobs(
         user: Text = None,
@@ -260,9 +261,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         responses=ERRORS,
         tags=["jobs"],
     )
-    def api_logs(
-        job_id: int, task: Annotated[int | None, Query(description="Only this task")] = None
-    ) -> list[dict[str, Any]]:
+    def api_logs(job_id: int, task: TaskNumber = None) -> list[dict[str, Any]]:
         """Log lines of the job (by task number, then in order); tracebacks marked."""
         view = view_of(job_id)
         lines = [] if task is not None else [(None, line) for line in view.job_log]

@@ -156,7 +156,11 @@ class DpuSummary:
 def dpu_summaries(database: Database, configured: list[str]) -> list[DpuSummary]:
     """Every configured DPU and every DPU a job was sent to, with its tasks now."""
     with database.session() as session:
-        jobs = dict(session.execute(select(Job.dpu_name, func.count()).group_by(Job.dpu_name)))
+        jobs = dict(
+            session.execute(select(Job.dpu_name, func.count()).group_by(Job.dpu_name))
+            .tuples()
+            .all()
+        )
         tasks = session.execute(
             select(Job.dpu_name, Task.state, func.count())
             .join(Job, Task.job_id == Job.id)
