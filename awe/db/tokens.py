@@ -102,10 +102,12 @@ def revoke_token(database: Database, token_id: int, username: str) -> None:
     """Revoke token ``token_id`` of ``username`` (a user revokes only her own tokens)."""
     with database.session() as session:
         token = session.get(WebToken, token_id)
-        if token is None or token.user.name != username:
-            mine = [t.id for t in list_tokens(database, username)]
-            raise LookupError(
-                f"{username} has no token {token_id}; her tokens: {mine or 'none'} "
-                f"(awe web token --list)"
-            )
-        token.revoked = True
+        found = token is not None and token.user.name == username
+        if found:
+            token.revoked = True
+    if not found:
+        mine = [t.id for t in list_tokens(database, username)]
+        raise LookupError(
+            f"{username} has no token {token_id}; their tokens: {mine or 'none'} "
+            f"(awe web token --list)"
+        )

@@ -7,7 +7,6 @@ only from this server (Content-Security-Policy), so a ``<script>`` in an option 
 line is shown as text.
 """
 
-
 import logging
 from collections import OrderedDict
 from contextlib import asynccontextmanager

@@ -2,7 +2,9 @@
 folds the journals of unfinished jobs into the database, as ``dpu.get_status`` does.
 
 Only jobs of DPUs configured on the server are followed (the others are said once in the
-server log); one failed round is logged and the next one tries again."""
+server log); one failed round is logged and the next one tries again. The server folds
+states and logs only: committing a job's products (C=1) stays with its owner's sessions,
+which put them in the owner's data store."""
 
 from __future__ import annotations
 
@@ -46,10 +48,18 @@ class Syncer:
                 log.exception("syncing unfinished jobs failed; trying again in %s s", self.interval)
 
     def sync_once(self, processor) -> None:
+        from awe.dpu.remote.shell import RemoteError
+        from awe.dpu.sync import sync_job
+
         configured = set(processor.get_dpu_identifiers())
         for dpu, job_ids in unfinished_jobs(processor.database).items():
             if dpu in configured:
-                processor.sync(job_ids)
+                backend = processor.backend(dpu)
+                for job_id in job_ids:
+                    try:
+                        sync_job(processor.database, backend, job_id)
+                    except RemoteError as err:
+                        log.warning("job %s: cannot reach DPU %s (%s)", job_id, dpu, err)
             elif dpu not in self._unconfigured_said:
                 self._unconfigured_said.add(dpu)
                 log.warning(
