@@ -36,7 +36,22 @@ def make_environment(loader: BaseLoader | None = None) -> Environment:
     environment.filters["when"] = format_time
     environment.filters["pretty_json"] = pretty_json
     environment.filters["size"] = format_size
+    environment.filters["option_text"] = option_text
     return environment
+
+
+def option_text(value: Any) -> str:
+    """An option value as the pages show it, the same way their script does (JavaScript's
+    ``String`` for scalars, compact JSON for lists and dicts), so a refresh changes nothing."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -25,9 +25,10 @@ RUN_KEYWORDS = ("sequence", "send_code", "dpu", "time_limit", "dry_run")
 class Actions:
     """Submit and cancel as a given user, against the server's database and DPUs."""
 
-    def __init__(self, database_url: str, default_project: str) -> None:
+    def __init__(self, database_url: str, default_project: str, server_user: str) -> None:
         self.database_url = database_url
         self.default_project = default_project
+        self.server_user = server_user
         self._processors: dict[tuple[str, str], Processor] = {}
         self._lock = threading.Lock()
 
@@ -68,6 +69,32 @@ class Actions:
             return self.processor(username, project).run(
                 sequence, send_code=send_code, dpu=dpu, time_limit=time_limit, **options
             )
+
+    def sequences(self) -> list[dict[str, Any]]:
+        """Every sequence the server can run, with its options (as the prompt shows them)."""
+        from awe.dpu.options import all_options
+
+        with self._lock:
+            registry = self.processor(self.server_user).registry
+            described = []
+            for name in registry.identifiers():
+                spec = registry.get(name)
+                options = [
+                    {
+                        "short": o.short,
+                        "long": o.long,
+                        "type": o.type.__name__,
+                        "default": o.default,
+                        "required": o.required,
+                        "help": o.help,
+                    }
+                    for o in all_options([spec])
+                ]
+                described.append(
+                    {"name": name, "doc": spec.doc, "fan_out": spec.fan_out, "options": options}
+                )
+            registry.problems.clear()
+            return described
 
     def cancel(self, username: str, job_id: int) -> JobStatus:
         """``dpu.cancel_job(job_id)`` as ``username``."""

@@ -77,6 +77,7 @@ class Settings:
     data_root: str
     default_project: str
     configured_dpus: tuple[str, ...]
+    server_user: str
     sync_interval: float = 5.0
 
 
@@ -103,7 +104,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     from awe.web.syncer import Syncer
 
     db = database or open_database(settings.database_url)
-    actions = Actions(settings.database_url, settings.default_project)
+    actions = Actions(settings.database_url, settings.default_project, settings.server_user)
     syncer = Syncer(settings.database_url, settings.sync_interval)
     loaders = [PackageLoader("awe.web", "templates"), PackageLoader("awe.report", "templates")]
     templates = make_environment(ChoiceLoader(loaders))
@@ -335,6 +336,11 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         path, filename = product_of(product_id)
         return FileResponse(path, filename=Path(filename).name)
 
+    @app.get("/api/sequences", response_model=list[schemas.SequenceOut], tags=["sequences"])
+    def api_sequences() -> list[dict[str, Any]]:
+        """The sequences this server can run, with their options."""
+        return actions.sequences()
+
     @app.get("/api/whoami", response_model=schemas.WhoAmIOut, responses=ERRORS, tags=["auth"])
     def api_whoami(user: Annotated[str | None, Depends(token_user)]) -> dict[str, Any]:
         """The user of the token sent (null without one)."""
@@ -419,6 +425,10 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     def page_job(job_id: int) -> HTMLResponse:
         view = view_of(job_id)
         return render("job.html", job=view, running=running_seconds(view), links=links)
+
+    @app.get("/submit", response_class=HTMLResponse, include_in_schema=False)
+    def page_submit() -> HTMLResponse:
+        return render("submit.html", sequences=actions.sequences())
 
     @app.get("/dpus", response_class=HTMLResponse, include_in_schema=False)
     def page_dpus() -> HTMLResponse:

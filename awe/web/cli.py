@@ -58,6 +58,7 @@ def serve(env: Any, host: str, port: int, sync_interval: float) -> int:
         data_root=env.data_root,
         default_project=env.project,
         configured_dpus=tuple(configured_dpu_names(env)),
+        server_user=env.username,
         sync_interval=sync_interval,
     )
     app = create_app(settings)

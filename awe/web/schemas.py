@@ -160,3 +160,19 @@ class StatusOut(Model):
 
 class WhoAmIOut(Model):
     user: str | None = Field(description="The token's user; null without a valid token")
+
+
+class OptionOut(Model):
+    short: str
+    long: str
+    type: str
+    default: Any
+    required: bool
+    help: str
+
+
+class SequenceOut(Model):
+    name: str
+    doc: str
+    fan_out: str
+    options: list[OptionOut]

@@ -24,6 +24,13 @@ function when(iso) {
     pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds()) + " UTC";
 }
 
+// As the server's option_text filter: String() for scalars, compact JSON otherwise.
+function optionText(value) {
+  if (typeof value === "string") return value;
+  if (value === null || typeof value !== "object") return String(value);
+  return JSON.stringify(value);
+}
+
 function cell(text, className) {
   const td = document.createElement("td");
   if (className) td.className = className;
@@ -53,7 +60,7 @@ function queueRow(job) {
   id.appendChild(link("/jobs/" + job.id, String(job.id)));
   const dpu = cell("");
   dpu.appendChild(link("/dpus/" + encodeURIComponent(job.dpu), job.dpu));
-  const options = Object.entries(job.options).map(([k, v]) => k + "=" + v).join(", ");
+  const options = Object.entries(job.options).map(([k, v]) => k + "=" + optionText(v)).join(", ");
   const state = cell("", "state-cell");
   state.appendChild(stateBadge(job.state));
   tr.append(
@@ -105,6 +112,47 @@ async function refreshJob(container) {
   document.querySelector("#tasks tbody").replaceChildren(...rows);
 }
 
+// POST with the token typed into the form; show the server's answer (or its refusal) as text.
+async function post(form, body) {
+  const headers = { Accept: "application/json", "Content-Type": "application/json" };
+  const token = form.elements.token.value.trim();
+  if (token) headers.Authorization = "Bearer " + token;
+  const response = await fetch(form.dataset.api, { method: "POST", headers, body: JSON.stringify(body) });
+  return { ok: response.ok, status: response.status, data: await response.json() };
+}
+
+function onSubmitJob(form) {
+  const result = document.getElementById("submit-result");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    let options;
+    try {
+      options = JSON.parse(form.elements.options.value || "{}");
+    } catch (err) {
+      result.textContent = "Options are not JSON: " + err.message;
+      return;
+    }
+    const answer = await post(form, { sequence: form.elements.sequence.value, options });
+    result.replaceChildren();
+    if (answer.ok) {
+      result.append("Submitted job ", link(answer.data.url, String(answer.data.job_id)));
+    } else {
+      result.textContent = "Refused (" + answer.status + "): " + answer.data.error;
+    }
+  });
+}
+
+function onCancelJob(form) {
+  const result = document.getElementById("cancel-result");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const answer = await post(form, {});
+    result.textContent = answer.ok
+      ? "Cancelled: job " + answer.data.job_id + " is " + answer.data.state
+      : "Refused (" + answer.status + "): " + answer.data.error;
+  });
+}
+
 function every(ms, work) {
   const tick = async () => {
     try {
@@ -119,6 +167,10 @@ function every(ms, work) {
 document.addEventListener("DOMContentLoaded", () => {
   const queue = document.getElementById("queue");
   if (queue) every(REFRESH_MS, () => refreshQueue(queue));
+  const submit = document.getElementById("submit");
+  if (submit) onSubmitJob(submit);
+  const cancel = document.getElementById("cancel");
+  if (cancel) onCancelJob(cancel);
   const job = document.getElementById("job");
   if (job && job.dataset.state !== "FINISHED" && job.dataset.state !== "CANCELLED") {
     every(REFRESH_MS, () => refreshJob(job));
