@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathPart
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -25,10 +26,11 @@ from jinja2 import ChoiceLoader, PackageLoader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from awe.db.engine import Database
+from awe.db.models import JobState
 from awe.db.url import mask_url
 from awe.errors import AweError
 from awe.report.render import make_environment, running_seconds
-from awe.report.view import NoSuchJob, ProductView, job_view
+from awe.report.view import IMAGE_SUFFIXES, NoSuchJob, ProductView, job_view
 from awe.web import schemas
 from awe.web.actions import Actions
 from awe.web.queue import (
@@ -66,7 +68,10 @@ ERRORS = {
 Page = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1")]
 PerPage = Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="Jobs per page")]
 Text = Annotated[str | None, Query(max_length=255)]
-TaskNumber = Annotated[int | None, Query(description="Only this task")]
+TaskNumber = Annotated[int | None, Query(ge=0, le=2**31 - 1, description="Only this task")]
+#: Ids are 64-bit keys in the database.
+Id = Annotated[int, PathPart(ge=1, le=2**63 - 1)]
+State = Annotated[JobState | None, Query(description="Only jobs in this state")]
 
 
 @dataclass(frozen=True)
@@ -156,9 +161,17 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
 
     # ---- who is asking -----------------------------------------------------------------
     def token_user(
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> str | None:
         if credentials is None:
+            if "authorization" in request.headers:  # sent, but not as a bearer token
+                raise HTTPException(
+                    401,
+                    "the Authorization header is not 'Bearer TOKEN'; send the token that "
+                    "`awe web token` printed, as 'Authorization: Bearer TOKEN'",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
             return None
         from awe.db.tokens import user_of_token
 
@@ -188,13 +201,13 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         except BadFilter as err:
             raise HTTPException(400, str(err)) from None
 
-    def view_of(job_id: int):
+    def view_of(job_id: Id):
         try:
             return job_view(db, job_id)
         except NoSuchJob as err:
             raise HTTPException(404, str(err)) from None
 
-    def product_of(product_id: int):
+    def product_of(product_id: Id):
         from awe.data.store import DataStore
         from awe.db.frames import Frame
 
@@ -221,13 +234,14 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     def api_jobs(
         user: Text = None,
         dpu: Text = None,
-        state: Text = None,
+        state: State = None,
         sequence: Text = None,
         page: Page = 1,
         per_page: PerPage = PER_PAGE,
     ) -> dict[str, Any]:
         """Every user's jobs, newest first; filter by user, DPU, state, part of the sequence."""
-        result = queue_of(QueueFilter(user, dpu, state, sequence), page, per_page)
+        filters = QueueFilter(user, dpu, state.value if state else None, sequence)
+        result = queue_of(filters, page, per_page)
         return {
             "jobs": [asdict(row) for row in result.rows],
             "total": result.total,
@@ -237,7 +251,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         }
 
     @app.get("/api/jobs/{job_id}", response_model=schemas.JobOut, responses=ERRORS, tags=["jobs"])
-    def api_job(job_id: int) -> dict[str, Any]:
+    def api_job(job_id: Id) -> dict[str, Any]:
         """One job: options, parameters, code snapshot, task counts and its tasks."""
         view = view_of(job_id)
         data = asdict(view)
@@ -251,7 +265,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         responses=ERRORS,
         tags=["jobs"],
     )
-    def api_tasks(job_id: int) -> list[dict[str, Any]]:
+    def api_tasks(job_id: Id) -> list[dict[str, Any]]:
         """The job's tasks, failed first, then by number."""
         return [asdict(task) for task in view_of(job_id).tasks]
 
@@ -261,7 +275,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         responses=ERRORS,
         tags=["jobs"],
     )
-    def api_logs(job_id: int, task: TaskNumber = None) -> list[dict[str, Any]]:
+    def api_logs(job_id: Id, task: TaskNumber = None) -> list[dict[str, Any]]:
         """Log lines of the job (by task number, then in order); tracebacks marked."""
         view = view_of(job_id)
         lines = [] if task is not None else [(None, line) for line in view.job_log]
@@ -276,7 +290,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         responses=ERRORS,
         tags=["jobs"],
     )
-    def api_products(job_id: int) -> list[dict[str, Any]]:
+    def api_products(job_id: Id) -> list[dict[str, Any]]:
         """The job's committed products (frames), with links to previews and files."""
         return [
             {**asdict(p), "preview": links.preview(p), "file": links.file(p)}
@@ -309,7 +323,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         response_class=Response,
         tags=["products"],
     )
-    def api_preview(product_id: int) -> Response:
+    def api_preview(product_id: Id) -> Response:
         """A PNG of the product's image (asinh stretch, at most 512 pixels a side)."""
         from awe.report.preview import NotAnImage, fits_preview_png
 
@@ -327,14 +341,23 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
 
     @app.get(
         "/api/products/{product_id}/file",
-        responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
+        responses={
+            **ERRORS,
+            200: {
+                "content": {"application/fits": {}, "application/octet-stream": {}},
+                "description": "The file: FITS (RFC 4047), or any other product's bytes",
+            },
+        },
         response_class=FileResponse,
         tags=["products"],
     )
-    def api_file(product_id: int) -> FileResponse:
+    def api_file(product_id: Id) -> FileResponse:
         """The product's file, under its own name."""
         path, filename = product_of(product_id)
-        return FileResponse(path, filename=Path(filename).name)
+        kind = "application/fits" if filename.lower().endswith(IMAGE_SUFFIXES) else None
+        return FileResponse(
+            path, filename=Path(filename).name, media_type=kind or "application/octet-stream"
+        )
 
     @app.get("/api/sequences", response_model=list[schemas.SequenceOut], tags=["sequences"])
     def api_sequences() -> list[dict[str, Any]]:
@@ -377,7 +400,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         responses=ERRORS,
         tags=["jobs"],
     )
-    def api_cancel(job_id: int, user: Annotated[str, Depends(required_user)]) -> dict[str, Any]:
+    def api_cancel(job_id: Id, user: Annotated[str, Depends(required_user)]) -> dict[str, Any]:
         """Cancel a job as the token's user: ``dpu.cancel_job(job_id)`` (owner only)."""
         owner = job_owner(db, job_id)
         if owner is None:
@@ -422,7 +445,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         )
 
     @app.get("/jobs/{job_id}", response_class=HTMLResponse, include_in_schema=False)
-    def page_job(job_id: int) -> HTMLResponse:
+    def page_job(job_id: Id) -> HTMLResponse:
         view = view_of(job_id)
         return render("job.html", job=view, running=running_seconds(view), links=links)
 
