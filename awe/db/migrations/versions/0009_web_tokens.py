@@ -33,5 +33,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_awe_web_tokens_user_id", table_name="awe_web_tokens")
-    op.drop_table("awe_web_tokens")
+    op.drop_table("awe_web_tokens")  # its index goes with it (MySQL keeps it for the FK)
