@@ -147,6 +147,18 @@ def test_job_page_shows_the_failed_task_first_with_its_traceback(alice, server, 
     assert lines[-1].endswith("ValueError: this chip is broken")
     assert any('raise ValueError("this chip is broken")' in line for line in lines)
     assert page.locator("#log-0").get_attribute("open") is None  # the N task's is closed
+    image_job = alice.run("MakeImage", i="WFI", C=1)
+    alice.wait(image_job, timeout=TIMEOUT)
+    alice.get_job_result(image_job)  # commits its product
+    page.goto(f"{server.url}/jobs/{image_job}")
+    preview = page.locator(".product img")
+    preview.wait_for()
+    page.wait_for_load_state("load")
+    assert preview.evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]") == [
+        True,
+        64,
+        48,
+    ]
     page.click("a[href='/dpus/local']")
     page.wait_for_url("**/dpus/local")
     assert page.locator("h1").inner_text() == "DPU local"
