@@ -182,10 +182,26 @@ def test_submit_and_cancel_from_the_pages_need_the_right_token(alice, server, pa
     page.fill("#submit textarea[name=options]", '{"n": 1, "s": 600}')
     page.click("#submit button")
     result.filter(has_text="Submitted job").wait_for()
-    (job_id,) = alice.get_jobids()
+    (job_id,) = alice.get_jobids()  # the refusals queued nothing
 
-    result.locator("a").click()
-    page.wait_for_url(f"**/jobs/{job_id}")
+    job_link = result.locator("a").get_attribute("href")
+    assert job_link == f"/jobs/{job_id}"
+
+    page.goto(f"{server.url}/dpus/local")
+    page.locator(f"#running tbody tr:has(a[href='/jobs/{job_id}'])").wait_for()
+    page.evaluate("window.stillTheSamePage = true")
+    api = httpx.Client(base_url=server.url, timeout=60)
+    as_alice = token_for(alice.database, "alice")
+    other = api.post(
+        "/api/jobs", json={"sequence": "Hello", "options": {"n": 1, "s": 600}}, headers=as_alice
+    ).json()["job_id"]
+    page.locator(f"#running tbody tr:has(a[href='/jobs/{other}'])").wait_for()  # in place
+    assert page.locator("#running-count").inner_text() == "2"
+    assert page.evaluate("window.stillTheSamePage") is True
+    assert api.post(f"/api/jobs/{other}/cancel", headers=as_alice).status_code == 200
+    page.locator(f"#running tbody tr:has(a[href='/jobs/{other}'])").wait_for(state="detached")
+
+    page.goto(f"{server.url}{job_link}")
     page.fill("#cancel input[name=token]", token_for(alice.database, "bob")["Authorization"][7:])
     page.click("#cancel button")
     page.locator("#cancel-result").filter(has_text="Refused (403)").wait_for()

@@ -114,14 +114,15 @@ class JobView:
         return self.state in ("FINISHED", "CANCELLED")
 
 
-def job_view(database: Database, job_id: int) -> JobView:
-    """Everything the job page shows about job ``job_id``."""
+def job_view(database: Database, job_id: int, with_logs: bool = True) -> JobView:
+    """Everything the job page shows about job ``job_id`` (``with_logs=False``: all but
+    the log lines, for the frequent looks of a page following a running job)."""
     with database.session() as session:
         job = session.get(Job, job_id)
         if job is None:
             raise NoSuchJob(f"no job with identifier {job_id}")
         tasks = list(session.scalars(select(Task).where(Task.job_id == job_id)))
-        logs = _logs_by_task(session, job_id)
+        logs = _logs_by_task(session, job_id) if with_logs else {}
         products = _products(session, job_id, {t.id: t.number for t in tasks})
         counts: dict[str, int] = {}
         for task in tasks:

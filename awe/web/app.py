@@ -8,6 +8,7 @@ line is shown as text.
 """
 
 import logging
+import threading
 from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -37,6 +38,7 @@ from awe.web.queue import (
     MAX_PER_PAGE,
     PER_PAGE,
     BadFilter,
+    DpuSummary,
     QueueFilter,
     dpu_summaries,
     dpu_tasks,
@@ -113,7 +115,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     syncer = Syncer(settings.database_url, settings.sync_interval)
     loaders = [PackageLoader("awe.web", "templates"), PackageLoader("awe.report", "templates")]
     templates = make_environment(ChoiceLoader(loaders))
-    previews: OrderedDict[str, bytes] = OrderedDict()
+    previews: OrderedDict[str, bytes] = OrderedDict()  # shared by the request threads
+    previews_lock = threading.Lock()
     links = ServiceLinks()
 
     @asynccontextmanager
@@ -201,9 +204,9 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         except BadFilter as err:
             raise HTTPException(400, str(err)) from None
 
-    def view_of(job_id: Id):
+    def view_of(job_id: Id, with_logs: bool = True):
         try:
-            return job_view(db, job_id)
+            return job_view(db, job_id, with_logs)
         except NoSuchJob as err:
             raise HTTPException(404, str(err)) from None
 
@@ -253,7 +256,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     @app.get("/api/jobs/{job_id}", response_model=schemas.JobOut, responses=ERRORS, tags=["jobs"])
     def api_job(job_id: Id) -> dict[str, Any]:
         """One job: options, parameters, code snapshot, task counts and its tasks."""
-        view = view_of(job_id)
+        view = view_of(job_id, with_logs=False)
         data = asdict(view)
         data["dpu"] = data.pop("dpu_name")
         data["running_seconds"] = running_seconds(view)
@@ -267,7 +270,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     )
     def api_tasks(job_id: Id) -> list[dict[str, Any]]:
         """The job's tasks, failed first, then by number."""
-        return [asdict(task) for task in view_of(job_id).tasks]
+        return [asdict(task) for task in view_of(job_id, with_logs=False).tasks]
 
     @app.get(
         "/api/jobs/{job_id}/logs",
@@ -294,10 +297,10 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         """The job's committed products (frames), with links to previews and files."""
         return [
             {**asdict(p), "preview": links.preview(p), "file": links.file(p)}
-            for p in view_of(job_id).products
+            for p in view_of(job_id, with_logs=False).products
         ]
 
-    @app.get("/api/dpus", response_model=list[schemas.DpuOut], tags=["dpus"])
+    @app.get("/api/dpus", response_model=list[DpuSummary], tags=["dpus"])
     def api_dpus() -> list[dict[str, Any]]:
         """Configured DPUs and DPUs jobs were sent to, with their running and queued tasks."""
         return [asdict(d) for d in dpu_summaries(db, list(settings.configured_dpus))]
@@ -329,15 +332,19 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
 
         path, filename = product_of(product_id)
         digest = path.name
-        if digest not in previews:
+        with previews_lock:
+            png = previews.get(digest)
+        if png is None:
             try:
-                previews[digest] = fits_preview_png(path)
+                png = fits_preview_png(path)
             except (NotAnImage, OSError) as err:
                 raise HTTPException(404, f"product {product_id} ({filename}): {err}") from None
+        with previews_lock:
+            previews[digest] = png
+            previews.move_to_end(digest)
             while len(previews) > PREVIEW_CACHE_SIZE:
                 previews.popitem(last=False)
-        previews.move_to_end(digest)
-        return Response(previews[digest], media_type="image/png")
+        return Response(png, media_type="image/png")
 
     @app.get(
         "/api/products/{product_id}/file",

@@ -1,5 +1,6 @@
-"""Shapes of the JSON API (pydantic models), which FastAPI also turns into the OpenAPI
-description served at ``/api/openapi.json``."""
+"""Shapes of the JSON API, which FastAPI also turns into the OpenAPI description served at
+``/api/openapi.json``: pydantic models where an answer differs from the dataclasses the
+queries return (:mod:`awe.web.queue` rows are answered as they are)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from awe.web.queue import DpuTask, QueueRow
 
 
 class Model(BaseModel):
@@ -17,26 +20,8 @@ class ErrorOut(Model):
     error: str = Field(description="What was wrong and what would be right")
 
 
-class JobSummary(Model):
-    id: int
-    user: str
-    project: str
-    dpu: str
-    sequence: str
-    options: dict[str, Any]
-    state: str = Field(description="QUEUED, RUNNING, FINISHED or CANCELLED")
-    counts: dict[str, int] = Field(description="Tasks ended N, E, A, S, U")
-    queued: int
-    running: int
-    total: int
-    submitted_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    running_seconds: float | None
-
-
 class JobList(Model):
-    jobs: list[JobSummary]
+    jobs: list[QueueRow]
     total: int = Field(description="Jobs that pass the filters, on all pages")
     page: int
     per_page: int
@@ -104,31 +89,10 @@ class JobOut(Model):
     tasks: list[TaskOut] = Field(description="Failed tasks first, then by number")
 
 
-class DpuOut(Model):
-    name: str
-    configured: bool = Field(description="Configured on this server (else: seen in jobs)")
-    running: int
-    queued: int
-    jobs: int
-
-
-class DpuTaskOut(Model):
-    job_id: int
-    user: str
-    sequence: str
-    number: int
-    name: str
-    state: str
-    host: str | None
-    submitted_at: datetime
-    started_at: datetime | None
-    seconds: float = Field(description="Running for (RUNNING) or waiting for (QUEUED)")
-
-
 class DpuQueueOut(Model):
     name: str
-    running: list[DpuTaskOut]
-    queued: list[DpuTaskOut]
+    running: list[DpuTask]
+    queued: list[DpuTask]
 
 
 class SubmitIn(Model):

@@ -112,6 +112,27 @@ async function refreshJob(container) {
   document.querySelector("#tasks tbody").replaceChildren(...rows);
 }
 
+function dpuTaskRow(task) {
+  const tr = document.createElement("tr");
+  const job = cell("", "num");
+  job.appendChild(link("/jobs/" + task.job_id, String(task.job_id)));
+  tr.append(job, cell(task.user), cell(task.sequence), cell(String(task.number), "num"),
+    cell(task.name), cell(task.host || ""), cell(when(task.started_at || task.submitted_at)),
+    cell(duration(task.seconds), "num"));
+  return tr;
+}
+
+async function refreshDpu(container) {
+  const response = await fetch(container.dataset.api, { headers: { Accept: "application/json" } });
+  if (!response.ok) return;
+  const dpu = await response.json();
+  for (const kind of ["running", "queued"]) {
+    document.querySelector("#" + kind + " tbody").replaceChildren(...dpu[kind].map(dpuTaskRow));
+    document.getElementById(kind + "-count").textContent = String(dpu[kind].length);
+    document.getElementById(kind + "-none").hidden = dpu[kind].length > 0;
+  }
+}
+
 // POST with the token typed into the form; show the server's answer (or its refusal) as text.
 async function post(form, body) {
   const headers = { Accept: "application/json", "Content-Type": "application/json" };
@@ -171,6 +192,8 @@ document.addEventListener("DOMContentLoaded", () => {
   if (submit) onSubmitJob(submit);
   const cancel = document.getElementById("cancel");
   if (cancel) onCancelJob(cancel);
+  const dpu = document.getElementById("dpu");
+  if (dpu) every(REFRESH_MS, () => refreshDpu(dpu));
   const job = document.getElementById("job");
   if (job && job.dataset.state !== "FINISHED" && job.dataset.state !== "CANCELLED") {
     every(REFRESH_MS, () => refreshJob(job));
