@@ -40,6 +40,7 @@ from awe.web.queue import (
     BadFilter,
     DpuSummary,
     QueueFilter,
+    dpu_names,
     dpu_summaries,
     dpu_tasks,
     job_owner,
@@ -310,9 +311,9 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     )
     def api_dpu(name: str) -> dict[str, Any]:
         """The tasks DPU ``name`` runs now and holds queued."""
-        known = {d.name for d in dpu_summaries(db, list(settings.configured_dpus))}
+        known = dpu_names(db, list(settings.configured_dpus))
         if name not in known:
-            raise HTTPException(404, f"no DPU {name!r}; DPUs: {', '.join(sorted(known))}")
+            raise HTTPException(404, f"no DPU {name!r}; DPUs: {', '.join(known)}")
         tasks = dpu_tasks(db, name)
         return {
             "name": name,
@@ -446,7 +447,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
             filters=filters,
             api=f"/api/jobs?{urlencode({**query, 'page': page})}",
             page_link=lambda n: f"/?{urlencode({**query, 'page': n})}",
-            dpus=[d.name for d in dpu_summaries(db, list(settings.configured_dpus))],
+            dpus=dpu_names(db, list(settings.configured_dpus)),
             states=["QUEUED", "RUNNING", "FINISHED", "CANCELLED"],
             now=datetime.now(timezone.utc),
         )

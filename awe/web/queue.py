@@ -153,6 +153,13 @@ class DpuSummary:
     jobs: int
 
 
+def dpu_names(database: Database, configured: list[str]) -> list[str]:
+    """Configured DPUs first, then the other DPUs jobs were sent to."""
+    with database.session() as session:
+        used = set(session.scalars(select(Job.dpu_name).distinct()))
+    return [*configured, *sorted(used - set(configured))]
+
+
 def dpu_summaries(database: Database, configured: list[str]) -> list[DpuSummary]:
     """Every configured DPU and every DPU a job was sent to, with its tasks now."""
     with database.session() as session:
