@@ -29,7 +29,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from awe.db.engine import Database
 from awe.db.models import JobState
 from awe.db.url import mask_url
-from awe.errors import AweError
+from awe.dpu.remote.shell import RemoteError
+from awe.errors import AweError, DatabaseError
 from awe.report.render import make_environment, running_seconds
 from awe.report.view import IMAGE_SUFFIXES, NoSuchJob, ProductView, job_view
 from awe.web import schemas
@@ -65,6 +66,12 @@ ERRORS = {
     403: {"model": schemas.ErrorOut, "description": "Not allowed for this user"},
     404: {"model": schemas.ErrorOut, "description": "No such job, product or DPU"},
     422: {"model": schemas.ErrorOut, "description": "The request is malformed"},
+    503: {"model": schemas.ErrorOut, "description": "The job database cannot be reached"},
+}
+#: Answers of the calls that reach a DPU (submit, cancel): it may be out of reach.
+DPU_ERRORS = {
+    **ERRORS,
+    502: {"model": schemas.ErrorOut, "description": "The DPU cannot be reached"},
 }
 
 # Query parameters (module level: FastAPI resolves the annotations by name).
@@ -150,6 +157,10 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
             f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
         )
         return JSONResponse({"error": f"malformed request: {problems}"}, 422)
+
+    @app.exception_handler(DatabaseError)
+    async def _no_database(_request: Request, exc: DatabaseError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, 503)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -381,7 +392,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         "/api/jobs",
         status_code=201,
         response_model=schemas.SubmitOut,
-        responses=ERRORS,
+        responses=DPU_ERRORS,
         tags=["jobs"],
     )
     def api_submit(
@@ -398,6 +409,10 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
                 time_limit=body.time_limit,
                 send_code=body.send_code,
             )
+        except RemoteError as err:
+            raise HTTPException(502, f"the DPU cannot be reached: {err}") from None
+        except DatabaseError:
+            raise
         except AweError as err:
             raise HTTPException(400, str(err)) from None
         return {"job_id": job_id, "url": links.job(job_id)}
@@ -405,7 +420,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     @app.post(
         "/api/jobs/{job_id}/cancel",
         response_model=schemas.StatusOut,
-        responses=ERRORS,
+        responses=DPU_ERRORS,
         tags=["jobs"],
     )
     def api_cancel(job_id: Id, user: Annotated[str, Depends(required_user)]) -> dict[str, Any]:
@@ -415,6 +430,10 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
             raise HTTPException(404, f"no job with identifier {job_id}")
         try:
             status = actions.cancel(user, job_id)
+        except RemoteError as err:
+            raise HTTPException(502, f"the DPU cannot be reached: {err}") from None
+        except DatabaseError:
+            raise
         except AweError as err:
             raise HTTPException(403 if owner != user else 400, str(err)) from None
         return {
