@@ -10,6 +10,8 @@ setup(
     package_data={
         "awe.db": ["migrations/script.py.mako"],
         "awe.data.instruments": ["*.json"],
+        "awe.report": ["templates/*"],
+        "awe.web": ["templates/*", "static/*"],
         "awe.profiles": ["profile_awe/*.py", "profile_awe/startup/*.py"],
     },
 )

@@ -12,6 +12,7 @@ arguments pass through, so ``awe -c "print(dpu)"`` runs a scripted session. Subc
   awe demo                        simulate a small WFI night, ingest it, list the frames
   awe dpu list|check|status|logs|cancel|rerun   DPUs and jobs (see `awe dpu --help`)
   awe calibration -i WFI -d 2000-04-28   the calibration frames valid on a night, per chip
+  awe web [--host 127.0.0.1] [--port 8700] | awe web token   queue pages, JSON API, tokens
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-SUBCOMMANDS = ("profile", "config", "db", "ingest", "simulate", "demo", "dpu", "calibration")
+SUBCOMMANDS = ("profile", "config", "db", "ingest", "simulate", "demo", "dpu", "calibration", "web")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     from awe.calibration_cli import add_parsers as add_calibration_parsers
 
     add_calibration_parsers(commands)
+    from awe.web.cli import add_parsers as add_web_parsers
+
+    add_web_parsers(commands)
     return parser
 
 
@@ -103,6 +107,10 @@ def _run_subcommand(argv: list[str]) -> int:
             from awe.dpu.commands import run as run_dpu
 
             return run_dpu(args)
+        if args.command == "web":
+            from awe.web.cli import run as run_web
+
+            return run_web(args)
         return _db(args)
     except AweError as err:
         print(f"awe: error: {err}", file=sys.stderr)

@@ -105,6 +105,11 @@ def job_ids(database: Database, username: str) -> list[int]:
         return list(session.scalars(query))
 
 
+def user_id(database: Database, username: str) -> int:
+    """Id of user ``username``, created if missing."""
+    return _named_row_id(database, User, username)
+
+
 def _named_row_id(database: Database, model: type[User] | type[Project], name: str) -> int:
     """Id of the user or project ``name``, created if missing. Its own short transaction,
     so concurrent first submissions by one user do not deadlock on the job insert."""

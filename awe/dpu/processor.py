@@ -539,6 +539,16 @@ class Processor:
 
         return show_calibration(self.database, i=i, d=d, **options)
 
+    def report(self, jobid: int, path: str) -> Path:
+        """Write job ``jobid`` as one self-contained HTML page (tasks, logs, products with
+        previews) at ``path``, for sharing without a server; return the path."""
+        from awe.report import write_report
+
+        self._statuses(jobid)  # the job exists, and the database has its newest state
+        written = write_report(self.database, jobid, path, self.env.data_root)
+        self.say(f"Wrote the report of job {jobid} to {written}")
+        return written
+
     # ---- cancelling ----
     def cancel_job(self, jobid: int) -> JobStatus:
         """Cancel job ``jobid``: queued tasks end S and never start, running ones are stopped

@@ -3,11 +3,14 @@
 #   MariaDB on 127.0.0.1:3306 (user root, empty password)
 #   a single-node Slurm (munge, slurmctld, slurmd): tests/services/slurm.sh
 #   OpenSSH's sshd binary (the tests start their own sshd on a free port of 127.0.0.1)
+#   Debian's Chromium and its driver (the web tests drive it headless; no browser download)
 set -euo pipefail
 
 need_packages=()
 [ -x /usr/sbin/mariadbd ] || need_packages+=(mariadb-server)
 [ -x /usr/sbin/sshd ] || need_packages+=(openssh-server)
+[ -x /usr/bin/chromium ] || need_packages+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_packages+=(chromium-driver)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "Installing ${need_packages[*]}..."
   export DEBIAN_FRONTEND=noninteractive
