@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from awe.dpu.backends.slurm import SlurmBackend, judge
 from awe.dpu.backends.slurm_script import slurm_time
 from awe.dpu.remote import slurm_agent
 from awe.errors import AweError
+from tests.grouped import GROUPED_CHAIN, check_grouped_job
 
 SEQUENCES = Path(__file__).parent / "sequences"
 SLURM_SCRIPT = Path(__file__).parent / "services" / "slurm.sh"
@@ -382,3 +384,21 @@ def test_a_line_break_in_a_task_name_cannot_add_a_command_to_the_script() -> Non
     script = render_script(definition, "7", "/w/jobs/7", task, {0: task["name"]}, {}, "python3")
     assert not any(line.startswith("touch") for line in script.splitlines())
     assert "Hello[x touch /tmp/owned]" in script  # still readable, inside the comment
+
+
+def test_an_exposure_job_waits_afterok_on_exactly_its_chips(dpu: Processor) -> None:
+    job_id = dpu.run(GROUPED_CHAIN, n=2, s=4.0)
+    deadline = time.monotonic() + TIMEOUT
+    while not (job_dir(dpu, job_id) / slurm_agent.SLURM_FILE).exists():
+        assert time.monotonic() < deadline, "the job was never submitted to Slurm"
+        time.sleep(0.1)
+    ids = slurm_ids(dpu, job_id)  # tasks 0-3: chips 1/0 1/1 2/0 2/1; 4, 5: exposures 1, 2
+    pending = squeue([ids[4], ids[5], ids[9]], "%i|%E")
+
+    def waits_for(number: int) -> set[str]:
+        return set(re.findall(r"afterok:(\d+)", pending[ids[number]][0]))
+
+    assert waits_for(4) == {ids[0], ids[1]}
+    assert waits_for(5) == {ids[2], ids[3]}
+    assert waits_for(9) == {ids[5]}
+    check_grouped_job(dpu, job_id)

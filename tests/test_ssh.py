@@ -17,6 +17,7 @@ from awe.dpu import Processor
 from awe.dpu.remote import agent
 from awe.dpu.remote.ssh import HostKeyError
 from awe.errors import AweError
+from tests.grouped import GROUPED_CHAIN, check_grouped_job
 
 SEQUENCES = Path(__file__).parent / "sequences" / "remote.py"
 TIMEOUT = 120
@@ -331,3 +332,7 @@ def test_send_code_false_runs_the_code_installed_on_the_dpu(dpu: Processor, remo
 
     with dpu.database.session() as session:
         assert session.get(Job, installed).code_snapshot_id is None
+
+
+def test_chips_then_exposures_then_chips_over_ssh(dpu: Processor) -> None:
+    check_grouped_job(dpu, dpu.run(GROUPED_CHAIN, n=2))
