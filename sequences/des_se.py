@@ -231,11 +231,24 @@ def _per_pixel(layouts: list[Any], shape: tuple[int, int], values: Mapping[str, 
     return out
 
 
-def _sep_background(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
+def _sep_background(
+    image: np.ndarray, mask: np.ndarray, box: int = 128
+) -> tuple[np.ndarray, float]:
+    """The background map and its rms, with objects masked: a first map finds the objects
+    (3 sigma), their ellipses grown 4x are masked, and the map is made again, so star wings
+    do not lift the background around bright stars."""
     import sep
 
-    box = max(16, min(128, min(image.shape) // 4))
-    background = sep.Background(np.ascontiguousarray(image), mask=mask != 0, bw=box, bh=box)
+    box = max(16, min(box, min(image.shape) // 4))
+    data = np.ascontiguousarray(image, dtype=np.float32)
+    masked = np.ascontiguousarray(mask != 0)
+    first = sep.Background(data, mask=masked, bw=box, bh=box)
+    objects = sep.extract(data - first.back(), 3.0, err=first.globalrms, mask=masked, minarea=5)
+    grown = masked.copy()
+    sep.mask_ellipse(
+        grown, objects["x"], objects["y"], objects["a"], objects["b"], objects["theta"], r=4.0
+    )
+    background = sep.Background(data, mask=grown, bw=box, bh=box)
     return background.back(), float(background.globalrms)
 
 
@@ -254,7 +267,8 @@ def _extract(image: np.ndarray, noise: np.ndarray, mask: np.ndarray, threshold: 
     flux, _, _ = sep.sum_circle(
         np.ascontiguousarray(image, dtype=np.float32), objects["x"], objects["y"], 3.0
     )
-    sigma = np.clip(2.0 / 2.35 * np.sqrt(np.clip(objects["npix"], 1, None) / np.pi), 0.5, 10)
+    # Windowed centroids (XWIN) with a Gaussian window of the object's own size.
+    sigma = np.clip(np.sqrt(objects["a"] * objects["b"]), 0.8, 5.0)
     x, y, flag = sep.winpos(
         np.ascontiguousarray(image, dtype=np.float32), objects["x"], objects["y"], sigma
     )
@@ -480,12 +494,14 @@ def SESky(task: TaskContext) -> None:
             u.append(table["U"])
             v.append(table["V"])
             values.append(table["SKY"])
-    model = fit_sky(
-        np.concatenate(u),
-        np.concatenate(v),
-        np.concatenate(values),
-        int(run.parameter("SKY_ORDER")),
+    # The polynomial's order grows with the CCDs it spans: a few CCDs cannot hold a curve.
+    order = min(
+        int(run.parameter("SKY_ORDER")), 0 if len(pieces) < 3 else 1 if len(pieces) < 10 else 2
     )
+    # The polynomial's order grows with the CCDs it spans: a few CCDs cannot hold a curve.
+    order = int(run.parameter("SKY_ORDER"))
+    order = min(order, 0 if len(pieces) < 3 else 1 if len(pieces) < 10 else order)
+    model = fit_sky(np.concatenate(u), np.concatenate(v), np.concatenate(values), order)
     model.update(pointing=list(pointing), ccds=sorted(p.metadata["ccd"] for p in pieces))
     path = run.out / f"D{run.expnum:08d}_{run.band}_r{run.rnum}p{run.pnum}_skyfit.json"
     path.write_text(json.dumps(model, indent=1) + "\n")
@@ -536,6 +552,9 @@ def SECatalog(task: TaskContext) -> None:
     rows = np.array([np.interp(np.arange(nx), gx, line) for line in coarse])
     sky = np.array([np.interp(np.arange(ny), gy, column) for column in rows.T]).T
     science -= sky.astype(np.float32)
+    # SExtractor's own background map on top of the exposure's sky, as DES runs it.
+    local, _ = _sep_background(science, mask, box=64)
+    science -= local.astype(np.float32)
     noise = np.where(weight > 0, 1 / np.sqrt(np.where(weight > 0, weight, 1)), 1e6).astype(
         np.float32
     )
@@ -560,9 +579,11 @@ def SECatalog(task: TaskContext) -> None:
         inside & isolated & ~saturated & (objects["flag"] == 0) & (peak > 20 * np.median(noise))
     )
     chosen = candidates[np.argsort(-objects["flux"][candidates])][:40]
-    psf = des_psf.build_psf(science, x[chosen], y[chosen], radius)
-    flux, flux_err, chi2 = des_psf.psf_photometry(science, weight, psf, x, y)
-    fwhm = des_psf.fwhm_pixels(psf)
+    stack = des_psf.build_psf(science, x[chosen], y[chosen], radius)
+    profile = des_psf.fit_moffat(stack)
+    psf = des_psf.moffat(radius, profile["fwhm"], profile["beta"])
+    flux, flux_err, chi2 = des_psf.psf_photometry(science, weight, profile, x, y, radius)
+    fwhm = profile["fwhm"]
     # Star-likeness: the aperture flux against what the PSF predicts inside the same circle.
     grid = np.arange(-radius, radius + 1)
     fraction = psf[np.hypot(grid[None, :], grid[:, None]) <= 3.0].sum()
@@ -621,7 +642,8 @@ def SECatalog(task: TaskContext) -> None:
         files["SEPsf"],
         [
             fits.PrimaryHDU(
-                psf.astype(np.float32), fits.Header({"FWHM": fwhm, "NSTARS": len(chosen)})
+                psf.astype(np.float32),
+                fits.Header({"FWHM": fwhm, "BETA": profile["beta"], "NSTARS": len(chosen)}),
             )
         ],
     )
