@@ -64,7 +64,7 @@ def clipped_zeropoint(delta: np.ndarray, sigma: float = 3.0, iterations: int = 3
         kept = new
     std = float(kept.std())
     return Zeropoint(
-        float(kept.mean()), std / np.sqrt(kept.size), std, int(delta.size), int(kept.size)
+        float(kept.mean()), std / float(np.sqrt(kept.size)), std, int(delta.size), int(kept.size)
     )
 
 
