@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,40 +15,17 @@ from astropy.io import fits
 from sqlalchemy import select
 
 from awe.data import refcat
-from awe.data.des_archive import Archive, build_calibration_from_truth, parse_ccds, stage_night
+from awe.data.des_archive import parse_ccds
 from awe.data.errors import DataError
-from awe.data.simulate import NightTruth, simulate_night
 from awe.db.models import Task, TaskState
 from awe.dpu import Processor
 from awe.errors import AweError
 from awe.science import des_bliss
 from awe.science.des_astrometry import pixel_to_sky
 from awe.science.des_detrend import AmpLayout, crosstalk_correct
+from tests.des_archive import EXPOSURE, NITE, SCALE, make_archive
 
-EXPOSURE, NITE, SCALE = 668439, "20170817", 0.1
 TIMEOUT = 600
-ONLY_SCIENCE = {
-    "bias": {"count": 0},
-    "dome_flat": {"count": 0},
-    "twilight_flat": {"count": 0},
-    "standard": {"count": 0},
-    "science": {"count": 1},
-    "crosstalk": True,
-}
-
-
-def make_archive(base: Path) -> tuple[Archive, NightTruth]:
-    """A simulated i-band DECam exposure 668439 at 1/10 scale, staged with its Y7
-    calibration set (built from the truth) and reference catalogue."""
-    night = base / "night"
-    simulate_night(
-        "DECam", "2017-08-17", night, scale=SCALE, exposures=[EXPOSURE], filters=["i"],
-        plan=ONLY_SCIENCE, progress=False,
-    )  # fmt: skip
-    archive = Archive.at(base / "archive")
-    stage_night(night, archive, NITE)
-    build_calibration_from_truth(night, archive, "Y7")
-    return archive, NightTruth(night)
 
 
 def tasks_of(dpu: Processor, job_id: int) -> dict[str, Task]:
