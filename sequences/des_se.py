@@ -451,6 +451,14 @@ def SEDetrend(task: TaskContext) -> None:
     )
     for kind, path in files.items():
         _report(task, path, kind, ccd=ccd, astrometric_rms=fit["rms_arcsec"])
+    _log_peak_memory(task, ccd)
+
+
+def _log_peak_memory(task: TaskContext, ccd: int) -> None:
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    task.log.info("CCD %02d: peak memory %.0f MB", ccd, peak)
 
 
 def _ra_degrees(value: Any) -> float:
@@ -662,6 +670,7 @@ def SECatalog(task: TaskContext) -> None:
     )
     for kind, path in files.items():
         _report(task, path, kind, ccd=ccd)
+    _log_peak_memory(task, ccd)
 
 
 # ---- step 4: per exposure ----
