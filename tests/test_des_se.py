@@ -260,3 +260,16 @@ def test_fewer_than_three_stars_give_minus_999_in_the_files(se, tmp_path) -> Non
     rows = read_zeropoints(all_zp)
     assert [r["ZP"] for r in rows] == [-999.0, -999.0]
     assert json.dumps(rows)  # plain data
+
+
+def test_j_goes_straight_to_calibration_and_t_stops_before_it(se) -> None:
+    job = se.dpu.run("SE", E=EXPOSURE, b="i", n=NITE, c="3,4", j=1, C=1, a=str(se.archive.root))
+    (status,) = se.dpu.wait(job, timeout=TIMEOUT)
+    assert status.counts["N"] == 6
+    logs = "\n".join(se.dpu.get_logs(job)[job])
+    assert "j=1: SE skipped, going straight to calibration" in logs
+    assert "exposure 668439: all-CCD ZP" in logs
+    job = se.dpu.run("SE", E=EXPOSURE, b="i", n=NITE, c="3", j=1, C=1, t=1, a=str(se.archive.root))
+    se.dpu.wait(job, timeout=TIMEOUT)
+    calibrate = tasks_of(se.dpu, job)["SECalibrate[668439]"]
+    assert calibrate.state is TaskState.S and "template mode (t=1)" in calibrate.reason
