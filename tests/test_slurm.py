@@ -402,3 +402,22 @@ def test_an_exposure_job_waits_afterok_on_exactly_its_chips(dpu: Processor) -> N
     assert waits_for(5) == {ids[2], ids[3]}
     assert waits_for(9) == {ids[5]}
     check_grouped_job(dpu, job_id)
+
+
+def test_des_se_on_slurm_waits_per_exposure(
+    slurm: str, awe_home: Path, database_url: str, tmp_path: Path
+) -> None:
+    from tests.des_archive import EXPOSURE, NITE, make_archive
+
+    archive, _ = make_archive(tmp_path / "des")
+    dpu = make_dpu(awe_home, database_url, tmp_path / "cluster", memory="1G")
+    job_id = dpu.run("SE", E=EXPOSURE, b="i", n=NITE, c="1,2,3", C=1, a=str(archive.root))
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts == {"N": 6, "E": 0, "A": 0, "S": 0, "U": 0}
+    names = {t.number: t.name for t in tasks_of(dpu, job_id)}
+    assert names[2] == "SESky[668439]"  # CCD 2 (S30) was never scheduled
+    scripts = dpu.show_batch_script(job_id)
+    assert "# Waits for: SEDetrend[668439/01], SEDetrend[668439/03]" in scripts[2]
+    assert "# Waits for: SESky[668439]" in scripts[3]
+    out = archive.output("persistent", "gw", NITE, EXPOSURE)
+    assert (out / "allZP_D00668439_r4p7.csv").is_file()
