@@ -278,23 +278,6 @@ def _extract(image: np.ndarray, noise: np.ndarray, mask: np.ndarray, threshold: 
     return objects, x, y, flux
 
 
-def _reference(run: _Run, ra: float, dec: float, corners_ra, corners_dec):
-    """Reference stars of the CCD: HEALPix pixels within 0.2 deg of its centre, cut to the
-    image box +-0.1 deg (as BLISS's getallccdfromGAIA)."""
-    from awe.data import refcat
-
-    stars = refcat.read_cone(run.archive.refcat(), ra, dec, 0.2 + 0.15)
-    cos_dec = np.cos(np.radians(dec))
-    pad_ra = 0.1 / max(cos_dec, 1e-3)
-    dra = (np.asarray(corners_ra) - ra + 180) % 360 - 180
-    sra = (stars["ra"] - ra + 180) % 360 - 180
-    keep = (sra >= dra.min() - pad_ra) & (sra <= dra.max() + pad_ra)
-    keep &= (stars["dec"] >= np.min(corners_dec) - 0.1) & (
-        stars["dec"] <= np.max(corners_dec) + 0.1
-    )
-    return {k: v[keep] for k, v in stars.items()}
-
-
 def _write_fits(path: Path, hdus: list[Any]) -> None:
     import os
 
@@ -319,10 +302,10 @@ def SEDetrend(task: TaskContext) -> None:
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    from awe.data.des_archive import read_calibration
+    from awe.data.des_archive import read_calibration, reference_stars
     from awe.data.instruments import get_instrument
     from awe.science import des_detrend as dt
-    from awe.science.des_astrometry import solve
+    from awe.science.des_astrometry import pixel_to_sky, solve
     from awe.science.des_sky import tangent_plane
 
     run, ccd = _Run(task), _ccd_of(task)
@@ -386,10 +369,7 @@ def SEDetrend(task: TaskContext) -> None:
     )
     ny, nx = shape
     corners_ra, corners_dec = guess(np.array([1, nx, nx, 1]), np.array([1, 1, ny, ny]))
-    centre_ra, centre_dec = (
-        float(np.ravel(v)[0]) for v in guess(np.array([(nx + 1) / 2]), np.array([(ny + 1) / 2]))
-    )
-    reference = _reference(run, centre_ra, centre_dec, corners_ra, corners_dec)
+    reference = reference_stars(run.archive.refcat(), corners_ra, corners_dec)
     cards, fit = solve(
         x + 1,
         y + 1,
@@ -409,8 +389,6 @@ def SEDetrend(task: TaskContext) -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
         blocks = dt.sky_compress(science, mask, block)
     by, bx = np.mgrid[0 : blocks.shape[0], 0 : blocks.shape[1]]
-    from awe.science.des_astrometry import pixel_to_sky
-
     block_ra, block_dec = pixel_to_sky(cards, (bx + 0.5) * block + 0.5, (by + 0.5) * block + 0.5)
     pointing = (_ra_degrees(primary["TELRA"]), _degrees(primary["TELDEC"]))
     u, v = tangent_plane(block_ra, block_dec, *pointing)

@@ -209,6 +209,26 @@ def stage_night(night_folder: str | os.PathLike[str], archive: Archive, nite: st
     return staged
 
 
+def reference_stars(folder: Path, ra: np.ndarray, dec: np.ndarray) -> dict[str, np.ndarray]:
+    """Reference stars for a CCD whose corners (or detections) are at ``ra, dec``, as
+    BLISS's ``getallccdfromGAIA`` takes them: every HEALPix pixel within 0.2 deg of the
+    centre, then the stars inside the positions' box widened by 0.1 deg."""
+    import astropy.units as u
+
+    from awe.data import refcat
+
+    ra, dec = np.asarray(ra, float), np.asarray(dec, float)
+    centre_ra, centre_dec = float(np.median(ra)), float(np.median(dec))
+    pixels = refcat.healpix().cone_search_lonlat(centre_ra * u.deg, centre_dec * u.deg, 0.2 * u.deg)
+    stars = refcat.read_pixels(folder, sorted(int(p) for p in pixels))
+    pad = 0.1 / max(np.cos(np.radians(centre_dec)), 1e-3)
+    dra = (stars["ra"] - centre_ra + 180) % 360 - 180
+    own = (ra - centre_ra + 180) % 360 - 180
+    keep = (dra >= own.min() - pad) & (dra <= own.max() + pad)
+    keep &= (stars["dec"] >= dec.min() - 0.1) & (stars["dec"] <= dec.max() + 0.1)
+    return {k: v[keep] for k, v in stars.items()}
+
+
 def parse_ccds(text: str | int | Sequence[int] | None, all_ccds: Sequence[int]) -> list[int]:
     """``'1,3-60,62'`` (or an int, or a list) as CCD numbers; the dead CCDs 2 and 61 are
     dropped; unknown numbers are an error naming the valid range."""

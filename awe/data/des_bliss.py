@@ -15,24 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from awe.data import refcat
-from awe.data.des_archive import Archive, ccd_tag
+from awe.data.des_archive import Archive, ccd_tag, reference_stars
 from awe.science import des_bliss
 from awe.science.des_astrometry import nearest_match
 
 ZERO_COLUMNS = ["EXPNUM", "CCDNUM", "BAND", "NSTARS", "NCLIPPED", "ZP", "ZPERR", "ZPRMS", "FLAG"]
-
-
-def _cone_box(folder: Path, ra: np.ndarray, dec: np.ndarray) -> dict[str, np.ndarray]:
-    """Reference stars within 0.2 deg of the CCD's centre, cut to its box +-0.1 deg."""
-    centre_ra = float(np.median(ra))
-    centre_dec = float(np.median(dec))
-    stars = refcat.read_cone(folder, centre_ra, centre_dec, 0.2 + 0.15)
-    pad = 0.1 / max(np.cos(np.radians(centre_dec)), 1e-3)
-    dra = (stars["ra"] - centre_ra + 180) % 360 - 180
-    own = (ra - centre_ra + 180) % 360 - 180
-    keep = (dra >= own.min() - pad) & (dra <= own.max() + pad)
-    keep &= (stars["dec"] >= dec.min() - 0.1) & (stars["dec"] <= dec.max() + 0.1)
-    return {k: v[keep] for k, v in stars.items()}
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[list[object]]) -> None:
@@ -73,7 +60,7 @@ def calibrate_exposure(
         )
         ra, dec = t["ALPHAWIN_J2000"][chosen], t["DELTAWIN_J2000"][chosen]
         if ra.size:
-            reference = _cone_box(archive.refcat(), ra, dec)
+            reference = reference_stars(archive.refcat(), ra, dec)
             match, _ = nearest_match(ra, dec, reference["ra"], reference["dec"], 1.0)
             found = match >= 0
             ref_mag = refcat.band_magnitudes(reference, band)[match[found]]
