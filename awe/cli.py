@@ -13,6 +13,7 @@ arguments pass through, so ``awe -c "print(dpu)"`` runs a scripted session. Subc
   awe dpu list|check|status|logs|cancel|rerun   DPUs and jobs (see `awe dpu --help`)
   awe calibration -i WFI -d 2000-04-28   the calibration frames valid on a night, per chip
   awe web [--host 127.0.0.1] [--port 8700] | awe web token   queue pages, JSON API, tokens
+  awe se submit|status            DES single-epoch seasons (see `awe se --help`)
 """
 
 from __future__ import annotations
@@ -20,7 +21,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-SUBCOMMANDS = ("profile", "config", "db", "ingest", "simulate", "demo", "dpu", "calibration", "web")
+SUBCOMMANDS = (
+    "profile",
+    "config",
+    "db",
+    "ingest",
+    "simulate",
+    "demo",
+    "dpu",
+    "calibration",
+    "web",
+    "se",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     from awe.web.cli import add_parsers as add_web_parsers
 
     add_web_parsers(commands)
+    from awe.se_cli import add_parsers as add_se_parsers
+
+    add_se_parsers(commands)
     return parser
 
 
@@ -111,6 +126,10 @@ def _run_subcommand(argv: list[str]) -> int:
             from awe.web.cli import run as run_web
 
             return run_web(args)
+        if args.command == "se":
+            from awe.se_cli import run as run_se
+
+            return run_se(args)
         return _db(args)
     except AweError as err:
         print(f"awe: error: {err}", file=sys.stderr)

@@ -23,6 +23,7 @@ of the DPU: it only records declarations, so sequences stay plain, testable func
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,10 +57,14 @@ class Unit:
     ``key`` names what the task covers (a chip, an exposure, a work unit; ``None`` for a
     global task) and links chain steps: chip c of step B waits for chip c of step A.
     ``inputs`` are JSON-able references (paths, frame ids) handed to the task.
+    ``group`` names the coarser unit this one belongs to (a chip's exposure): it links steps
+    of different fan-outs, so an exposure's task waits for exactly that exposure's chips,
+    and a chip after it waits for its own exposure's task.
     """
 
     key: str | None = None
     inputs: tuple[Any, ...] = ()
+    group: str | None = None
 
 
 def file_input(path: str | Path) -> dict[str, str]:
@@ -137,6 +142,8 @@ class SequenceSpec:
     module: str
     retries: int = 0
 
+    chain: tuple[str, ...] = ()  # a named chain: the steps it stands for
+
     @property
     def doc(self) -> str:
         lines = (self.function.__doc__ or "").strip().splitlines()
@@ -203,3 +210,34 @@ def sequence(
         return function
 
     return register
+
+
+def declare_chain(name: str, steps: Sequence[str], doc: str, fan_out: str = "chip") -> None:
+    """Declare ``name`` as the chain of ``steps``: ``dpu.run(name)`` runs ``'A>B>C'``.
+
+    A pipeline such as DES SE is several steps of different fan-outs (per CCD, per exposure,
+    per CCD again) that a user asks for by one name; ``fan_out`` is what the listing shows."""
+    if not steps:
+        raise ValueError(f"chain {name!r} needs at least one step")
+
+    def describe(task: TaskContext) -> None:  # never run: the steps are
+        raise RuntimeError(f"{name} is a chain of {'>'.join(steps)}; its steps run, not it")
+
+    describe.__doc__ = doc
+    module = sys._getframe(1).f_globals.get("__name__", __name__)
+    existing = DECLARED.get(name)
+    if existing is not None and existing.module != module:
+        raise ValueError(f"sequence {name!r} is declared twice: in {existing.module} and {module}")
+    DECLARED[name] = SequenceSpec(
+        name=name,
+        function=describe,
+        options=(),
+        parameters={},
+        fan_out=fan_out,
+        select=_single_global_unit,
+        produces=(),
+        estimate=0.0,
+        time_limit=0.0,
+        module=module,
+        chain=tuple(steps),
+    )

@@ -20,6 +20,7 @@ from awe.db.models import Job, JobState, Task, TaskState
 from awe.dpu import Processor
 from awe.dpu.pars import Pars
 from awe.errors import AweError
+from tests.grouped import GROUPED_CHAIN, check_grouped_job
 
 SEQUENCES = Path(__file__).parent / "sequences" / "testing.py"
 TIMEOUT = 120
@@ -404,3 +405,16 @@ def test_commit_puts_products_in_the_store_with_provenance(dpu: Processor, awe_h
     dpu.wait(again, timeout=TIMEOUT)
     assert [f.id for f in dpu.get_job_result(again)] == [f.id for f in frames]  # no duplicates
     assert len(BiasFrame.select(database=dpu.database, instrument="WFI")) == 2
+
+
+# ---- per chip, then per exposure, then per chip ----
+def test_chips_then_exposures_then_chips_wait_for_their_own_group(dpu: Processor) -> None:
+    check_grouped_job(dpu, dpu.run(GROUPED_CHAIN, n=2))
+
+
+def test_a_chip_without_its_exposure_is_a_clear_error(dpu: Processor) -> None:
+    with pytest.raises(AweError, match=r"Hello\[c0\].*has no task in ExposureWhole"):
+        dpu.run("ExposureWhole>Hello")
+    with pytest.raises(AweError, match="steps of 'Hello>ExposureWhole' disagree"):
+        dpu.run("Hello>ExposureWhole")
+    assert dpu.get_jobids() == []

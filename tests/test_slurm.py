@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from awe.dpu.backends.slurm import SlurmBackend, judge
 from awe.dpu.backends.slurm_script import slurm_time
 from awe.dpu.remote import slurm_agent
 from awe.errors import AweError
+from tests.grouped import GROUPED_CHAIN, check_grouped_job
 
 SEQUENCES = Path(__file__).parent / "sequences"
 SLURM_SCRIPT = Path(__file__).parent / "services" / "slurm.sh"
@@ -432,3 +434,40 @@ def test_partition_and_extra_reach_slurm(slurm: str, awe_home, database_url, tmp
     assert facts[ids[0]] == [partition, "awe-f13"]
     (status,) = dpu.wait(job_id, timeout=TIMEOUT)
     assert status.counts["N"] == 1
+
+
+def test_an_exposure_job_waits_afterok_on_exactly_its_chips(dpu: Processor) -> None:
+    job_id = dpu.run(GROUPED_CHAIN, n=2, s=4.0)
+    deadline = time.monotonic() + TIMEOUT
+    while not (job_dir(dpu, job_id) / slurm_agent.SLURM_FILE).exists():
+        assert time.monotonic() < deadline, "the job was never submitted to Slurm"
+        time.sleep(0.1)
+    ids = slurm_ids(dpu, job_id)  # tasks 0-3: chips 1/0 1/1 2/0 2/1; 4, 5: exposures 1, 2
+    pending = squeue([ids[4], ids[5], ids[9]], "%i|%E")
+
+    def waits_for(number: int) -> set[str]:
+        return set(re.findall(r"afterok:(\d+)", pending[ids[number]][0]))
+
+    assert waits_for(4) == {ids[0], ids[1]}
+    assert waits_for(5) == {ids[2], ids[3]}
+    assert waits_for(9) == {ids[5]}
+    check_grouped_job(dpu, job_id)
+
+
+def test_des_se_on_slurm_waits_per_exposure(
+    slurm: str, awe_home: Path, database_url: str, tmp_path: Path
+) -> None:
+    from tests.des_archive import EXPOSURE, NITE, make_archive
+
+    archive, _ = make_archive(tmp_path / "des")
+    dpu = make_dpu(awe_home, database_url, tmp_path / "cluster", memory="1G")
+    job_id = dpu.run("SE", E=EXPOSURE, b="i", n=NITE, c="1,2,3", C=1, a=str(archive.root))
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts == {"N": 6, "E": 0, "A": 0, "S": 0, "U": 0}
+    names = {t.number: t.name for t in tasks_of(dpu, job_id)}
+    assert names[2] == "SESky[668439]"  # CCD 2 (S30) was never scheduled
+    scripts = dpu.show_batch_script(job_id)
+    assert "# Waits for: SEDetrend[668439/01], SEDetrend[668439/03]" in scripts[2]
+    assert "# Waits for: SESky[668439]" in scripts[3]
+    out = archive.output("persistent", "gw", NITE, EXPOSURE)
+    assert (out / "allZP_D00668439_r4p7.csv").is_file()

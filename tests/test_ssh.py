@@ -17,6 +17,7 @@ from awe.dpu import Processor
 from awe.dpu.remote import agent
 from awe.dpu.remote.ssh import HostKeyError
 from awe.errors import AweError
+from tests.grouped import GROUPED_CHAIN, check_grouped_job
 
 SEQUENCES = Path(__file__).parent / "sequences" / "remote.py"
 TIMEOUT = 120
@@ -422,3 +423,7 @@ def test_the_runner_dying_on_the_remote_ends_the_tasks(dpu: Processor, remote_wo
         not Path(f"/proc/{task_pid}").exists()
         or "State:\tZ" in Path(f"/proc/{task_pid}/status").read_text()
     )
+
+
+def test_chips_then_exposures_then_chips_over_ssh(dpu: Processor) -> None:
+    check_grouped_job(dpu, dpu.run(GROUPED_CHAIN, n=2))

@@ -393,6 +393,8 @@ def _write_exposure(
             stars=stars,
             row_wave_phase=row_phase,
         )
+        if instrument.crosstalk and plan.get("crosstalk", False):
+            image = _add_crosstalk(instrument, image, truth["bias_level"])
         if chip.dead:  # a dead chip reads out garbage
             image = rng.integers(0, 65535, image.shape, dtype=np.uint16)
         truth["wcs"] = truth_cards
@@ -426,6 +428,23 @@ def _write_exposure(
         "row_wave_phase": row_phase,
         "chips": chips_truth,
     }
+
+
+def _add_crosstalk(instrument: Instrument, image: np.ndarray, levels: list[float]) -> np.ndarray:
+    """Each amplifier's signal (above its bias level) leaks, mirrored, into the others by
+    the instrument's crosstalk matrix (only when the plan asks: ``crosstalk: true``)."""
+    amps = {
+        a.name: (a, float(level))
+        for a, level in zip(instrument.detector.amplifiers, levels, strict=False)
+    }
+    out = image.astype(np.float32)
+    for victim, sources in instrument.crosstalk.items():
+        rows, columns = amps[victim][0].data.slices
+        for source, coefficient in sources.items():
+            amp, level = amps[source]
+            signal = image[amp.data.slices].astype(np.float32) - level
+            out[rows, columns] += np.float32(coefficient) * signal[:, ::-1]
+    return np.clip(np.rint(out), 0, 65535).astype(np.uint16)
 
 
 def _sky_adu(instrument: Instrument, exposure: Exposure) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from awe.errors import AweError
@@ -55,20 +55,25 @@ def all_options(steps: Sequence[SequenceSpec]) -> list[Option]:
                     f"({option.type.__name__}); run the steps as separate jobs"
                 )
             seen.setdefault(option.long, option)
+    # A sequence may give a common option's short name its own meaning (DES SE's p is PNUM,
+    # its C the BLISS calibration); the common option is then reached by its long name.
+    taken = {o.short for o in seen.values()}
+    common = [replace(o, short=o.long) if o.short in taken else o for o in COMMON_OPTIONS]
     shorts: dict[str, str] = {}
-    for option in list(seen.values()) + list(COMMON_OPTIONS):
+    for option in list(seen.values()) + common:
         if shorts.setdefault(option.short, option.long) != option.long:
             raise OptionError(
                 f"the steps of this chain disagree: short option {option.short!r} means both "
                 f"{shorts[option.short]!r} and {option.long!r}; run them as separate jobs"
             )
-    return list(seen.values()) + list(COMMON_OPTIONS)
+    return list(seen.values()) + common
 
 
 def option_names(steps: Sequence[SequenceSpec]) -> list[str]:
     """Short names, then long names, as ``get_sequence_options`` lists them."""
     options = all_options(steps)
-    return [o.short for o in options] + [o.long for o in options]
+    shorts = [o.short for o in options]
+    return shorts + [o.long for o in options if o.long not in shorts]
 
 
 def parse_options(steps: Sequence[SequenceSpec], given: Mapping[str, Any]) -> ParsedOptions:

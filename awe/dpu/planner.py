@@ -2,8 +2,11 @@
 
 Each step's ``select`` chooses its units (chips, exposures, work units, or one global
 unit). A task of a step waits only for what it needs from the step before: the task with
-the same key, or every task when either side is global. A step that selects nothing is an
-error saying what was searched for; nothing is queued.
+the same key, or every task when either side is global. Between a per-chip and a
+per-exposure step the units' ``group`` links them: an exposure's task waits for exactly the
+chips whose group is that exposure, and a chip after an exposure step waits for the task
+of its own group. A step that selects nothing is an error saying what was searched for;
+nothing is queued.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ def plan_job(
     tasks: list[PlannedTask] = []
     previous: list[PlannedTask] = []
     previous_units: tuple[Unit, ...] = ()
+    groups: dict[int, str | None] = {}  # task number -> its unit's group
+    before_fan_out = "global"
     for step_number, (spec, options) in enumerate(zip(steps, parsed.per_step, strict=True)):
         try:
             units = spec.select(options, replace(context, previous=previous_units))
@@ -57,7 +62,7 @@ def plan_job(
                     step=step_number,
                     key=unit.key,
                     inputs=list(unit.inputs),
-                    depends_on=_dependencies(spec, unit.key, previous),
+                    depends_on=_dependencies(spec, unit, previous, before_fan_out, groups),
                     options=options,
                     parameters={k: v for k, v in parsed.parameters.items() if k in spec.parameters},
                     time_limit=float(time_limit or spec.time_limit),
@@ -66,20 +71,38 @@ def plan_job(
                 )
             )
             tasks.append(current[-1])
-        previous, previous_units = current, tuple(units)
+            groups[current[-1].number] = unit.group
+        previous, previous_units, before_fan_out = current, tuple(units), spec.fan_out
     return tasks
 
 
-def _dependencies(spec: SequenceSpec, key: str | None, previous: list[PlannedTask]) -> list[int]:
+def _dependencies(
+    spec: SequenceSpec,
+    unit: Unit,
+    previous: list[PlannedTask],
+    before_fan_out: str,
+    groups: dict[int, str | None],
+) -> list[int]:
     if not previous:
         return []
-    if key is None or previous[0].key is None:
+    if unit.key is None or previous[0].key is None:
         return [task.number for task in previous]
-    matching = [task.number for task in previous if task.key == key]
+    if (before_fan_out, spec.fan_out) == ("chip", "exposure"):
+        matching = [t.number for t in previous if groups[t.number] == unit.key]
+        links = f"whose group is {unit.key!r}"
+    elif (before_fan_out, spec.fan_out) == ("exposure", "chip"):
+        matching = [t.number for t in previous if t.key == unit.group]
+        links = f"with key {unit.group!r} (its group)"
+    else:
+        matching = [t.number for t in previous if t.key == unit.key]
+        links = "with the same key"
     if not matching:
+        before = previous[0].sequence
         raise PlanError(
-            f"{spec.name}[{key}] has no matching task in {previous[0].sequence} (which covers "
-            f"{', '.join(str(t.key) for t in previous)}); the chain's steps disagree"
+            f"the steps of '{before}>{spec.name}' disagree: {spec.name}[{unit.key}] has no "
+            f"task in {before} {links} ({before} covers "
+            f"{', '.join(str(t.key) for t in previous)}). Between per-chip and per-exposure "
+            f"steps each chip names its exposure: Unit(key, group=exposure)."
         )
     return matching
 

@@ -28,6 +28,8 @@ from awe.sequence import DECLARED, SequenceSpec
 ENTRY_POINT_GROUP = "awe.sequences"
 USER_FOLDER = "sequences"
 CHAIN_SEPARATOR = ">"
+#: Fan-outs that chain through ``Unit.group``: a chip names its exposure.
+GROUPED = {"chip", "exposure"}
 
 
 class UnknownSequence(AweError):
@@ -67,9 +69,10 @@ class Registry:
         names = [part.strip() for part in chain.split(CHAIN_SEPARATOR)]
         if not all(names):
             raise UnknownSequence(f"{chain!r} has an empty step; write a chain as 'Bias>HotPixels'")
-        steps = [self.get(name) for name in names]
+        steps = [step for name in names for step in self._expand(self.get(name))]
         for before, after in zip(steps, steps[1:], strict=False):
-            if "global" not in (before.fan_out, after.fan_out) and before.fan_out != after.fan_out:
+            fan_outs = {before.fan_out, after.fan_out}
+            if len(fan_outs) == 2 and "global" not in fan_outs and fan_outs != GROUPED:
                 raise AweError(
                     f"the steps of {chain!r} disagree: {before.name} fans out per "
                     f"{before.fan_out} but {after.name} per {after.fan_out}, so {after.name}'s "
@@ -77,6 +80,10 @@ class Registry:
                     f"separate jobs, or put a global step between them."
                 )
         return steps
+
+    def _expand(self, spec: SequenceSpec) -> list[SequenceSpec]:
+        """A named chain (``declare_chain``) becomes its steps."""
+        return [self.get(name) for name in spec.chain] if spec.chain else [spec]
 
     # ---- loading ----
     def _load_builtins(self) -> None:

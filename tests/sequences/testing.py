@@ -116,3 +116,48 @@ def MakeBias(task):
     other = task.work_dir / "notes.txt"
     other.write_text("not a frame\n")
     task.add_product(other, "Scribble")
+
+
+def _exposure_chips(options, context):
+    """Chips 0..count-1 of exposures 1 and 2, each naming its exposure as its group."""
+    return [Unit(key=f"{e}/{c}", group=str(e)) for e in (1, 2) for c in range(options["count"])]
+
+
+@sequence(
+    options=[
+        Option("n", "count", int, 2, help="chips per exposure"),
+        Option("s", "sleep", float, 0.0, help="seconds each chip task sleeps"),
+    ],
+    fan_out="chip",
+    select=_exposure_chips,
+)
+def ExposureChips(task):
+    """Per chip of two exposures: sleep, then write a product naming the chip."""
+    time.sleep(task.options["sleep"])
+    product = task.work_dir / "chip.txt"
+    product.write_text(task.unit.key)
+    task.add_product(product, "ChipFile", chip=task.unit.key)
+
+
+@sequence(
+    fan_out="exposure",
+    select=lambda options, context: [Unit(key="1"), Unit(key="2")],
+)
+def ExposureWhole(task):
+    """Per exposure: name the chips it waited for, and write an exposure product."""
+    chips = sorted(p.metadata["chip"] for p in task.upstream)
+    task.log.info("exposure %s waited for %s", task.unit.key, ",".join(chips))
+    product = task.work_dir / "exposure.txt"
+    product.write_text(task.unit.key)
+    task.add_product(product, "ExposureFile", exposure=task.unit.key)
+
+
+@sequence(
+    options=[Option("n", "count", int, 2, help="chips per exposure")],
+    fan_out="chip",
+    select=_exposure_chips,
+)
+def ExposureChipsAgain(task):
+    """Per chip again: name the exposure task it waited for."""
+    exposures = sorted(p.metadata["exposure"] for p in task.upstream)
+    task.log.info("chip %s waited for exposure %s", task.unit.key, ",".join(exposures))

@@ -261,6 +261,9 @@ class Instrument:
     chips: tuple[Chip, ...]
     filters: tuple[Filter, ...]
     simulation: Mapping[str, Any] = field(default_factory=dict)
+    #: Amplifier crosstalk within a chip: ``crosstalk[victim][source]`` is the fraction of
+    #: the source amplifier's signal seen, mirrored, in the victim (DECam's xtalk matrix).
+    crosstalk: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     scale: float = 1.0  # 1 for the real camera; <1 for the shrunk copies the simulator makes
     path: Path | None = None
 
@@ -465,5 +468,9 @@ def _build(raw: dict[str, Any], path: Path) -> Instrument:
         chips=chips,
         filters=filters,
         simulation=dict(raw.get("simulation", {})),
+        crosstalk={
+            victim: {source: float(c) for source, c in sources.items()}
+            for victim, sources in raw.get("crosstalk", {}).items()
+        },
         path=path,
     )

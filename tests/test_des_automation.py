@@ -1,0 +1,109 @@
+"""Seasons of SE jobs: unique seasons, at most N exposures in flight, completeness and
+zeropoints from the database, output.txt, resumption, and ``awe se``."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from awe.cli import main
+from awe.db.des import DesZeropoint
+from awe.db.models import Job
+from awe.dpu import Processor, se_automation
+from awe.dpu.se_automation import SeasonError
+from tests.des_archive import NITE, make_archive
+
+EXPOSURES = (668439, 668440)
+TIMEOUT = 600
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory):
+    archive, _ = make_archive(tmp_path_factory.mktemp("season"), EXPOSURES)
+    return archive
+
+
+@pytest.fixture
+def dpu(awe_home: Path) -> Processor:
+    return Processor(username="alice")  # the home's SQLite database, as `awe se` finds it
+
+
+def test_a_season_runs_its_exposures_n_at_a_time(dpu, archive, tmp_path, capsys) -> None:
+    listing = tmp_path / "exposures.list"
+    # One line as DES's exposures.list has it (EXPNUM NITE MJD RA DEC BAND ...), one bare.
+    listing.write_text(f"668439 {NITE} 57983.04 315.9 -45.0 i 90 2017B-0110 object 0.9 x\n668440\n")
+    manifest = tmp_path / "image_proc_outputs" / "output.txt"
+    report = se_automation.submit(
+        dpu, listing, "new", archive.root, max_in_flight=1, usable=2, output=manifest,
+        se_options={"c": "1,2,3"},
+    )  # fmt: skip
+    assert [r.expnum for r in report] == list(EXPOSURES)
+    for entry in report:
+        assert (entry.scheduled, entry.complete, entry.failed) == ([1, 3], [1, 3], [])
+        assert entry.usable(2) and not entry.usable(3)
+    with dpu.database.session() as session:
+        jobs = list(session.scalars(select(Job).order_by(Job.id)))
+        assert [j.options["season"] for j in jobs] == [100, 100]  # the first free season
+        assert jobs[1].submitted_at >= jobs[0].finished_at  # at most one in flight
+        zeropoints = list(session.scalars(select(DesZeropoint).order_by(DesZeropoint.id)))
+    assert sorted((z.expnum, z.ccdnum) for z in zeropoints) == [
+        (e, c) for e in EXPOSURES for c in (0, 1, 3)
+    ]
+    assert all(-31.5 < z.zp < -31.3 and z.season == 100 for z in zeropoints)
+    lines = manifest.read_text().splitlines()
+    assert ast.literal_eval(lines[0]) == ["668439 i", "668440 i"]
+    assert lines[1] == "100" and ast.literal_eval(lines[2]) == [NITE, NITE]
+
+    # A used season is refused; 'new' takes the next free one; reserved ones are refused.
+    with pytest.raises(SeasonError, match="season 100 is already used"):
+        se_automation.submit(dpu, listing, 100, archive.root)
+    with pytest.raises(SeasonError, match="season 50 is reserved"):
+        se_automation.claim_season(dpu.database, 50, "alice", "")
+    assert se_automation.claim_season(dpu.database, "new", "alice", "") == 101
+
+    # Resuming the season skips the usable exposures: no new job.
+    se_automation.submit(dpu, listing, 100, archive.root, resume=True, usable=2, output=manifest)
+    with dpu.database.session() as session:
+        assert len(session.scalars(select(Job)).all()) == 2
+    capsys.readouterr()
+
+    # The live view, from the shell.
+    assert main(["se", "status", "--season", "100", "--usable", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert f"668439 i {NITE} job 1 FINISHED: 2 complete, 0 failed" in printed
+    assert "(usable)" in printed
+
+
+def test_resuming_reruns_only_the_ccds_not_complete(dpu, archive, tmp_path) -> None:
+    listing = tmp_path / "exposures.list"
+    listing.write_text("668440\n")
+    moved = tmp_path / "calib-03.fits"
+    calibration = archive.calibration_file("Y7", 3)
+    shutil.move(calibration, moved)  # CCD 3 fails for want of its calibration
+    try:
+        (first,) = se_automation.submit(
+            dpu, listing, 300, archive.root, usable=2, output=tmp_path / "o.txt",
+            se_options={"c": "1,3", "r": 5},
+        )  # fmt: skip
+    finally:
+        shutil.move(moved, calibration)
+    assert (first.complete, first.failed) == ([], [3])  # CCD 1 waited for the sky of both
+    (second,) = se_automation.submit(
+        dpu, listing, 300, archive.root, resume=True, usable=2, output=tmp_path / "o.txt",
+        se_options={"c": "1,3", "r": 5},
+    )  # fmt: skip
+    assert (second.complete, second.failed) == ([1, 3], [])
+    logs = "\n".join(dpu.get_logs(second.job_id)[second.job_id])
+    assert "CCD complete in job" not in logs  # nothing of CCD 1 was complete: SECatalog never ran
+
+
+def test_a_list_without_exposures_is_a_clear_error(dpu, archive, tmp_path) -> None:
+    listing = tmp_path / "exposures.list"
+    listing.write_text("# nothing\nEXPNUM NITE\nabc\n")
+    with pytest.raises(Exception, match="line 3: 'abc' is not an exposure number"):
+        se_automation.submit(dpu, listing, "new", archive.root)
+    assert se_automation.used_seasons(dpu.database) == set()
