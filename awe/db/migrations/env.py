@@ -3,6 +3,7 @@
 from alembic import context
 
 import awe.db.frames  # noqa: F401  (registers the frame tables on Base.metadata)
+import awe.db.pogs  # noqa: F401  (and the POGS work-unit tables)
 from awe.db.models import Base
 
 connection = context.config.attributes.get("connection")
