@@ -10,6 +10,7 @@ setup(
     package_data={
         "awe.db": ["migrations/script.py.mako"],
         "awe.data.instruments": ["*.json"],
+        "awe.wu": ["data/*.npz"],
         "awe.profiles": ["profile_awe/*.py", "profile_awe/startup/*.py"],
     },
 )

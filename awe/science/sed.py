@@ -341,3 +341,27 @@ def parse_fit(text: str) -> dict[str, dict[str, list[float]]]:
         elif line.startswith("#....percentiles") and pixel and parameter:
             out[pixel][parameter] = [float(v) for v in lines[number + 1].split()]
     return out
+
+
+def compare_fit_texts(first: str, second: str, rtol: float = 1e-4) -> list[str]:
+    """POGS' validator: line by line, comment lines equal, numbers within ``rtol`` relative;
+    the differences found (empty: valid)."""
+    problems = []
+    a, b = first.splitlines(), second.splitlines()
+    if len(a) != len(b):
+        problems.append(f"{len(a)} lines against {len(b)}")
+    for number, (x, y) in enumerate(zip(a, b, strict=False), 1):
+        if x.lstrip().startswith("#"):
+            if x != y:
+                problems.append(f"line {number}: {x!r} != {y!r}")
+            continue
+        fx, fy = x.split(), y.split()
+        try:
+            vx, vy = np.array(fx, float), np.array(fy, float)
+        except ValueError:
+            if fx != fy:
+                problems.append(f"line {number}: {x!r} != {y!r}")
+            continue
+        if vx.shape != vy.shape or not np.allclose(vx, vy, rtol=rtol, atol=0.0, equal_nan=True):
+            problems.append(f"line {number}: {x.strip()} != {y.strip()}")
+    return problems

