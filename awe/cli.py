@@ -11,6 +11,8 @@ arguments pass through, so ``awe -c "print(dpu)"`` runs a scripted session. Subc
   awe simulate -i WFI -d 2000-04-28 -o DIR [--scale 0.125]   write a simulated night
   awe demo                        simulate a small WFI night, ingest it, list the frames
   awe dpu list|check|status|logs|cancel   DPUs and jobs (see `awe dpu --help`)
+  awe wu register-run|build-library|register-galaxy|fits2wu|assimilate   POGS work units
+  awe demo --pogs                 a POGS run and a simulated galaxy, fitted on the local DPU
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-SUBCOMMANDS = ("profile", "config", "db", "ingest", "simulate", "demo", "dpu")
+SUBCOMMANDS = ("profile", "config", "db", "ingest", "simulate", "demo", "dpu", "wu")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     from awe.dpu.commands import add_parsers as add_dpu_parsers
 
     add_dpu_parsers(commands)
+    from awe.wu.cli import add_parsers as add_wu_parsers
+
+    add_wu_parsers(commands)
     return parser
 
 
@@ -95,6 +100,10 @@ def _run_subcommand(argv: list[str]) -> int:
             from awe.dpu.commands import run as run_dpu
 
             return run_dpu(args)
+        if args.command == "wu":
+            from awe.wu.cli import run as run_wu
+
+            return run_wu(args)
         return _db(args)
     except AweError as err:
         print(f"awe: error: {err}", file=sys.stderr)
