@@ -27,6 +27,10 @@ OPTICAL_LIMIT_UM = 2.5
 SIGMA_FLOOR = 0.05  # MAGPHYS: sigma is at least 5 % of the flux
 PERCENTILES = (0.025, 0.16, 0.5, 0.84, 0.975)
 FINE = 10  # fine bins per output bin for the percentiles
+#: Pairs this far above a pixel's lowest chi2 weigh < exp(-70) of it: left out of the sums.
+NEGLIGIBLE_DELTA_CHI2 = 140.0
+#: Memory the fit may keep between its two passes (chi2 and scale of every pair).
+CACHE_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -150,53 +154,54 @@ def fit_pixels(
     chunk: int = 4096,
 ) -> list[PixelFit]:
     """Fit every pixel (rows of ``flux``/``sigma`` in Jy, one column per filter) against
-    every energy-balanced pair of ``models``, ``chunk`` pairs at a time."""
+    every energy-balanced pair of ``models``, ``chunk`` pairs at a time.
+
+    Two passes over the pairs: the first finds each pixel's lowest chi-square, the second
+    adds to the histograms only the pairs within ``NEGLIGIBLE_DELTA_CHI2`` of it. Those left
+    out weigh less than exp(-70) of the best pair each, far below double precision of the
+    normalised histograms, so the result is the full sum's to ~1e-15."""
     flux = np.asarray(flux, float)
     w = weights(flux, np.asarray(sigma, float))
     npix = flux.shape[0]
-    wo = w * flux
-    opt, ir = optical, ~optical
-    sum_woo_opt = (wo[:, opt] * flux[:, opt]).sum(1, keepdims=True)
-    sum_woo_ir = (wo[:, ir] * flux[:, ir]).sum(1, keepdims=True)
     i_sfh, i_ir = allowed_pairs(models.sfh["fmu_sfh"], models.ir["fmu_ir"])
+    terms = _Terms(flux, w, optical)
     fine = np.array([p.bins * FINE for p in PARAMETERS])
     offsets = np.concatenate([[0], np.cumsum(fine)])
-    histograms = np.zeros((npix, offsets[-1]))
     best_chi2 = np.full(npix, np.inf)
     best_pair = np.zeros(npix, dtype=np.int64)
     best_scale = np.zeros(npix)
-    rows = np.arange(npix)[:, None]
-    for start in range(0, i_sfh.size, chunk):
-        s, r = i_sfh[start : start + chunk], i_ir[start : start + chunk]
-        ldust = models.sfh["ldust"][s]
-        pair_flux = models.sfh_flux[s] + ldust[:, None] * models.ir_flux[r]  # [pair, filter]
-        squared = pair_flux**2
-        scale = (wo @ pair_flux.T) / (w @ squared.T)
-        chi2 = (sum_woo_opt - 2 * scale * (wo[:, opt] @ pair_flux[:, opt].T)
-                + scale**2 * (w[:, opt] @ squared[:, opt].T))  # fmt: skip
-        chi2_ir = (sum_woo_ir - 2 * scale * (wo[:, ir] @ pair_flux[:, ir].T)
-                   + scale**2 * (w[:, ir] @ squared[:, ir].T))  # fmt: skip
-        chi2 = chi2 + np.where(chi2 < CHI2_IR_LIMIT, chi2_ir, 0.0)
-        likelihood = np.exp(-0.5 * chi2)
+    pixels = np.arange(npix)
+    chunks = range(0, i_sfh.size, chunk)
+    keep = npix * i_sfh.size * 16 <= CACHE_BYTES  # pass 2 reuses pass 1's chi2 if it fits
+    cache = {}
+    for start in chunks:
+        scale, chi2 = terms.chi2(models, i_sfh[start : start + chunk], i_ir[start : start + chunk])
+        if keep:
+            cache[start] = scale, chi2
         lowest = np.argmin(chi2, axis=1)
-        better = chi2[rows[:, 0], lowest] < best_chi2
-        best_chi2 = np.where(better, chi2[rows[:, 0], lowest], best_chi2)
+        better = chi2[pixels, lowest] < best_chi2
+        best_chi2 = np.where(better, chi2[pixels, lowest], best_chi2)
         best_pair = np.where(better, start + lowest, best_pair)
-        best_scale = np.where(better, scale[rows[:, 0], lowest], best_scale)
-        values = _pair_values(models, s, r)
-        fixed = _fixed_bins(values, offsets, scale.shape[1])
-        histograms += (fixed.T @ likelihood.T).T  # BLAS-backed sparse product
+        best_scale = np.where(better, scale[pixels, lowest], best_scale)
+    histograms = np.zeros(npix * offsets[-1])
+    for start in chunks:
+        s, r = i_sfh[start : start + chunk], i_ir[start : start + chunk]
+        scale, chi2 = cache.pop(start) if keep else terms.chi2(models, s, r)
+        pixel, pair = np.nonzero(chi2 <= best_chi2[:, None] + NEGLIGIBLE_DELTA_CHI2)
+        if pixel.size == 0:
+            continue
+        likelihood = np.exp(-0.5 * chi2[pixel, pair])
+        values = _pair_values(models, s[pair], r[pair])
+        ldust = models.sfh["ldust"][s[pair]]
         targets = [
-            rows * offsets[-1] + offsets[k]
-            + _fine_bin(p, _scaled(p, values[p.column][None, :], scale, ldust[None, :]))
-            for k, p in enumerate(PARAMETERS) if p.scale
+            pixel * offsets[-1] + offsets[k]
+            + _fine_bin(p, _scaled(p, values[p.column], scale[pixel, pair], ldust))
+            for k, p in enumerate(PARAMETERS)
         ]  # fmt: skip
-        weights_all = np.broadcast_to(likelihood, (len(targets),) + likelihood.shape)
         histograms += np.bincount(
-            np.concatenate([t.ravel() for t in targets]),
-            weights_all.ravel(),
-            minlength=npix * offsets[-1],
-        ).reshape(npix, -1)
+            np.concatenate(targets), np.tile(likelihood, len(targets)), minlength=histograms.size
+        )
+    histograms = histograms.reshape(npix, -1)
     return [
         _summarise(models, flux[p], w[p], histograms[p], offsets, best_chi2[p],
                    i_sfh[best_pair[p]], i_ir[best_pair[p]], best_scale[p])  # fmt: skip
@@ -204,15 +209,30 @@ def fit_pixels(
     ]
 
 
-def _fixed_bins(values: Mapping[str, np.ndarray], offsets: np.ndarray, n: int):
-    """Sparse one-hot matrix [pair, histogram bin] of the parameters no scaling changes."""
-    from scipy.sparse import csr_matrix
+class _Terms:
+    """The per-pixel sums that do not depend on the model, split optical / infrared."""
 
-    columns = np.stack([offsets[k] + _fine_bin(p, values[p.column])
-                        for k, p in enumerate(PARAMETERS) if not p.scale], axis=1)  # fmt: skip
-    data = np.ones(columns.size)
-    indptr = np.arange(0, columns.size + 1, columns.shape[1])
-    return csr_matrix((data, columns.ravel(), indptr), shape=(n, offsets[-1]))
+    def __init__(self, flux: np.ndarray, w: np.ndarray, optical: np.ndarray) -> None:
+        self.w, self.wo = w, w * flux
+        self.opt, self.ir = optical, ~optical
+        self.woo_opt = (self.wo[:, self.opt] * flux[:, self.opt]).sum(1, keepdims=True)
+        self.woo_ir = (self.wo[:, self.ir] * flux[:, self.ir]).sum(1, keepdims=True)
+
+    def chi2(self, models: Models, s: np.ndarray, r: np.ndarray):
+        """(best scale, chi2) [pixel, pair] for pairs (s, r): four matrix products.
+
+        With c = sum(w o m), n = sum(w m^2) and a = c/n, the chi2 over all filters is
+        sum(w o^2) - a c; over the optical ones sum_opt(w o^2) - a (2 c_opt - a n_opt)."""
+        ldust = models.sfh["ldust"][s]
+        pair_flux = models.sfh_flux[s] + ldust[:, None] * models.ir_flux[r]  # [pair, filter]
+        opt, ir = self.opt, self.ir
+        cross_opt = self.wo[:, opt] @ pair_flux[:, opt].T
+        cross = cross_opt + self.wo[:, ir] @ pair_flux[:, ir].T
+        norm_opt = self.w[:, opt] @ (pair_flux[:, opt] ** 2).T
+        scale = cross / (norm_opt + self.w[:, ir] @ (pair_flux[:, ir] ** 2).T)
+        total = self.woo_opt + self.woo_ir - scale * cross
+        optical = self.woo_opt - scale * (2 * cross_opt - scale * norm_opt)
+        return scale, np.where(optical < CHI2_IR_LIMIT, total, optical)
 
 
 def fit_pixel_loop(
@@ -275,11 +295,16 @@ def _summarise(models, flux, w, histogram, offsets, chi2, i_sfh, i_ir, scale) ->
 def _percentiles(parameter: Parameter, fine: np.ndarray) -> list[float]:
     """Values below which 2.5/16/50/84/97.5 % of the likelihood lies (linear within a bin)."""
     edges = np.linspace(parameter.low, parameter.high, fine.size + 1)
-    cumulative = np.concatenate([[0.0], np.cumsum(fine)])
+    cumulative = np.cumsum(fine)
     if cumulative[-1] <= 0:
         return [float("nan")] * len(PERCENTILES)
-    keep = np.concatenate([[True], np.diff(cumulative) > 0])  # strictly increasing for interp
-    return [float(np.interp(q, cumulative[keep], edges[keep])) for q in PERCENTILES]
+    out = []
+    for q in PERCENTILES:
+        i = min(int(np.searchsorted(cumulative, q, side="left")), fine.size - 1)
+        below = cumulative[i] - fine[i]
+        inside = (q - below) / fine[i] if fine[i] > 0 else 0.0
+        out.append(float(edges[i] + np.clip(inside, 0.0, 1.0) * (edges[i + 1] - edges[i])))
+    return out
 
 
 # ---- MAGPHYS' .fit blocks -------------------------------------------------------------
