@@ -84,7 +84,8 @@ def observations_text(
 ) -> str:
     """The observations file: ``#  [json]``, then ``pix<id> <z> `` and ``flux  sigma  ``
     pairs; ``values[p]`` holds (flux, sigma) per run filter, flux None or <= 0 for no data.
-    Numbers are written as Python writes them (``str``), as POGS did."""
+    Numbers are the shortest decimals that give back the values (float32 from FITS files
+    as float32), written as Python writes floats."""
     lines = [f"#  {json.dumps([header])}\n"]
     for pixel_id, pairs in zip(pixel_ids, values, strict=True):
         parts = [f"pix{pixel_id} {redshift} "]
@@ -92,9 +93,14 @@ def observations_text(
             if value is None or not value > 0:
                 parts.append("-1  -1  ")
             else:
-                parts.append(f"{value}  {sigma}  ")
+                parts.append(f"{_number(value)}  {_number(sigma)}  ")
         lines.append("".join(parts) + "\n")
     return "".join(lines)
+
+
+def _number(value) -> str:
+    shortest = str(value) if isinstance(value, np.floating) else repr(float(value))
+    return repr(float(shortest))
 
 
 def parse_observations(text: str) -> tuple[dict, list[str], np.ndarray, np.ndarray]:
