@@ -29,6 +29,9 @@ PERCENTILES = (0.025, 0.16, 0.5, 0.84, 0.975)
 FINE = 10  # fine bins per output bin for the percentiles
 #: Pairs this far above a pixel's lowest chi2 weigh < exp(-70) of it: left out of the sums.
 NEGLIGIBLE_DELTA_CHI2 = 140.0
+#: The scaling's Gaussian is spread over +-SPREAD_SIGMAS, at most MAX_SPREAD fine bins wide.
+SPREAD_SIGMAS = 6.0
+MAX_SPREAD = 20.0
 #: Memory the fit may keep between its two passes (chi2 and scale of every pair).
 CACHE_BYTES = 256 * 2**20
 
@@ -146,6 +149,40 @@ def _fine_bin(parameter: Parameter, value: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(index, nan=0), 0, n - 1).astype(np.int64)
 
 
+def _log_spread(scale: np.ndarray, norm: np.ndarray) -> np.ndarray:
+    """Standard deviation of log10(a) for each pair: the scaling's own uncertainty,
+    sigma_a = 1 / sqrt(sum(w m^2)), which MAGPHYS leaves out (its PDFs of the scaled
+    parameters are then spikes at a-hat, too narrow for a library of a few thousand pairs)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.abs(1.0 / np.sqrt(norm) / scale) / np.log(10)
+
+
+def _bins(parameter: Parameter, value: np.ndarray, spread: np.ndarray):
+    """(fine-bin indices [entry, w], shares [entry, w]) of each value: one bin with share 1
+    for a parameter the scaling leaves alone, a Gaussian in log10 of width ``spread`` over
+    the bins it covers for the scaled ones; outside the range: the end bins."""
+    if not parameter.scale:
+        return _fine_bin(parameter, value)[:, None], np.ones((value.size, 1))
+    from scipy.special import ndtr
+
+    n = parameter.bins * FINE
+    step = (parameter.high - parameter.low) / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centre = np.log10(np.where(value > 0, value, 1e-300))
+    sigma = np.clip(np.nan_to_num(spread, nan=step, posinf=step), step * 1e-3, MAX_SPREAD * step)
+    first = np.floor((centre - SPREAD_SIGMAS * sigma - parameter.low) / step)
+    count = (np.floor((centre + SPREAD_SIGMAS * sigma - parameter.low) / step) - first + 1).astype(int)
+    width = int(count.max()) if count.size else 1
+    columns = np.arange(width)[None, :]
+    index = first[:, None] + columns
+    lower = (parameter.low + index * step - centre[:, None]) / sigma[:, None]
+    share = np.where(columns < count[:, None], ndtr(lower + step / sigma[:, None]) - ndtr(lower), 0.0)
+    share[:, 0] += ndtr(lower[:, 0])  # each entry's own tails, beyond +-SPREAD_SIGMAS
+    rows = np.arange(share.shape[0])
+    share[rows, count - 1] += 1 - ndtr(lower[rows, count - 1] + step / sigma)
+    return np.clip(index, 0, n - 1).astype(np.int64), share
+
+
 def fit_pixels(
     flux: np.ndarray,
     sigma: np.ndarray,
@@ -175,9 +212,10 @@ def fit_pixels(
     keep = npix * i_sfh.size * 16 <= CACHE_BYTES  # pass 2 reuses pass 1's chi2 if it fits
     cache = {}
     for start in chunks:
-        scale, chi2 = terms.chi2(models, i_sfh[start : start + chunk], i_ir[start : start + chunk])
+        scale, chi2, norm = terms.chi2(models, i_sfh[start : start + chunk],
+                                       i_ir[start : start + chunk])  # fmt: skip
         if keep:
-            cache[start] = scale, chi2
+            cache[start] = scale, chi2, norm
         lowest = np.argmin(chi2, axis=1)
         better = chi2[pixels, lowest] < best_chi2
         best_chi2 = np.where(better, chi2[pixels, lowest], best_chi2)
@@ -186,20 +224,22 @@ def fit_pixels(
     histograms = np.zeros(npix * offsets[-1])
     for start in chunks:
         s, r = i_sfh[start : start + chunk], i_ir[start : start + chunk]
-        scale, chi2 = cache.pop(start) if keep else terms.chi2(models, s, r)
+        scale, chi2, norm = cache.pop(start) if keep else terms.chi2(models, s, r)
         pixel, pair = np.nonzero(chi2 <= best_chi2[:, None] + NEGLIGIBLE_DELTA_CHI2)
         if pixel.size == 0:
             continue
         likelihood = np.exp(-0.5 * chi2[pixel, pair])
         values = _pair_values(models, s[pair], r[pair])
         ldust = models.sfh["ldust"][s[pair]]
-        targets = [
-            pixel * offsets[-1] + offsets[k]
-            + _fine_bin(p, _scaled(p, values[p.column], scale[pixel, pair], ldust))
-            for k, p in enumerate(PARAMETERS)
-        ]  # fmt: skip
+        a, spread = scale[pixel, pair], _log_spread(scale[pixel, pair], norm[pixel, pair])
+        targets, weights_ = [], []
+        for k, p in enumerate(PARAMETERS):
+            value = _scaled(p, values[p.column], a, ldust)
+            index, share = _bins(p, value, spread)
+            targets.append((pixel[:, None] * offsets[-1] + offsets[k] + index).ravel())
+            weights_.append((likelihood[:, None] * share).ravel())
         histograms += np.bincount(
-            np.concatenate(targets), np.tile(likelihood, len(targets)), minlength=histograms.size
+            np.concatenate(targets), np.concatenate(weights_), minlength=histograms.size
         )
     histograms = histograms.reshape(npix, -1)
     return [
@@ -219,7 +259,7 @@ class _Terms:
         self.woo_ir = (self.wo[:, self.ir] * flux[:, self.ir]).sum(1, keepdims=True)
 
     def chi2(self, models: Models, s: np.ndarray, r: np.ndarray):
-        """(best scale, chi2) [pixel, pair] for pairs (s, r): four matrix products.
+        """(best scale, chi2, sum(w m^2)) [pixel, pair] for pairs (s, r): four matrix products.
 
         With c = sum(w o m), n = sum(w m^2) and a = c/n, the chi2 over all filters is
         sum(w o^2) - a c; over the optical ones sum_opt(w o^2) - a (2 c_opt - a n_opt)."""
@@ -229,10 +269,11 @@ class _Terms:
         cross_opt = self.wo[:, opt] @ pair_flux[:, opt].T
         cross = cross_opt + self.wo[:, ir] @ pair_flux[:, ir].T
         norm_opt = self.w[:, opt] @ (pair_flux[:, opt] ** 2).T
-        scale = cross / (norm_opt + self.w[:, ir] @ (pair_flux[:, ir] ** 2).T)
+        norm = norm_opt + self.w[:, ir] @ (pair_flux[:, ir] ** 2).T
+        scale = cross / norm
         total = self.woo_opt + self.woo_ir - scale * cross
         optical = self.woo_opt - scale * (2 * cross_opt - scale * norm_opt)
-        return scale, np.where(optical < CHI2_IR_LIMIT, total, optical)
+        return scale, np.where(optical < CHI2_IR_LIMIT, total, optical), norm
 
 
 def fit_pixel_loop(
@@ -254,10 +295,12 @@ def fit_pixel_loop(
         chi2 = chi2_opt + np.where(chi2_opt < CHI2_IR_LIMIT, residual[:, ~optical].sum(1), 0.0)
         likelihood = np.exp(-0.5 * chi2)
         histograms = np.zeros(offsets[-1])
+        spread = _log_spread(scale, (pair_flux**2 * w).sum(1))
         for k, parameter in enumerate(PARAMETERS):
             value = _scaled(parameter, values[parameter.column], scale, ldust)
+            index, share = _bins(parameter, value, spread)
             histograms[offsets[k] : offsets[k + 1]] = np.bincount(
-                _fine_bin(parameter, value), likelihood, minlength=fine[k]
+                index.ravel(), (likelihood[:, None] * share).ravel(), minlength=fine[k]
             )
         best = int(np.argmin(chi2))
         fits.append(

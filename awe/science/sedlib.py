@@ -160,7 +160,8 @@ def stellar_models(grid: StellarGrid, draws: dict[str, np.ndarray]) -> ModelSet:
     return ModelSet(
         attenuated,
         {
-            "fmu_sfh": absorbed_ism / ldust,
+            # no dust absorbs nothing: the ISM's share of the optical depth, mu, stands in
+            "fmu_sfh": np.divide(absorbed_ism, ldust, out=mu.copy(), where=ldust > 0),
             "mu": mu,
             "tauv": tauv,
             "s_sfr": sfr,
