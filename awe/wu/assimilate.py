@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import select
 
 from awe.db.engine import Database
-from awe.db.frames import Frame
 from awe.db.models import utcnow
 from awe.db.pogs import (
     AreaState,
@@ -26,7 +25,6 @@ from awe.db.pogs import (
     PogsGalaxy,
     PogsPixelResult,
     PogsRegister,
-    SEDFitFile,
 )
 from awe.science.sed import compare_fit_texts, parse_fit
 from awe.science.workunits import rounded_redshift
@@ -74,21 +72,15 @@ def workunit_inputs(
     return out
 
 
-def assimilate(database: Database, data_root: str | Path, job_id: int, log=print) -> dict:
-    """Validate and store the fit files job ``job_id`` committed (run it with ``C=1``)."""
-    from awe.data.store import DataStore
-
-    store = DataStore(str(data_root))
-    with database.session() as session:
-        frames = session.scalars(
-            select(SEDFitFile).where(Frame.job_id == job_id).order_by(Frame.id)
-        ).all()
-        found = [(f.results["area_id"], f.results["workunit"], store.path(f.sha256))
-                 for f in frames]  # fmt: skip
-    if not found:
-        raise ValueError(f"job {job_id} committed no SEDFitFile; run FitSED with C=1")
+def assimilate(
+    database: Database, job_id: int, results: list[tuple[int, str, Path]], log=print
+) -> dict:
+    """Validate and store a FitSED job's fit files: (area id, work unit key, path) each, as
+    :func:`awe.wu.results.fit_results` reads them."""
+    if not results:
+        raise ValueError(f"job {job_id} has no finished FitSED task with a fit file")
     by_area: dict[int, list[tuple[str, Path]]] = defaultdict(list)
-    for area_id, workunit, path in found:
+    for area_id, workunit, path in results:
         by_area[area_id].append((workunit, Path(path)))
     summary = {"assimilated": [], "invalid": {}}
     for area_id, results in by_area.items():

@@ -80,9 +80,15 @@ def run(args: argparse.Namespace) -> int:
                                 args.high_water_mark, args.quorum)  # fmt: skip
             fits2wu(database, env.data_root, settings, args.register)
         elif args.action == "assimilate":
-            from awe.wu.assimilate import assimilate
+            import tempfile
 
-            summary = assimilate(database, env.data_root, args.job_id)
+            from awe.dpu.processor import Processor
+            from awe.wu.assimilate import assimilate
+            from awe.wu.results import fit_results
+
+            with tempfile.TemporaryDirectory() as scratch:
+                results = fit_results(Processor(env), args.job_id, Path(scratch))
+                summary = assimilate(database, args.job_id, results)
             print(f"Assimilated {len(summary['assimilated'])} work units; "
                   f"{len(summary['invalid'])} invalid (to be reissued)")  # fmt: skip
     finally:

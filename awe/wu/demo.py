@@ -3,6 +3,7 @@ on the local DPU, assimilation and parameter maps."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 DEMO_RUN = 1
@@ -39,6 +40,7 @@ def pogs_demo(seed: int = 1) -> int:
     from awe.wu.fits2wu import Settings, fits2wu
     from awe.wu.galaxies import register_galaxy
     from awe.wu.library import load_library
+    from awe.wu.results import fit_results
     from awe.wu.runs import library_paths
     from awe.wu.simulate import simulate_galaxy
 
@@ -54,7 +56,8 @@ def pogs_demo(seed: int = 1) -> int:
     job = dpu.run("FitSED>PogsMaps", r=DEMO_RUN, g=DEMO_GALAXY, C=1)
     (status,) = dpu.wait(job)
     dpu.get_status(job)
-    summary = assimilate(database, dpu.env.data_root, job)
+    with tempfile.TemporaryDirectory() as scratch:
+        summary = assimilate(database, job, fit_results(dpu, job, Path(scratch)))
     print(f"Assimilated {len(summary['assimilated'])} work units")
     dpu.get_job_result(job)
     return 0 if status.counts["N"] == status.total else 1
