@@ -24,8 +24,9 @@ def demo_models(z_index: int = 4) -> tuple[sed.Models, np.ndarray]:
     with np.load(DEMO_LIBRARY) as data:
         sfh = {k[6:]: data[k].astype(float) for k in data.files if k.startswith("sfh_p_")}
         ir = {k[5:]: data[k].astype(float) for k in data.files if k.startswith("ir_p_")}
-        models = sed.Models(data["sfh_flux"][z_index].astype(float), sfh,
-                            data["ir_flux"][z_index].astype(float), ir)  # fmt: skip
+        models = sed.Models(
+            data["sfh_flux"][z_index].astype(float), sfh, data["ir_flux"][z_index].astype(float), ir
+        )
     eff = np.array([0.152, 0.231, 0.3534, 0.4742, 0.6189, 0.7595, 0.9032, 3.4, 4.6, 12.0, 22.0])
     return models, sed.optical_mask(eff, float(REDSHIFTS[z_index]))
 
@@ -72,29 +73,39 @@ def main() -> None:
     i, _ = sed.allowed_pairs(models.sfh["fmu_sfh"], models.ir["fmu_ir"])
     nf = models.sfh_flux.shape[1]
     flux, sigma = pixels(models, args.pixels)
-    print(f"library: {len(models.sfh_flux)} SFH x {len(models.ir_flux)} IR models, {i.size} "
-          f"energy-balanced pairs, {nf} filters; cores: {os.cpu_count()}")  # fmt: skip
+    print(
+        f"library: {len(models.sfh_flux)} SFH x {len(models.ir_flux)} IR models, {i.size} "
+        f"energy-balanced pairs, {nf} filters; cores: {os.cpu_count()}"
+    )
     start = time.perf_counter()
     fast = sed.fit_pixels(flux, sigma, optical, models)
     vector = time.perf_counter() - start
     start = time.perf_counter()
     slow = sed.fit_pixel_loop(flux[: args.loop_pixels], sigma[: args.loop_pixels], optical, models)
     loop = time.perf_counter() - start
-    worst = max(float(np.nanmax(np.abs(a.percentiles - b.percentiles)))
-                for a, b in zip(fast, slow, strict=False))  # fmt: skip
+    worst = max(
+        float(np.nanmax(np.abs(a.percentiles - b.percentiles)))
+        for a, b in zip(fast, slow, strict=False)
+    )
     vector_rate, loop_rate = args.pixels / vector, args.loop_pixels / loop
     flops = 2 * 2 * args.pixels * i.size * nf * 2  # four products over the filters, two passes
     peak = peak_flops()
     print(f"vectorised : {vector_rate:10.1f} pixels/s ({args.pixels} pixels in {vector:.2f} s)")
     print(f"numpy loop : {loop_rate:10.1f} pixels/s ({args.loop_pixels} pixels in {loop:.2f} s)")
-    print(f"ratio      : {vector_rate / loop_rate:10.1f} x   (largest percentile difference "
-          f"{worst:.1e})")  # fmt: skip
-    print(f"matrix FLOP: {flops / vector / 1e9:10.2f} GFLOP/s of a measured {peak / 1e9:.1f} "
-          f"GFLOP/s peak ({100 * flops / vector / peak:.1f} %)")  # fmt: skip
+    print(
+        f"ratio      : {vector_rate / loop_rate:10.1f} x   (largest percentile difference "
+        f"{worst:.1e})"
+    )
+    print(
+        f"matrix FLOP: {flops / vector / 1e9:10.2f} GFLOP/s of a measured {peak / 1e9:.1f} "
+        f"GFLOP/s peak ({100 * flops / vector / peak:.1f} %)"
+    )
     per_pixel = vector / args.pixels
-    print(f"per pixel  : {1e3 * per_pixel:10.2f} ms; MAGPHYS on POGS volunteers: 6-14 min/pixel "
-          f"({360 / per_pixel:,.0f}x to {840 / per_pixel:,.0f}x slower, for its ~50,000-model "
-          f"libraries)")  # fmt: skip
+    print(
+        f"per pixel  : {1e3 * per_pixel:10.2f} ms; MAGPHYS on POGS volunteers: 6-14 min/pixel "
+        f"({360 / per_pixel:,.0f}x to {840 / per_pixel:,.0f}x slower, for its ~50,000-model "
+        f"libraries)"
+    )
 
 
 if __name__ == "__main__":

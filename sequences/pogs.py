@@ -19,7 +19,9 @@ from awe.sequence import NoInputs, Option, SelectionContext, TaskContext, Unit, 
 OPTIONS = [
     Option("r", "run", int, required=True, help="POGS run id"),
     Option("g", "galaxy", str, help="one galaxy by name (default: every pending one)"),
-    Option("q", "quorum", int, 1, help="results per work unit: 2 validates them against each other"),
+    Option(
+        "q", "quorum", int, 1, help="results per work unit: 2 validates them against each other"
+    ),
     Option("n", "limit", int, 0, help="at most this many work units (0: all)"),
 ]
 PARAMETERS = {"FitSED.process_params.CHUNK_PAIRS": 4096}
@@ -30,16 +32,23 @@ def select_workunits(options: Mapping[str, Any], context: SelectionContext) -> l
     from awe.wu.assimilate import workunit_inputs
 
     units = []
-    for wu in workunit_inputs(context.database, options["run"], options.get("galaxy"),
-                              options.get("limit") or None):  # fmt: skip
-        inputs = (file_input(wu["observations"]), file_input(wu["sfh"]), file_input(wu["ir"]),
-                  wu["description"])  # fmt: skip
+    for wu in workunit_inputs(
+        context.database, options["run"], options.get("galaxy"), options.get("limit") or None
+    ):
+        inputs = (
+            file_input(wu["observations"]),
+            file_input(wu["sfh"]),
+            file_input(wu["ir"]),
+            wu["description"],
+        )
         for copy in range(1, max(1, options.get("quorum") or 1) + 1):
             key = wu["name"] if options.get("quorum", 1) <= 1 else f"{wu['name']}#{copy}"
             units.append(Unit(key=key, inputs=inputs))
     if not units:
-        raise NoInputs(f"no work unit of run {options['run']} waits to be fitted "
-                       f"(make some with `awe wu fits2wu`)")  # fmt: skip
+        raise NoInputs(
+            f"no work unit of run {options['run']} waits to be fitted "
+            f"(make some with `awe wu fits2wu`)"
+        )
     return units
 
 
@@ -63,24 +72,45 @@ def FitSED(task: TaskContext) -> None:
         header, names, flux, sigma = workunits.parse_observations(handle.read())
     library = load_library(sfh["path"], ir["path"])
     if list(library.filters) != description["filters"]:
-        raise ValueError(f"the library's filters {library.filters} are not the run's "
-                         f"{description['filters']}")  # fmt: skip
+        raise ValueError(
+            f"the library's filters {library.filters} are not the run's {description['filters']}"
+        )
     z = float(description["redshift"])
     models = sed.Models(library.sfh_flux, library.sfh, library.ir_flux, library.ir)
     optical = sed.optical_mask(description["eff_lambda"], z)
-    task.log.info("Fitting %d pixels of %s against %d SFH x %d IR models", len(names),
-                  task.unit.key, len(library.sfh_flux), len(library.ir_flux))  # fmt: skip
-    fits = sed.fit_pixels(flux, sigma, optical, models,
-                          chunk=int(task.parameters["FitSED.process_params.CHUNK_PAIRS"]))
-    blocks = [sed.format_fit(n, library.filters, f, s, fit, z)
-              for n, f, s, fit in zip(names, flux, sigma, fits, strict=True)]  # fmt: skip
+    task.log.info(
+        "Fitting %d pixels of %s against %d SFH x %d IR models",
+        len(names),
+        task.unit.key,
+        len(library.sfh_flux),
+        len(library.ir_flux),
+    )
+    fits = sed.fit_pixels(
+        flux,
+        sigma,
+        optical,
+        models,
+        chunk=int(task.parameters["FitSED.process_params.CHUNK_PAIRS"]),
+    )
+    blocks = [
+        sed.format_fit(n, library.filters, f, s, fit, z)
+        for n, f, s, fit in zip(names, flux, sigma, fits, strict=True)
+    ]
     path = task.work_dir / f"{task.unit.key.replace('#', '_')}.fit"
     path.write_text("".join(blocks))
     task.log.info("Best chi2 per pixel: median %.2f", float(np.median([f.best_chi2 for f in fits])))
-    task.add_product(path, "SEDFitFile", instrument="POGS", object=header["galaxy"],
-                     results={"workunit": task.unit.key, "area_id": header["area_id"],
-                              "galaxy_id": header["galaxy_id"],
-                              "pixels": description["pixels"]})  # fmt: skip
+    task.add_product(
+        path,
+        "SEDFitFile",
+        instrument="POGS",
+        object=header["galaxy"],
+        results={
+            "workunit": task.unit.key,
+            "area_id": header["area_id"],
+            "galaxy_id": header["galaxy_id"],
+            "pixels": description["pixels"],
+        },
+    )
 
 
 @sequence(fan_out="global", produces=["ParameterMap", "ParameterPreview"], estimate=5.0)

@@ -63,7 +63,9 @@ def test_register_run_records_filters_and_library_files(database, run: Path) -> 
 def test_an_unknown_filter_rolls_the_whole_run_back(database, tmp_path: Path) -> None:
     folder = tmp_path / "run0002"
     folder.mkdir()
-    (folder / "filters.dat").write_text("#name lambda filter_id fit\nSDSSr 0.62 231 1\nXX 1 999 1\n")
+    (folder / "filters.dat").write_text(
+        "#name lambda filter_id fit\nSDSSr 0.62 231 1\nXX 1 999 1\n"
+    )
     with pytest.raises(RunError, match="filter_id 999"):
         register_run(database, 2, folder, "bad", 1.0, 1.0)
     with database.session() as session:
@@ -80,7 +82,9 @@ def test_register_galaxy_checks_layers_and_redshift(database, run: Path, tmp_pat
         assert str(session.get(PogsRegister, edge).redshift) == "0.1249000"
         row = session.get(PogsRegister, rid)
         assert str(row.redshift) == "0.0349000" and sorted(t.tag_text for t in row.tags) == [
-            "demo", "disc"]  # fmt: skip
+            "demo",
+            "disc",
+        ]
     bad = tmp_path / "bad.fits"
     with fits.open(path) as hdul:
         hdul[3].header["MAGPHYSN"] = "PS1q"
@@ -90,10 +94,12 @@ def test_register_galaxy_checks_layers_and_redshift(database, run: Path, tmp_pat
 
 
 def test_fits2wu_cuts_galaxies_in_priority_order(database, run: Path, tmp_path: Path) -> None:
-    low = register_galaxy(database, galaxy_file(database, tmp_path, "LOW"), "0.03", "LOW", "E",
-                          "0.1", 0, 1)  # fmt: skip
-    high = register_galaxy(database, galaxy_file(database, tmp_path, "HIGH", seed=1), "0.03",
-                           "HIGH", "Sb", "0.1", 5, 1)  # fmt: skip
+    low = register_galaxy(
+        database, galaxy_file(database, tmp_path, "LOW"), "0.03", "LOW", "E", "0.1", 0, 1
+    )
+    high = register_galaxy(
+        database, galaxy_file(database, tmp_path, "HIGH", seed=1), "0.03", "HIGH", "Sb", "0.1", 5, 1
+    )
     data = tmp_path / "data"
     made = fits2wu(database, data, Settings(min_pixels_per_file=(15,)), log=lambda _: None)
     with database.session() as session:
@@ -102,8 +108,11 @@ def test_fits2wu_cuts_galaxies_in_priority_order(database, run: Path, tmp_path: 
         assert [galaxies[g].register_id for g in made] == [high, low]
         areas = session.scalars(select(PogsArea).order_by(PogsArea.area_id)).all()
         pixels = session.scalars(select(PogsPixelResult)).all()
-        assert sum(a.pixels for a in areas) == len(pixels) == sum(g.pixel_count for g in
-                                                                   galaxies.values())  # fmt: skip
+        assert (
+            sum(a.pixels for a in areas)
+            == len(pixels)
+            == sum(g.pixel_count for g in galaxies.values())
+        )
         assert all(a.pixels >= 15 or a.bottom_x == 9 for a in areas)
     header, names, flux, sigma = parse_observations(Path(areas[0].observations).read_text())
     assert header["area_id"] == areas[0].area_id and len(names) == areas[0].pixels
@@ -114,8 +123,16 @@ def test_fits2wu_cuts_galaxies_in_priority_order(database, run: Path, tmp_path: 
 
 def test_threshold_stops_fits2wu(database, run: Path, tmp_path: Path) -> None:
     for n in range(2):
-        register_galaxy(database, galaxy_file(database, tmp_path, f"G{n}", seed=n), "0.03",
-                        f"G{n}", "E", "0.1", 0, 1)  # fmt: skip
+        register_galaxy(
+            database,
+            galaxy_file(database, tmp_path, f"G{n}", seed=n),
+            "0.03",
+            f"G{n}",
+            "E",
+            "0.1",
+            0,
+            1,
+        )
     settings = Settings(threshold=1, high_water_mark=0)
     first = fits2wu(database, tmp_path / "data", settings, log=lambda _: None)
     assert len(first) == 1  # one whole galaxy reaches the target

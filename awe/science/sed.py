@@ -72,8 +72,24 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("sfr", "SFR_0.1Gyr", -8.0, 3.0, 110, "sfh", "sfr", "a", True),
 )
 #: MAGPHYS' order of the best-fit line (T_W^BC before T_C^ISM).
-BEST_FIT_ORDER = ("fmu_sfh", "fmu_ir", "mu", "tauv", "s_sfr", "m", "ldust", "t_w_bc", "t_c_ism",
-                  "xi_c_tot", "xi_pah_tot", "xi_mir_tot", "xi_w_tot", "tvism", "mdust", "sfr")  # fmt: skip
+BEST_FIT_ORDER = (
+    "fmu_sfh",
+    "fmu_ir",
+    "mu",
+    "tauv",
+    "s_sfr",
+    "m",
+    "ldust",
+    "t_w_bc",
+    "t_c_ism",
+    "xi_c_tot",
+    "xi_pah_tot",
+    "xi_mir_tot",
+    "xi_w_tot",
+    "tvism",
+    "mdust",
+    "sfr",
+)
 
 
 @dataclass(frozen=True)
@@ -127,8 +143,12 @@ def optical_mask(eff_lambda_um: Sequence[float], redshift: float) -> np.ndarray:
 
 
 def _pair_values(models: Models, i_sfh: np.ndarray, i_ir: np.ndarray) -> dict[str, np.ndarray]:
-    return {p.column: (models.sfh if p.source == "sfh" else models.ir)[p.key][
-        i_sfh if p.source == "sfh" else i_ir] for p in PARAMETERS}  # fmt: skip
+    return {
+        p.column: (models.sfh if p.source == "sfh" else models.ir)[p.key][
+            i_sfh if p.source == "sfh" else i_ir
+        ]
+        for p in PARAMETERS
+    }
 
 
 def _scaled(parameter: Parameter, value: np.ndarray, scale: np.ndarray, ldust: np.ndarray):
@@ -171,12 +191,16 @@ def _bins(parameter: Parameter, value: np.ndarray, spread: np.ndarray):
         centre = np.log10(np.where(value > 0, value, 1e-300))
     sigma = np.clip(np.nan_to_num(spread, nan=step, posinf=step), step * 1e-3, MAX_SPREAD * step)
     first = np.floor((centre - SPREAD_SIGMAS * sigma - parameter.low) / step)
-    count = (np.floor((centre + SPREAD_SIGMAS * sigma - parameter.low) / step) - first + 1).astype(int)
+    count = (np.floor((centre + SPREAD_SIGMAS * sigma - parameter.low) / step) - first + 1).astype(
+        int
+    )
     width = int(count.max()) if count.size else 1
     columns = np.arange(width)[None, :]
     index = first[:, None] + columns
     lower = (parameter.low + index * step - centre[:, None]) / sigma[:, None]
-    share = np.where(columns < count[:, None], ndtr(lower + step / sigma[:, None]) - ndtr(lower), 0.0)
+    share = np.where(
+        columns < count[:, None], ndtr(lower + step / sigma[:, None]) - ndtr(lower), 0.0
+    )
     share[:, 0] += ndtr(lower[:, 0])  # each entry's own tails, beyond +-SPREAD_SIGMAS
     rows = np.arange(share.shape[0])
     share[rows, count - 1] += 1 - ndtr(lower[rows, count - 1] + step / sigma)
@@ -212,8 +236,9 @@ def fit_pixels(
     keep = npix * i_sfh.size * 16 <= CACHE_BYTES  # pass 2 reuses pass 1's chi2 if it fits
     cache = {}
     for start in chunks:
-        scale, chi2, norm = terms.chi2(models, i_sfh[start : start + chunk],
-                                       i_ir[start : start + chunk])  # fmt: skip
+        scale, chi2, norm = terms.chi2(
+            models, i_sfh[start : start + chunk], i_ir[start : start + chunk]
+        )
         if keep:
             cache[start] = scale, chi2, norm
         lowest = np.argmin(chi2, axis=1)
@@ -243,8 +268,17 @@ def fit_pixels(
         )
     histograms = histograms.reshape(npix, -1)
     return [
-        _summarise(models, flux[p], w[p], histograms[p], offsets, best_chi2[p],
-                   i_sfh[best_pair[p]], i_ir[best_pair[p]], best_scale[p])  # fmt: skip
+        _summarise(
+            models,
+            flux[p],
+            w[p],
+            histograms[p],
+            offsets,
+            best_chi2[p],
+            i_sfh[best_pair[p]],
+            i_ir[best_pair[p]],
+            best_scale[p],
+        )
         for p in range(npix)
     ]
 
@@ -304,8 +338,9 @@ def fit_pixel_loop(
             )
         best = int(np.argmin(chi2))
         fits.append(
-            _summarise(models, o, w, histograms, offsets, chi2[best], i_sfh[best], i_ir[best],
-                       scale[best])  # fmt: skip
+            _summarise(
+                models, o, w, histograms, offsets, chi2[best], i_sfh[best], i_ir[best], scale[best]
+            )
         )
     return fits
 
@@ -389,8 +424,9 @@ def format_fit(
         peak = centres[int(np.argmax(fit.histograms[k]))]
         lines.append(f"{peak:12.4E}{centres[0]:12.4E}{centres[-1]:12.4E}{step:12.4E}")
     lines.append(" #...theSkyNet parameters of this model")
-    lines.append(f"{fit.i_sfh:15d}{fit.i_ir:15d}{fit.scale:20.6E}{fit.best['fmu_sfh']:20.4E}"
-                 f"{redshift:10.2E}")  # fmt: skip
+    lines.append(
+        f"{fit.i_sfh:15d}{fit.i_ir:15d}{fit.scale:20.6E}{fit.best['fmu_sfh']:20.4E}{redshift:10.2E}"
+    )
     return "\n".join(lines) + "\n"
 
 

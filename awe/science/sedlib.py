@@ -47,10 +47,31 @@ PAH_LIMIT_A = 2.0e5  # 20 microns: PAH and hot mid-IR continuum below, grains in
 #: MAGPHYS' energy-balance tolerance on |fmu_sfh - fmu_ir|.
 FMU_TOLERANCE = 0.15
 
-SFH_PARAMETERS = ("fmu_sfh", "mu", "tauv", "s_sfr", "m", "ldust", "tvism", "sfr", "age", "gamma",
-                  "metallicity")  # fmt: skip
-IR_PARAMETERS = ("fmu_ir", "t_c_ism", "t_w_bc", "xi_c_tot", "xi_pah_tot", "xi_mir_tot",
-                 "xi_w_tot", "mdust", "qpah", "umin")  # fmt: skip
+SFH_PARAMETERS = (
+    "fmu_sfh",
+    "mu",
+    "tauv",
+    "s_sfr",
+    "m",
+    "ldust",
+    "tvism",
+    "sfr",
+    "age",
+    "gamma",
+    "metallicity",
+)
+IR_PARAMETERS = (
+    "fmu_ir",
+    "t_c_ism",
+    "t_w_bc",
+    "xi_c_tot",
+    "xi_pah_tot",
+    "xi_mir_tot",
+    "xi_w_tot",
+    "mdust",
+    "qpah",
+    "umin",
+)
 
 
 @dataclass(frozen=True)
@@ -88,10 +109,15 @@ def rebin(wavelengths: np.ndarray, flux: np.ndarray, new: np.ndarray) -> np.ndar
     edges = np.concatenate([[new[0] ** 2 / edges[0]], edges, [new[-1] ** 2 / edges[-1]]])
     steps = np.diff(wavelengths)
     cumulative = np.concatenate(
-        [np.zeros(flux.shape[:-1] + (1,)), np.cumsum(0.5 * (flux[..., 1:] + flux[..., :-1]) * steps,
-                                                     axis=-1)], axis=-1)  # fmt: skip
-    at_edges = np.stack([np.interp(edges, wavelengths, row) for row in
-                         cumulative.reshape(-1, wavelengths.size)])  # fmt: skip
+        [
+            np.zeros(flux.shape[:-1] + (1,)),
+            np.cumsum(0.5 * (flux[..., 1:] + flux[..., :-1]) * steps, axis=-1),
+        ],
+        axis=-1,
+    )
+    at_edges = np.stack(
+        [np.interp(edges, wavelengths, row) for row in cumulative.reshape(-1, wavelengths.size)]
+    )
     return (np.diff(at_edges, axis=-1) / np.diff(edges)).reshape(flux.shape[:-1] + (new.size,))
 
 
@@ -110,7 +136,9 @@ def draw_sfh_parameters(n: int, metallicities: np.ndarray, seed: int) -> dict[st
     }
 
 
-def _rejection_sample(rng: np.random.Generator, n: int, low: float, high: float, density) -> np.ndarray:
+def _rejection_sample(
+    rng: np.random.Generator, n: int, low: float, high: float, density
+) -> np.ndarray:
     peak = density(np.linspace(low, high, 1001)).max()
     out = np.empty(0)
     while out.size < n:
@@ -192,9 +220,11 @@ def dust_models(grid: DustGrid, fmu_values: Sequence[float], stride: int = 1) ->
     diffuse = rebin(grid.wavelengths, grid.diffuse / power_diffuse[..., None], rest)
     pdr = rebin(grid.wavelengths, grid.pdr / power_pdr[..., None], rest)
     q_index, u_index, fmu = np.meshgrid(
-        np.arange(grid.qpah.size), np.arange(0, umin.size, stride), np.asarray(fmu_values),
+        np.arange(grid.qpah.size),
+        np.arange(0, umin.size, stride),
+        np.asarray(fmu_values),
         indexing="ij",
-    )  # fmt: skip
+    )
     q_index, u_index, fmu = q_index.ravel(), u_index.ravel(), fmu.ravel()
     f = fmu[:, None]
     spectra = f * diffuse[q_index, u_index] + (1 - f) * pdr[q_index, u_index]
@@ -239,9 +269,7 @@ def luminosity_distance_cm(redshift: float) -> float:
     return float(FlatLambdaCDM(H0=70.0, Om0=0.3).luminosity_distance(redshift).value) * MPC_CM
 
 
-def projection(
-    redshift: float, curves: Sequence[tuple[np.ndarray, np.ndarray]]
-) -> np.ndarray:
+def projection(redshift: float, curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """Matrix [REST_WAVELENGTHS, filter] turning a rest-frame L_lambda (Lsun/A) into the
     photon-weighted mean flux density (Jy) through each observed-frame curve
     (wavelength A, response)."""

@@ -129,8 +129,14 @@ def credit_scaling(
     and of the galaxy's file, as POGS' ``_calculate_credit``."""
     uv_run, ir_run, optical_run = run_bands
     uv_file, ir_file, optical_file = file_bands
-    total = (0.01 * uv_run + 0.012 * ir_run + 0.01 * optical_run
-             + 0.015 * uv_file + 0.02 * ir_file + 0.015 * optical_file)  # fmt: skip
+    total = (
+        0.01 * uv_run
+        + 0.012 * ir_run
+        + 0.01 * optical_run
+        + 0.015 * uv_file
+        + 0.02 * ir_file
+        + 0.015 * optical_file
+    )
     return 1.0 + total, 1.0 + 0.3 * total
 
 

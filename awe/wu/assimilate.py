@@ -54,13 +54,19 @@ def workunit_inputs(
             pixels = session.scalars(
                 select(PogsPixelResult).where(PogsPixelResult.area_id == area.area_id)
             ).all()
-            out.append({
-                "name": area.workunit_name, "observations": area.observations,
-                "redshift": str(gal.redshift), "galaxy": gal.name,
-                "rounded": rounded_redshift(float(gal.redshift)),
-                "pixels": {"dimensions": [gal.dimension_x, gal.dimension_y],
-                           "xy": {f"pix{p.pxresult_id}": [p.x, p.y] for p in pixels}},
-            })  # fmt: skip
+            out.append(
+                {
+                    "name": area.workunit_name,
+                    "observations": area.observations,
+                    "redshift": str(gal.redshift),
+                    "galaxy": gal.name,
+                    "rounded": rounded_redshift(float(gal.redshift)),
+                    "pixels": {
+                        "dimensions": [gal.dimension_x, gal.dimension_y],
+                        "xy": {f"pix{p.pxresult_id}": [p.x, p.y] for p in pixels},
+                    },
+                }
+            )
     for wu in out:
         wu["sfh"], wu["ir"] = (str(p) for p in library_paths(database, run_id, wu["rounded"]))
         wu["description"] = {

@@ -1,10 +1,10 @@
 """``awe wu``: POGS work units from the command line.
 
-  awe wu register-run RUN_ID DIR "description" FPOPS_EST COBBLESTONE [--demo-library]
-  awe wu build-library DIR [--sfh N] [--ir-stride K] [--seed S]   (needs bagpipes)
-  awe wu register-galaxy FILE REDSHIFT NAME TYPE SIGMA_OR_SNR_FILE PRIORITY RUN_ID [TAGS...]
-  awe wu fits2wu [--register ID] [--threshold N] [--high-water-mark N] [--quorum Q]
-  awe wu assimilate JOBID
+awe wu register-run RUN_ID DIR "description" FPOPS_EST COBBLESTONE [--demo-library]
+awe wu build-library DIR [--sfh N] [--ir-stride K] [--seed S]   (needs bagpipes)
+awe wu register-galaxy FILE REDSHIFT NAME TYPE SIGMA_OR_SNR_FILE PRIORITY RUN_ID [TAGS...]
+awe wu fits2wu [--register ID] [--threshold N] [--high-water-mark N] [--quorum Q]
+awe wu assimilate JOBID
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ def add_parsers(commands) -> None:
     run.add_argument("description")
     run.add_argument("fpops_est", type=float, help="1e12 FLOP per pixel")
     run.add_argument("cobblestone", type=float, help="credit per pixel")
-    run.add_argument("--demo-library", action="store_true",
-                     help="first write the shipped demo library for these filters into DIR")
+    run.add_argument(
+        "--demo-library",
+        action="store_true",
+        help="first write the shipped demo library for these filters into DIR",
+    )
     build = actions.add_parser("build-library", help="build a model library for DIR/filters.dat")
     build.add_argument("directory")
     build.add_argument("--sfh", type=int, default=2000, help="stellar models (default 2000)")
@@ -63,21 +66,43 @@ def run(args: argparse.Namespace) -> int:
             if args.demo_library:
                 names = [row[0] for row in read_filters_dat(Path(args.directory) / "filters.dat")]
                 split_demo_library(Path(args.directory), names)
-            run = register_run(database, args.run_id, args.directory, args.description,
-                               args.fpops_est, args.cobblestone)  # fmt: skip
-            print(f"Registered run {run.run_id}: {len(run.filters)} filters, "
-                  f"{len(run.files)} library files")  # fmt: skip
+            run = register_run(
+                database,
+                args.run_id,
+                args.directory,
+                args.description,
+                args.fpops_est,
+                args.cobblestone,
+            )
+            print(
+                f"Registered run {run.run_id}: {len(run.filters)} filters, "
+                f"{len(run.files)} library files"
+            )
         elif args.action == "register-galaxy":
             from awe.wu.galaxies import register_galaxy
 
-            rid = register_galaxy(database, args.file, args.redshift, args.name, args.type,
-                                  args.sigma, args.priority, args.run_id, args.tags)  # fmt: skip
+            rid = register_galaxy(
+                database,
+                args.file,
+                args.redshift,
+                args.name,
+                args.type,
+                args.sigma,
+                args.priority,
+                args.run_id,
+                args.tags,
+            )
             print(f"Registered {args.name} as registration {rid}")
         elif args.action == "fits2wu":
             from awe.wu.fits2wu import Settings, fits2wu
 
-            settings = Settings(tuple(args.min_pixels), args.row_height, args.threshold,
-                                args.high_water_mark, args.quorum)  # fmt: skip
+            settings = Settings(
+                tuple(args.min_pixels),
+                args.row_height,
+                args.threshold,
+                args.high_water_mark,
+                args.quorum,
+            )
             fits2wu(database, env.data_root, settings, args.register)
         elif args.action == "assimilate":
             import tempfile
@@ -89,8 +114,10 @@ def run(args: argparse.Namespace) -> int:
             with tempfile.TemporaryDirectory() as scratch:
                 results = fit_results(Processor(env), args.job_id, Path(scratch))
                 summary = assimilate(database, args.job_id, results)
-            print(f"Assimilated {len(summary['assimilated'])} work units; "
-                  f"{len(summary['invalid'])} invalid (to be reissued)")  # fmt: skip
+            print(
+                f"Assimilated {len(summary['assimilated'])} work units; "
+                f"{len(summary['invalid'])} invalid (to be reissued)"
+            )
     finally:
         database.dispose()
     return 0
@@ -107,8 +134,9 @@ def _build_library(folder, args) -> int:
     print(f"Building {args.sfh} stellar models and the DL07 dust models...")
     sfh, ir = build_models(args.sfh, args.ir_stride, args.seed)
     with tqdm(total=len(REDSHIFTS), unit="z") as bar:
-        written = write_library(folder, [r[0] for r in rows], curves, sfh, ir,
-                                progress=lambda z: bar.update())  # fmt: skip
+        written = write_library(
+            folder, [r[0] for r in rows], curves, sfh, ir, progress=lambda z: bar.update()
+        )
     print(f"Wrote {len(written)} files to {folder} ({len(sfh.spectra)} SFH x {len(ir.spectra)} IR)")
     return 0
 
@@ -128,6 +156,8 @@ def _curves(names: list[str]) -> list[str]:
         database.dispose()
     missing = [n for n in names if not curves.get(n)]
     if missing:
-        raise LibraryError(f"no transmission curve ships for {', '.join(missing)}; set "
-                           f"pogs_filter.curve to a two-column file (Angstrom, response)")  # fmt: skip
+        raise LibraryError(
+            f"no transmission curve ships for {', '.join(missing)}; set "
+            f"pogs_filter.curve to a two-column file (Angstrom, response)"
+        )
     return [curves[n] for n in names]

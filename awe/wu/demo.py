@@ -20,12 +20,32 @@ def setup_demo_run(database, folder: Path, run_id: int = DEMO_RUN) -> None:
     with database.session() as session:
         if session.get(PogsRun, run_id) is not None:
             return
-    numbers = {"GALEXFUV": 123, "GALEXNUV": 124, "SDSSu": 229, "SDSSg": 230, "SDSSr": 231,
-               "SDSSi": 232, "SDSSz": 233, "WISEW1": 280, "WISEW2": 281, "WISEW3": 282,
-               "WISEW4": 283}  # fmt: skip
-    eff = {"GALEXFUV": 0.152, "GALEXNUV": 0.231, "SDSSu": 0.3534, "SDSSg": 0.4742,
-           "SDSSr": 0.6189, "SDSSi": 0.7595, "SDSSz": 0.9032, "WISEW1": 3.4, "WISEW2": 4.6,
-           "WISEW3": 12.0, "WISEW4": 22.0}  # fmt: skip
+    numbers = {
+        "GALEXFUV": 123,
+        "GALEXNUV": 124,
+        "SDSSu": 229,
+        "SDSSg": 230,
+        "SDSSr": 231,
+        "SDSSi": 232,
+        "SDSSz": 233,
+        "WISEW1": 280,
+        "WISEW2": 281,
+        "WISEW3": 282,
+        "WISEW4": 283,
+    }
+    eff = {
+        "GALEXFUV": 0.152,
+        "GALEXNUV": 0.231,
+        "SDSSu": 0.3534,
+        "SDSSg": 0.4742,
+        "SDSSr": 0.6189,
+        "SDSSi": 0.7595,
+        "SDSSz": 0.9032,
+        "WISEW1": 3.4,
+        "WISEW2": 4.6,
+        "WISEW3": 12.0,
+        "WISEW4": 22.0,
+    }
     folder.mkdir(parents=True, exist_ok=True)
     lines = ["#name lambda_eff filter_id fit?"]
     lines += [f"{name} {eff[name]} {numbers[name]} 1" for name, _ in DEMO_FILTERS]
@@ -48,8 +68,9 @@ def pogs_demo(seed: int = 1) -> int:
     database, home = dpu.database, Path(dpu.env.home)
     setup_demo_run(database, home / "pogs" / "run0001")
     library = load_library(*library_paths(database, DEMO_RUN, "0.0300"))
-    image = simulate_galaxy(library, home / "pogs" / "galaxies" / f"POGS_{DEMO_GALAXY}.fits",
-                            seed=seed)  # fmt: skip
+    image = simulate_galaxy(
+        library, home / "pogs" / "galaxies" / f"POGS_{DEMO_GALAXY}.fits", seed=seed
+    )
     print(f"Simulated {DEMO_GALAXY} at z = {DEMO_REDSHIFT}: {image}")
     register_galaxy(database, image, DEMO_REDSHIFT, DEMO_GALAXY, "Sb", "0.1", 10, DEMO_RUN)
     fits2wu(database, dpu.env.data_root, Settings(), None)

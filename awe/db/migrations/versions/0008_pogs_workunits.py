@@ -20,9 +20,23 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 PARAMETERS = (
-    "fmu_sfh", "fmu_ir", "mu", "tauv", "s_sfr", "m", "ldust", "t_c_ism", "t_w_bc",
-    "xi_c_tot", "xi_pah_tot", "xi_mir_tot", "xi_w_tot", "tvism", "mdust", "sfr",
-)  # fmt: skip
+    "fmu_sfh",
+    "fmu_ir",
+    "mu",
+    "tauv",
+    "s_sfr",
+    "m",
+    "ldust",
+    "t_c_ism",
+    "t_w_bc",
+    "xi_c_tot",
+    "xi_pah_tot",
+    "xi_mir_tot",
+    "xi_w_tot",
+    "tvism",
+    "mdust",
+    "sfr",
+)
 FILTERS = (
     (0, "GALEXFUV", 0.152, 123, 1, 0, 0, "FUV", "galex-fuv"),
     (1, "GALEXNUV", 0.231, 124, 1, 0, 0, "NUV", "galex-nuv"),
@@ -204,16 +218,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("galaxy_id", "x", "y", name="uq_pogs_pixel_xy"),
     )
     with op.batch_alter_table("pogs_pixel_result", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_pogs_pixel_result_area_id"), ["area_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_pogs_pixel_result_area_id"), ["area_id"], unique=False)
     op.create_table(
         "pogs_tag_register",
         sa.Column("tag_id", sa.Integer(), nullable=False),
         sa.Column("register_id", BIG_ID, nullable=False),
-        sa.ForeignKeyConstraint(
-            ["register_id"], ["pogs_register.register_id"], ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["register_id"], ["pogs_register.register_id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["tag_id"], ["pogs_tag.tag_id"]),
         sa.PrimaryKeyConstraint("tag_id", "register_id"),
     )
@@ -225,13 +235,27 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["tag_id"], ["pogs_tag.tag_id"]),
         sa.PrimaryKeyConstraint("tag_id", "galaxy_id"),
     )
-    columns = ("filter_id", "name", "eff_lambda", "filter_number", "ultraviolet", "optical",
-               "infrared", "label", "curve")  # fmt: skip
+    columns = (
+        "filter_id",
+        "name",
+        "eff_lambda",
+        "filter_number",
+        "ultraviolet",
+        "optical",
+        "infrared",
+        "label",
+        "curve",
+    )
     op.bulk_insert(
         filters,
         [
-            {**dict(zip(columns, row, strict=True)), **{k: bool(row[i]) for i, k in
-             ((4, "ultraviolet"), (5, "optical"), (6, "infrared"))}}  # fmt: skip
+            {
+                **dict(zip(columns, row, strict=True)),
+                **{
+                    k: bool(row[i])
+                    for i, k in ((4, "ultraviolet"), (5, "optical"), (6, "infrared"))
+                },
+            }
             for row in FILTERS
         ],
     )
