@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import awe.db.pogs  # noqa: F401  (registers the SEDFitFile and ParameterMap frame types)
 from awe.sequence import NoInputs, Option, SelectionContext, TaskContext, Unit, file_input, sequence
 
 OPTIONS = [

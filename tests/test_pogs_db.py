@@ -143,3 +143,31 @@ def test_threshold_stops_fits2wu(database, run: Path, tmp_path: Path) -> None:
         pending = session.scalars(select(PogsRegister).where(PogsRegister.create_time.is_(None)))
         assert len(pending.all()) == 1
         assert all(a.state == AreaState.CREATED.value for a in session.scalars(select(PogsArea)))
+
+
+def test_awe_wu_commands(awe_home: Path, tmp_path: Path, capsys) -> None:
+    """register-run with the shipped library, register-galaxy and fits2wu from the CLI."""
+    from awe.cli import main
+
+    folder = tmp_path / "run0003"
+    folder.mkdir()
+    (folder / "filters.dat").write_text(
+        "#name lambda_eff filter_id fit?\nGALEXNUV 0.231 124 1\nSDSSu 0.3534 229 1\n"
+        "SDSSg 0.4742 230 1\nSDSSr 0.6189 231 1\nSDSSi 0.7595 232 1\nWISEW1 3.4 280 1\n"
+    )
+    args = ["wu", "register-run", "3", str(folder), "six bands", "1.26", "1.82"]
+    assert main([*args, "--demo-library"]) == 0
+    assert "Registered run 3: 6 filters, 24 library files" in capsys.readouterr().out
+    assert main(args) == 2  # the run exists already
+    assert "exists already" in capsys.readouterr().err
+    image = tmp_path / "POGS_C.fits"
+    layers = [fits.PrimaryHDU()]
+    for name in ("SDSSg", "SDSSr", "SDSSi", "SDSSu", "WISEW1"):
+        layer = fits.ImageHDU(np.full((7, 5), 1e-5, np.float32))
+        layer.header["MAGPHYSN"] = name
+        layers.append(layer)
+    fits.HDUList(layers).writeto(image)
+    assert main(["wu", "register-galaxy", str(image), "0.05", "C", "E", "0.1", "1", "3"]) == 0
+    assert main(["wu", "fits2wu"]) == 0
+    out = capsys.readouterr().out
+    assert "galaxy 1, 2 work units" in out  # 35 pixels, columns of 7: 21 (>= 15), then 14
