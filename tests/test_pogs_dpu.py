@@ -93,3 +93,41 @@ def test_quorum_two_validates_and_a_mismatch_is_reissued(dpu: Processor, tmp_pat
     assimilate(dpu.database, again, fit_results(dpu, again, tmp_path / "s"))
     with dpu.database.session() as session:
         assert session.scalar(select(PogsGalaxy)).status_id == GalaxyStatus.PROCESSED
+
+
+def test_a_work_unit_whose_worker_was_killed_is_issued_again(
+    dpu: Processor, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import time
+
+    from awe.db.models import Task, TaskState
+
+    slow = {"FitSED.process_params.CHUNK_PAIRS": 8}  # many small chunks: seconds per unit
+    job = dpu.run("FitSED", r=1, p=slow)
+    deadline, victim = time.monotonic() + TIMEOUT, None
+    while victim is None and time.monotonic() < deadline:
+        dpu.sync([job])
+        with dpu.database.session() as session:
+            victim = session.scalar(
+                select(Task.pid).where(
+                    Task.job_id == job, Task.state == TaskState.RUNNING, Task.pid.is_not(None)
+                )
+            )
+        time.sleep(0.2)
+    assert victim is not None, "no FitSED task was seen running"
+    os.kill(victim, signal.SIGKILL)
+    (status,) = dpu.wait(job, timeout=TIMEOUT)
+    assert status.counts["A"] == 1 and status.counts["N"] == status.total - 1
+    assimilate(dpu.database, job, fit_results(dpu, job, tmp_path / "a"))
+    with dpu.database.session() as session:
+        killed = session.scalar(select(Task).where(Task.job_id == job, Task.state == TaskState.A))
+        left = session.scalars(select(PogsArea).where(PogsArea.state != AreaState.DONE.value))
+        assert [a.workunit_name for a in left] == [killed.key]
+    again = dpu.run("FitSED", r=1)
+    (status,) = dpu.wait(again, timeout=TIMEOUT)
+    assert status.total == 1 and status.counts["N"] == 1
+    assimilate(dpu.database, again, fit_results(dpu, again, tmp_path / "b"))
+    with dpu.database.session() as session:
+        assert session.scalar(select(PogsGalaxy)).status_id == GalaxyStatus.PROCESSED
