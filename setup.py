@@ -12,6 +12,7 @@ setup(
         "awe.data.instruments": ["*.json"],
         "awe.report": ["templates/*"],
         "awe.web": ["templates/*", "static/*"],
+        "awe.wu": ["data/*.npz"],
         "awe.profiles": ["profile_awe/*.py", "profile_awe/startup/*.py"],
     },
 )

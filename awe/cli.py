@@ -14,6 +14,8 @@ arguments pass through, so ``awe -c "print(dpu)"`` runs a scripted session. Subc
   awe calibration -i WFI -d 2000-04-28   the calibration frames valid on a night, per chip
   awe web [--host 127.0.0.1] [--port 8700] | awe web token   queue pages, JSON API, tokens
   awe se submit|status            DES single-epoch seasons (see `awe se --help`)
+  awe wu register-run|build-library|register-galaxy|fits2wu|assimilate   POGS work units
+  awe demo --pogs                 a POGS run and a simulated galaxy, fitted on the local DPU
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ SUBCOMMANDS = (
     "calibration",
     "web",
     "se",
+    "wu",
 )
 
 
@@ -98,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     from awe.se_cli import add_parsers as add_se_parsers
 
     add_se_parsers(commands)
+    from awe.wu.cli import add_parsers as add_wu_parsers
+
+    add_wu_parsers(commands)
     return parser
 
 
@@ -130,6 +136,10 @@ def _run_subcommand(argv: list[str]) -> int:
             from awe.se_cli import run as run_se
 
             return run_se(args)
+        if args.command == "wu":
+            from awe.wu.cli import run as run_wu
+
+            return run_wu(args)
         return _db(args)
     except AweError as err:
         print(f"awe: error: {err}", file=sys.stderr)

@@ -53,6 +53,7 @@ def add_parsers(commands: Any) -> None:
     demo = commands.add_parser("demo", help="simulate a small WFI night, ingest it and list it")
     demo.add_argument("--scale", type=_scale, default=DEMO_SCALE, help=f"default {DEMO_SCALE}")
     demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--pogs", action="store_true", help="the POGS work-unit demo instead")
 
 
 def _scale(text: str) -> float:
@@ -71,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         return _ingest(args)
     if args.command == "simulate":
         return _simulate(args)
+    if args.pogs:
+        from awe.wu.demo import pogs_demo
+
+        return pogs_demo(args.seed)
     return _demo(args)
 
 

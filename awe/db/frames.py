@@ -565,3 +565,7 @@ def frame_class(name: str) -> type[Frame]:
 
 def raw_frame_classes() -> Sequence[str]:
     return [n for n, c in frame_classes().items() if issubclass(c, RawFrame)]
+
+
+# The POGS products (SEDFitFile, ParameterMap, ParameterPreview) are frame types too.
+import awe.db.pogs  # noqa: E402, F401

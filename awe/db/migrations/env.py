@@ -4,6 +4,7 @@ from alembic import context
 
 import awe.db.des  # noqa: F401  (registers the DES SE tables on Base.metadata)
 import awe.db.frames  # noqa: F401  (registers the frame tables on Base.metadata)
+import awe.db.pogs  # noqa: F401  (and the POGS work-unit tables)
 import awe.db.tokens  # noqa: F401  (and the web service's token table)
 from awe.db.models import Base
 

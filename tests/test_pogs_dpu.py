@@ -1,0 +1,133 @@
+"""POGS work units on real DPUs: the local pool and an SSH DPU (OpenSSH on 127.0.0.1) give
+byte-identical fit files; assimilation fills pixel_result and the galaxy status; quorum 2
+validates, and a unit whose results disagree is reissued by the next FitSED run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from sqlalchemy import select
+
+from awe.db.pogs import AreaState, GalaxyStatus, PogsArea, PogsGalaxy, PogsPixelResult
+from awe.dpu import Processor
+from awe.wu.assimilate import assimilate
+from awe.wu.demo import setup_demo_run
+from awe.wu.fits2wu import Settings, fits2wu
+from awe.wu.galaxies import register_galaxy
+from awe.wu.library import load_library
+from awe.wu.results import fit_results
+from awe.wu.runs import library_paths
+from awe.wu.simulate import simulate_galaxy
+
+TIMEOUT = 300
+
+
+@pytest.fixture
+def dpu(awe_home: Path, database_url: str, sshd, tmp_path: Path) -> Processor:
+    dpu = Processor(
+        database_url=database_url,
+        username="alice",
+        dpu_name="local",
+        dpus={"far": sshd.dpu(tmp_path / "remote-work", max_workers=2)},
+    )
+    setup_demo_run(dpu.database, tmp_path / "run0001")
+    library = load_library(*library_paths(dpu.database, 1, "0.0300"))
+    image = simulate_galaxy(library, tmp_path / "POGS_SIM.fits", shape=(7, 9), seed=3)
+    register_galaxy(dpu.database, image, "0.03", "SIM", "Sb", "0.1", 3, 1)
+    fits2wu(dpu.database, dpu.env.data_root, Settings(), log=lambda _: None)
+    return dpu
+
+
+def contents(dpu: Processor, job: int, folder: Path) -> dict[str, str]:
+    return {key: path.read_text() for _, key, path in fit_results(dpu, job, folder)}
+
+
+def test_local_and_ssh_dpus_fit_alike_and_assimilate(dpu: Processor, tmp_path: Path) -> None:
+    local = dpu.run("FitSED>PogsMaps", r=1, C=1)
+    remote = dpu.run("FitSED", r=1, dpu="far")
+    statuses = dpu.wait([local, remote], timeout=TIMEOUT)
+    assert [s.counts["N"] == s.total for s in statuses] == [True, True]
+    here, there = contents(dpu, local, tmp_path / "a"), contents(dpu, remote, tmp_path / "b")
+    assert here == there and len(here) >= 3
+    summary = assimilate(dpu.database, local, fit_results(dpu, local, tmp_path / "c"))
+    assert summary["invalid"] == {}
+    with dpu.database.session() as session:
+        galaxy = session.scalar(select(PogsGalaxy))
+        assert galaxy.status_id == GalaxyStatus.PROCESSED
+        rows = session.scalars(select(PogsPixelResult)).all()
+        assert rows and all(r.m is not None and 5 < r.m < 10 for r in rows)
+        assert all(a.workunit_id == local for a in session.scalars(select(PogsArea)))
+    products = dpu.get_job_result(local)
+    maps = [p for p in products if p.frame_type == "ParameterMap"]
+    assert len(maps) == 1 and sum(p.frame_type == "ParameterPreview" for p in products) == 4
+    from awe.data.store import DataStore
+
+    with fits.open(DataStore(dpu.env.data_root).path(maps[0].sha256)) as hdul:
+        mass = hdul["M"].data
+        assert mass.shape == (5, 7, 9) and np.isfinite(mass[2]).sum() == len(rows)
+        row = rows[0]
+        assert mass[2, row.y, row.x] == pytest.approx(row.m, abs=1e-3)
+
+
+def test_quorum_two_validates_and_a_mismatch_is_reissued(dpu: Processor, tmp_path: Path) -> None:
+    job = dpu.run("FitSED", r=1, q=2)
+    (status,) = dpu.wait(job, timeout=TIMEOUT)
+    assert status.counts["N"] == status.total and status.total % 2 == 0
+    results = fit_results(dpu, job, tmp_path / "r")
+    _, key, tampered = next(r for r in results if r[1].endswith("#2"))
+    lines = tampered.read_text().splitlines(keepends=True)
+    numbers = lines[9].split()
+    lines[9] = lines[9].replace(numbers[2], f"{float(numbers[2]) * 1.01:.3f}", 1)
+    tampered.write_text("".join(lines))
+    summary = assimilate(dpu.database, job, results)
+    assert len(summary["invalid"]) == 1 and len(summary["assimilated"]) == status.total // 2 - 1
+    with dpu.database.session() as session:
+        invalid = session.scalar(select(PogsArea).where(PogsArea.state == AreaState.INVALID.value))
+        assert invalid.workunit_name == key.split("#")[0]
+    again = dpu.run("FitSED", r=1)
+    (status,) = dpu.wait(again, timeout=TIMEOUT)
+    assert status.total == 1  # only the invalid unit is issued again
+    assimilate(dpu.database, again, fit_results(dpu, again, tmp_path / "s"))
+    with dpu.database.session() as session:
+        assert session.scalar(select(PogsGalaxy)).status_id == GalaxyStatus.PROCESSED
+
+
+def test_a_work_unit_whose_worker_was_killed_is_issued_again(
+    dpu: Processor, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import time
+
+    from awe.db.models import Task, TaskState
+
+    slow = {"FitSED.process_params.CHUNK_PAIRS": 8}  # many small chunks: seconds per unit
+    job = dpu.run("FitSED", r=1, p=slow)
+    deadline, victim = time.monotonic() + TIMEOUT, None
+    while victim is None and time.monotonic() < deadline:
+        dpu.sync([job])
+        with dpu.database.session() as session:
+            victim = session.scalar(
+                select(Task.pid).where(
+                    Task.job_id == job, Task.state == TaskState.RUNNING, Task.pid.is_not(None)
+                )
+            )
+        time.sleep(0.2)
+    assert victim is not None, "no FitSED task was seen running"
+    os.kill(victim, signal.SIGKILL)
+    (status,) = dpu.wait(job, timeout=TIMEOUT)
+    assert status.counts["A"] == 1 and status.counts["N"] == status.total - 1
+    assimilate(dpu.database, job, fit_results(dpu, job, tmp_path / "a"))
+    with dpu.database.session() as session:
+        killed = session.scalar(select(Task).where(Task.job_id == job, Task.state == TaskState.A))
+        left = session.scalars(select(PogsArea).where(PogsArea.state != AreaState.DONE.value))
+        assert [a.workunit_name for a in left] == [killed.key]
+    again = dpu.run("FitSED", r=1)
+    (status,) = dpu.wait(again, timeout=TIMEOUT)
+    assert status.total == 1 and status.counts["N"] == 1
+    assimilate(dpu.database, again, fit_results(dpu, again, tmp_path / "b"))
+    with dpu.database.session() as session:
+        assert session.scalar(select(PogsGalaxy)).status_id == GalaxyStatus.PROCESSED
