@@ -126,9 +126,9 @@ def _show_config() -> int:
 
 
 def _db(args: argparse.Namespace) -> int:
+    from awe.database_url import mask_url
     from awe.db.engine import open_database
     from awe.db.schema import current_revision, head_revision, upgrade
-    from awe.db.url import mask_url
     from awe.env import load_env
 
     url = load_env().database_url

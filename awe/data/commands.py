@@ -172,8 +172,8 @@ def frame_table(database: Any, instrument: str, night: str) -> str:
 
     from sqlalchemy import func, select
 
+    from awe.database_url import mask_url
     from awe.db.frames import Frame
-    from awe.db.url import mask_url
 
     keys = (Frame.instrument == instrument, Frame.night == date.fromisoformat(night))
     counts = (

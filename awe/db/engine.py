@@ -1,4 +1,4 @@
-"""Opening the job database: one engine per URL, short transactions, clear errors.
+"""Opening the job database: one engine per URL, clear errors, the schema made current.
 
 SQLite is tuned for several processes at once (WAL, a busy timeout, and ``BEGIN IMMEDIATE``
 so a writer queues for the lock instead of failing with "database is locked" when it
@@ -9,22 +9,23 @@ not exist yet is created, and its schema brought to the newest Alembic revision.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 
-from awe.db.url import describe_location, mask_url
+from awe.database_url import describe_location, mask_url
+from awe.db.database import Database
+from awe.db.schema import ensure_current
 from awe.errors import DatabaseError
+
+__all__ = ["Database", "open_database"]
 
 #: Seconds PyMySQL waits for the TCP connection.
 MYSQL_CONNECT_TIMEOUT = 5
@@ -33,51 +34,6 @@ MYSQL_PROBE_DEADLINE = 6
 #: Seconds a SQLite writer waits for another process's lock.
 SQLITE_BUSY_TIMEOUT = 60
 MYSQL_UNKNOWN_DATABASE = 1049
-#: MySQL errors after which the whole transaction may simply be run again.
-MYSQL_RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
-TRANSACTION_ATTEMPTS = 8
-
-T = TypeVar("T")
-
-
-class Database:
-    """An engine plus a session factory. Use :meth:`session` for one short transaction."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.url = engine.url.render_as_string(hide_password=False)
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
-
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
-
-    @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on error."""
-        with self._sessions.begin() as session:
-            yield session
-
-    def run(self, work: Callable[[Session], T]) -> T:
-        """Run ``work(session)`` in one transaction, again from the start when the database
-        turned it away: InnoDB picks deadlock victims among concurrent writers, and SQLite
-        answers "database is locked" at once in the few cases its busy timeout does not
-        cover. The cure for both is to retry after a short random pause."""
-        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
-            try:
-                with self.session() as session:
-                    return work(session)
-            except OperationalError as err:
-                if not _retryable(err) or attempt == TRANSACTION_ATTEMPTS:
-                    raise
-                time.sleep(random.uniform(0, 0.05 * attempt))
-        raise AssertionError("unreachable")
-
-    def dispose(self) -> None:
-        self.engine.dispose()
-
-    def __repr__(self) -> str:
-        return f"Database({mask_url(self.url)!r})"
 
 
 def open_database(url: str, *, upgrade: bool = True) -> Database:
@@ -91,8 +47,6 @@ def open_database(url: str, *, upgrade: bool = True) -> Database:
     database = Database(engine)
     _check_connection(database)
     if upgrade:
-        from awe.db.schema import ensure_current
-
         ensure_current(database)
     return database
 
@@ -171,14 +125,6 @@ def _probe_mysql_server(url: str) -> None:
     except (OSError, ConnectionError) as err:
         reason = "no answer" if isinstance(err, socket.timeout) else (err.strerror or str(err))
         raise _unreachable(url, f"{reason} within {MYSQL_PROBE_DEADLINE} s") from None
-
-
-def _retryable(err: OperationalError) -> bool:
-    """A transaction the database turned away but would take if tried again."""
-    if isinstance(err.orig, sqlite3.OperationalError):
-        return "locked" in str(err.orig)
-    code = err.orig.args[0] if err.orig is not None and err.orig.args else None
-    return code in MYSQL_RETRYABLE
 
 
 def _check_connection(database: Database) -> None:

@@ -17,7 +17,8 @@ provenance (job, task, input frames, code snapshot, process parameters) and vali
 
     RawBiasFrame.select(instrument='WFI', date='2000-04-28', chip='ccd50')
 
-Helpers take ``database=``; without it they use the session's database (``dpu.database``).
+Helpers take ``database=``; without it they use the session's database (``dpu.database``,
+through :mod:`awe.context`).
 """
 
 from __future__ import annotations
@@ -46,10 +47,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship, selectinload
 
+from awe.context import session_database, site_midnight
 from awe.db.models import NAME_LENGTH, SNAPSHOT_ID_LENGTH, Base, BigId, UTCDateTime, utcnow
+from awe.nights import parse_night
 
 if TYPE_CHECKING:
-    from awe.db.engine import Database
+    from awe.db.database import Database
 
 FRAME_TYPE_LENGTH = 64
 FILENAME_LENGTH = 255
@@ -184,7 +187,7 @@ class Frame(Base):
         if valid_only:
             conditions.append(cls.is_valid.is_(True))
         query = query.where(*conditions).order_by(cls.mjd, cls.night, cls.chip, cls.id)
-        with database_or_session(database).session() as session:
+        with session_database(database).session() as session:
             return list(session.scalars(query))
 
     @classmethod
@@ -217,7 +220,7 @@ class Frame(Base):
             .order_by(cls.created_at.desc(), cls.id.desc())
             .limit(1)
         )
-        with database_or_session(database).session() as session:
+        with session_database(database).session() as session:
             return session.scalar(query)
 
     def __repr__(self) -> str:
@@ -235,20 +238,13 @@ def _key_conditions(cls: type[Frame], **keys: Any) -> list[Any]:
 
 
 def _night(value: str | date | None) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ValueError(f"date {value!r} is not a night; write it as YYYY-MM-DD") from None
+    return None if value is None else parse_night(value)
 
 
 def _moment(instrument: str, night: date | None) -> datetime:
     if night is None:
         return datetime.now(timezone.utc)
-    from awe.data.instruments import get_instrument  # the site lives in the instrument data
-
-    return get_instrument(instrument).site.midnight(night)
+    return site_midnight(instrument, night)  # the site lives in the instrument files
 
 
 def _wildcard(column: Any, pattern: str) -> Any:
@@ -256,15 +252,6 @@ def _wildcard(column: Any, pattern: str) -> Any:
         return column == pattern
     escaped = re.sub(r"([\\%_])", r"\\\1", pattern).replace("*", "%").replace("?", "_")
     return column.like(escaped, escape="\\")
-
-
-def database_or_session(database: Database | None = None) -> Database:
-    """``database`` if given, else the session's (``awe.startup.session_processor()``)."""
-    if database is not None:
-        return database
-    from awe.startup import session_processor
-
-    return session_processor().database
 
 
 # ---- categories -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from awe.db.engine import Database
+from awe.db.database import Database
 from awe.db.models import Job, Project, Task, TaskDependency, User
 
 

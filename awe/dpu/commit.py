@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from awe.db.engine import Database
+from awe.db.database import Database
 from awe.db.models import Job, LogRecord, Task, TaskState, utcnow
 from awe.dpu.backends.base import Backend
 from awe.dpu.journal import parse_new_bytes

@@ -22,7 +22,7 @@ from awe.env import Env, configured_dpu_names, load_env
 from awe.errors import AweError, DatabaseError
 
 if TYPE_CHECKING:
-    from awe.db.engine import Database
+    from awe.db.database import Database
     from awe.dpu.backends.base import Backend
     from awe.dpu.planner import PlannedTask
     from awe.dpu.registry import Registry
@@ -567,7 +567,7 @@ class Processor:
         return status
 
     def __repr__(self) -> str:
-        from awe.db.url import mask_url
+        from awe.database_url import mask_url
 
         return (
             f"<Processor user={self.env.username} project={self.env.project} "

@@ -32,7 +32,7 @@ from awe.errors import AweError
 
 if TYPE_CHECKING:
     from awe.dpu.codeship import Snapshot
-    from awe.dpu.dpus import DPUDefinition
+    from awe.dpu_definitions import DPUDefinition
     from awe.env import Env
 
 SLURM_AGENT_SOURCE = Path(slurm_agent.__file__).read_text()

@@ -25,7 +25,7 @@ from awe.dpu.remote.ssh import SSHShell
 
 if TYPE_CHECKING:
     from awe.dpu.codeship import Snapshot
-    from awe.dpu.dpus import DPUDefinition
+    from awe.dpu_definitions import DPUDefinition
     from awe.env import Env
 
 AGENT_SOURCE = Path(agent.__file__).read_text()
