@@ -9,7 +9,8 @@ arguments pass through, so ``awe -c "print(dpu)"`` runs a scripted session. Subc
   awe db current                  show the schema revision of the job database
   awe ingest PATH...              ingest raw FITS files (folders: the FITS files below)
   awe simulate -i WFI -d 2000-04-28 -o DIR [--scale 0.125]   write a simulated night
-  awe demo                        simulate a small WFI night, ingest it, list the frames
+  awe demo                        simulate a small WFI night, ingest it, list the frames,
+                                  run ReadNoise on it on the local DPU
   awe dpu list|check|status|logs|cancel   DPUs and jobs (see `awe dpu --help`)
 """
 
@@ -69,9 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     upgrade.add_argument("revision", nargs="?", default="head")
     db_commands.add_parser("current", help="show the schema revision")
 
-    from awe.data.commands import add_parsers  # ingest, simulate, demo (argparse only)
+    from awe.data.commands import add_parsers  # ingest, simulate (argparse only)
+    from awe.demo import add_parser as add_demo_parser
 
     add_parsers(commands)
+    add_demo_parser(commands)
     from awe.dpu.commands import add_parsers as add_dpu_parsers
 
     add_dpu_parsers(commands)
@@ -87,10 +90,14 @@ def _run_subcommand(argv: list[str]) -> int:
             return _profile_install(args.force)
         if args.command == "config":
             return _show_config()
-        if args.command in ("ingest", "simulate", "demo"):
+        if args.command in ("ingest", "simulate"):
             from awe.data.commands import run
 
             return run(args)
+        if args.command == "demo":
+            from awe.demo import run as run_demo
+
+            return run_demo(args)
         if args.command == "dpu":
             from awe.dpu.commands import run as run_dpu
 

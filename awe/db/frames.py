@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -42,6 +43,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    func,
     or_,
     select,
 )
@@ -245,6 +247,40 @@ def _moment(instrument: str, night: date | None) -> datetime:
     if night is None:
         return datetime.now(timezone.utc)
     return site_midnight(instrument, night)  # the site lives in the instrument files
+
+
+@dataclass(frozen=True)
+class FrameCount:
+    """How many frames of one type a night has, on how many chips, in which filters."""
+
+    frame_type: str
+    frames: int
+    chips: int
+    filters: list[str]
+
+
+def frame_counts(
+    instrument: str, night: str | date, *, database: Database | None = None
+) -> list[FrameCount]:
+    """The frames of ``instrument`` on ``night``, counted per type (sorted by type)."""
+    keys = (Frame.instrument == instrument, Frame.night == parse_night(night))
+    counts = (
+        select(Frame.frame_type, func.count(), func.count(func.distinct(Frame.chip)))
+        .where(*keys)
+        .group_by(Frame.frame_type)
+        .order_by(Frame.frame_type)
+    )
+    filters_used = select(Frame.frame_type, Frame.filter).where(*keys).distinct()
+    with session_database(database).session() as session:
+        rows = session.execute(counts).all()
+        filters: dict[str, list[str]] = {}
+        for frame_type, name in session.execute(filters_used):
+            if name:
+                filters.setdefault(frame_type, []).append(name)
+    return [
+        FrameCount(frame_type, count, chips, sorted(filters.get(frame_type, [])))
+        for frame_type, count, chips in rows
+    ]
 
 
 def _wildcard(column: Any, pattern: str) -> Any:
