@@ -249,6 +249,13 @@ def _moment(instrument: str, night: date | None) -> datetime:
     return site_midnight(instrument, night)  # the site lives in the instrument files
 
 
+def frames_with_sha256(digests: Sequence[str], *, database: Database | None = None) -> list[Frame]:
+    """The frames of any type whose files have these hashes, in the order they were made."""
+    query = select(Frame).where(Frame.sha256.in_(list(digests))).order_by(Frame.id)
+    with session_database(database).session() as session:
+        return list(session.scalars(query))
+
+
 @dataclass(frozen=True)
 class FrameCount:
     """How many frames of one type a night has, on how many chips, in which filters."""
