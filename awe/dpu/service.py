@@ -121,8 +121,9 @@ class JobService:
         from awe.dpu.check import check_dpu
 
         name = name or self.env.dpu_name
+        backend = self.backend(name)  # an unknown name is an error listing the known ones
         definition = None if name == "local" else self.env.dpu_definitions()[name]
-        return check_dpu(name, self.backend(name), definition)
+        return check_dpu(name, backend, definition)
 
     def registry_problems(self) -> list[str]:
         """Sequence files that failed to load since the last call (each reported once)."""
