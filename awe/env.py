@@ -27,10 +27,7 @@ from typing import Any
 from traitlets import Dict, List, TraitError, Unicode, default, observe, validate
 from traitlets.config import Config, Configurable
 
-from awe.database_url import mask_url, parse_url
-from awe.dpu_definitions import parse_dpus
 from awe.errors import ConfigError
-from awe.suggest import did_you_mean
 
 CONFIG_FILE_NAME = "awe_config.py"
 DEFAULT_HOME = "~/.awe"
@@ -141,6 +138,8 @@ class Env(Configurable):
 
     @validate("database_url")
     def _validate_database_url(self, proposal: Any) -> str:
+        from awe.database_url import parse_url  # imported on use: the prompt starts faster
+
         value = proposal["value"].strip()
         try:
             url = parse_url(value)
@@ -162,6 +161,8 @@ class Env(Configurable):
 
     @validate("dpus")
     def _validate_dpus(self, proposal: Any) -> dict[str, Any]:
+        from awe.dpu_definitions import parse_dpus
+
         try:
             parse_dpus(proposal["value"])
         except ValueError as err:
@@ -207,6 +208,8 @@ class Env(Configurable):
 
     def dpu_definitions(self) -> dict[str, Any]:
         """The parsed DPU definitions (:class:`awe.dpu_definitions.DPUDefinition` by name)."""
+        from awe.dpu_definitions import parse_dpus
+
         return parse_dpus(self.dpus)
 
     def source_of(self, key: str) -> str:
@@ -244,6 +247,8 @@ class Env(Configurable):
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(key, shown value, source) for every key; passwords in URLs are masked."""
+        from awe.database_url import mask_url
+
         rows = []
         for key in self.keys():
             value = getattr(self, key)
@@ -261,6 +266,8 @@ def _trait_message(err: TraitError) -> str:
 
 
 def _unknown_key_message(key: str, source: str) -> str:
+    from awe.suggest import did_you_mean
+
     valid = Env.keys()
     hint = did_you_mean(key, valid)
     return f"Unknown Env key {key!r} ({source}).{hint} Valid keys: {', '.join(valid)}."
