@@ -63,7 +63,7 @@ class UTCDateTime(TypeDecorator):
 
 
 class JobState(str, enum.Enum):
-    """``QUEUED -> RUNNING -> FINISHED`` or ``CANCELLED`` (see docs/architecture.md, "Task states")."""
+    """``QUEUED -> RUNNING -> FINISHED`` or ``CANCELLED`` (docs/architecture.md, Task states)."""
 
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
@@ -72,7 +72,7 @@ class JobState(str, enum.Enum):
 
 
 class TaskState(str, enum.Enum):
-    """``QUEUED -> RUNNING ->`` one final letter N/E/A/S/U (see docs/architecture.md, "Task states")."""
+    """``QUEUED -> RUNNING ->`` a final letter N/E/A/S/U (docs/architecture.md, Task states)."""
 
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
