@@ -61,3 +61,12 @@ def test_a_bad_night_is_a_clear_error(database) -> None:
         ValueError, match="night '28/04/2000' is not a date; write it as YYYY-MM-DD"
     ):
         RawBiasFrame.select(database=database, date="28/04/2000")
+
+
+def test_without_a_session_a_call_says_what_to_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(context, "_open_session", None)
+    monkeypatch.setattr(context, "_site_midnight", None)
+    with pytest.raises(context.NoSession, match="pass database="):
+        RawBiasFrame.select(instrument="WFI")
+    with pytest.raises(context.NoSession, match="pass at="):
+        RawBiasFrame.newest_valid(instrument="WFI", night="2000-04-28")
