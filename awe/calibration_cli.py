@@ -11,7 +11,6 @@ prints the same at the prompt.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 #: The calibration steps of a night, in dependency order (what ``awe demo`` runs).
@@ -27,45 +26,6 @@ CALIBRATION_STEPS = (
 )
 
 
-def show_calibration(
-    database: Any,
-    i: str | None = None,
-    d: str | None = None,
-    *,
-    instrument: str | None = None,
-    date: str | None = None,
-    f: str | None = None,
-    c: str | None = None,
-    filter: str | None = None,
-    chip: str | None = None,
-    out: Any = None,
-) -> list[Any]:
-    """Print the calibration overview of instrument ``i`` for night ``d`` (or by their
-    long names, as ``dpu.run`` takes them); return its rows."""
-    from awe.data.calibration_overview import calibration_overview, format_overview
-    from awe.errors import AweError
-
-    instrument = i or instrument
-    night = d or date
-    if not instrument or not night:
-        raise AweError(
-            "show_calibration needs an instrument and a night, e.g. "
-            "dpu.show_calibration(i='WFI', d='2000-04-28')"
-        )
-    filt = f or filter
-    try:
-        rows = calibration_overview(database, instrument, night, filters=[filt] if filt else None)
-    except ValueError as err:
-        raise AweError(str(err)) from None
-    wanted_chip = c or chip
-    if wanted_chip:
-        rows = [row for row in rows if row.chip == wanted_chip]
-        if not rows:
-            raise AweError(f"{instrument} has no working chip {wanted_chip!r}")
-    print(format_overview(rows, instrument, night), file=out or sys.stdout)
-    return rows
-
-
 def add_parsers(commands: Any) -> None:
     """Add ``awe calibration`` to ``awe``'s subparsers."""
     parser = commands.add_parser(
@@ -79,6 +39,7 @@ def add_parsers(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``awe calibration``: print the overview; 1 when something is missing."""
+    from awe.data.calibration_overview import show_calibration
     from awe.db.engine import open_database
     from awe.env import load_env
 

@@ -9,7 +9,8 @@ arguments pass through, so ``awe -c "print(dpu)"`` runs a scripted session. Subc
   awe db current                  show the schema revision of the job database
   awe ingest PATH...              ingest raw FITS files (folders: the FITS files below)
   awe simulate -i WFI -d 2000-04-28 -o DIR [--scale 0.125]   write a simulated night
-  awe demo                        simulate a small WFI night, ingest it, list the frames
+  awe demo                        simulate a small WFI night, ingest it, list the frames,
+                                  run ReadNoise on it on the local DPU
   awe dpu list|check|status|logs|cancel|rerun   DPUs and jobs (see `awe dpu --help`)
   awe calibration -i WFI -d 2000-04-28   the calibration frames valid on a night, per chip
   awe web [--host 127.0.0.1] [--port 8700] | awe web token   queue pages, JSON API, tokens
@@ -86,9 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     upgrade.add_argument("revision", nargs="?", default="head")
     db_commands.add_parser("current", help="show the schema revision")
 
-    from awe.data.commands import add_parsers  # ingest, simulate, demo (argparse only)
+    from awe.data.commands import add_parsers  # ingest, simulate (argparse only)
+    from awe.demo import add_parser as add_demo_parser
 
     add_parsers(commands)
+    add_demo_parser(commands)
     from awe.dpu.commands import add_parsers as add_dpu_parsers
 
     add_dpu_parsers(commands)
@@ -101,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     from awe.se_cli import add_parsers as add_se_parsers
 
     add_se_parsers(commands)
-    from awe.wu.cli import add_parsers as add_wu_parsers
+    from awe.wu_cli import add_parsers as add_wu_parsers
 
     add_wu_parsers(commands)
     return parser
@@ -116,7 +119,7 @@ def _run_subcommand(argv: list[str]) -> int:
             return _profile_install(args.force)
         if args.command == "config":
             return _show_config()
-        if args.command in ("ingest", "simulate", "demo"):
+        if args.command in ("ingest", "simulate"):
             from awe.data.commands import run
 
             return run(args)
@@ -124,6 +127,10 @@ def _run_subcommand(argv: list[str]) -> int:
             from awe.calibration_cli import run as run_calibration
 
             return run_calibration(args)
+        if args.command == "demo":
+            from awe.demo import run as run_demo
+
+            return run_demo(args)
         if args.command == "dpu":
             from awe.dpu.commands import run as run_dpu
 
@@ -137,7 +144,7 @@ def _run_subcommand(argv: list[str]) -> int:
 
             return run_se(args)
         if args.command == "wu":
-            from awe.wu.cli import run as run_wu
+            from awe.wu_cli import run as run_wu
 
             return run_wu(args)
         return _db(args)
@@ -171,9 +178,9 @@ def _show_config() -> int:
 
 
 def _db(args: argparse.Namespace) -> int:
+    from awe.database_url import mask_url
     from awe.db.engine import open_database
     from awe.db.schema import current_revision, head_revision, upgrade
-    from awe.db.url import mask_url
     from awe.env import load_env
 
     url = load_env().database_url

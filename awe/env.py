@@ -15,7 +15,6 @@ warning naming the file and line (:attr:`Env.warnings`); AWE then starts on the 
 
 from __future__ import annotations
 
-import difflib
 import getpass
 import os
 import re
@@ -139,7 +138,7 @@ class Env(Configurable):
 
     @validate("database_url")
     def _validate_database_url(self, proposal: Any) -> str:
-        from awe.db.url import parse_url
+        from awe.database_url import parse_url  # imported on use: the prompt starts faster
 
         value = proposal["value"].strip()
         try:
@@ -162,7 +161,7 @@ class Env(Configurable):
 
     @validate("dpus")
     def _validate_dpus(self, proposal: Any) -> dict[str, Any]:
-        from awe.dpu.dpus import parse_dpus
+        from awe.dpu_definitions import parse_dpus
 
         try:
             parse_dpus(proposal["value"])
@@ -208,8 +207,8 @@ class Env(Configurable):
         return [*ENV_VARIABLES, *CONFIG_ONLY_KEYS]
 
     def dpu_definitions(self) -> dict[str, Any]:
-        """The parsed DPU definitions (:class:`awe.dpu.dpus.DPUDefinition` by name)."""
-        from awe.dpu.dpus import parse_dpus
+        """The parsed DPU definitions (:class:`awe.dpu_definitions.DPUDefinition` by name)."""
+        from awe.dpu_definitions import parse_dpus
 
         return parse_dpus(self.dpus)
 
@@ -248,7 +247,7 @@ class Env(Configurable):
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(key, shown value, source) for every key; passwords in URLs are masked."""
-        from awe.db.url import mask_url
+        from awe.database_url import mask_url
 
         rows = []
         for key in self.keys():
@@ -267,9 +266,10 @@ def _trait_message(err: TraitError) -> str:
 
 
 def _unknown_key_message(key: str, source: str) -> str:
+    from awe.suggest import did_you_mean
+
     valid = Env.keys()
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(key, valid)
     return f"Unknown Env key {key!r} ({source}).{hint} Valid keys: {', '.join(valid)}."
 
 

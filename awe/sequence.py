@@ -1,7 +1,7 @@
 """Declaring processing sequences: the only part of AWE a sequence module needs.
 
 A sequence is a plain function over one task's worth of data, plus a declaration of its
-options, its process parameters, how it selects inputs and fans out, and what it produces::
+options, its process parameters, and how it selects inputs and fans out::
 
     from awe.sequence import Option, Unit, sequence
 
@@ -10,7 +10,6 @@ options, its process parameters, how it selects inputs and fans out, and what it
         parameters={"Greeting.process_params.LOUD": False},
         fan_out="chip",
         select=lambda options, context: [Unit(key=c) for c in ("ccd50", "ccd51")],
-        produces=["Greeting"],
     )
     def Greet(task):
         task.log.info("Hello from %s", task.unit.key)
@@ -27,9 +26,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-FanOut = Literal["chip", "exposure", "workunit", "global"]
 FAN_OUTS: tuple[str, ...] = ("chip", "exposure", "workunit", "global")
 #: The most ``retries`` a sequence may declare (a task that keeps dying is a bug, not bad luck).
 MAX_RETRIES = 10
@@ -136,7 +134,6 @@ class SequenceSpec:
     parameters: Mapping[str, Any]
     fan_out: str
     select: Callable[[Mapping[str, Any], SelectionContext], list[Unit]]
-    produces: tuple[str, ...]
     estimate: float
     time_limit: float
     module: str
@@ -161,7 +158,6 @@ def sequence(
     parameters: Mapping[str, Any] | None = None,
     fan_out: str = "global",
     select: Callable[[Mapping[str, Any], SelectionContext], list[Unit]] | None = None,
-    produces: Sequence[str] = (),
     estimate: float = 10.0,
     time_limit: float = 3600.0,
     retries: int = 0,
@@ -201,7 +197,6 @@ def sequence(
             parameters=dict(parameters or {}),
             fan_out=fan_out,
             select=select or _single_global_unit,
-            produces=tuple(produces),
             estimate=float(estimate),
             time_limit=float(time_limit),
             module=function.__module__,

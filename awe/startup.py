@@ -35,7 +35,7 @@ def session_processor() -> Processor:
 
 def profile_lines(env: Env) -> list[str]:
     """The ``Current profile:`` block of the banner (database password masked)."""
-    from awe.db.url import mask_url
+    from awe.database_url import mask_url
 
     return [
         "Current profile:",

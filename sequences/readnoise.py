@@ -89,7 +89,6 @@ def clipped_rms(values: Any, iterations: int, threshold: float) -> tuple[float, 
     parameters=PARAMETERS,
     fan_out="chip",
     select=select_bias_pairs,
-    produces=["ReadNoise"],
     estimate=2.0,
 )
 def ReadNoise(task: TaskContext) -> None:

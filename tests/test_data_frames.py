@@ -95,8 +95,8 @@ def test_select_uses_the_session_database_by_default(
         assert [f.exposure_number for f in found] == [2]
         assert [f.frame_type for f in Frame.select(object="B?AS")] == ["RawBiasFrame"] * 2
     finally:
-        if awe.startup._processor is not None and awe.startup._processor._database:
-            awe.startup._processor._database.dispose()
+        if awe.startup._processor is not None and awe.startup._processor.jobs._database:
+            awe.startup._processor.jobs._database.dispose()
 
 
 def test_frame_types_are_named_as_in_astro_wise() -> None:

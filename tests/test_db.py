@@ -242,7 +242,7 @@ def test_awe_db_commands(database_url: str, monkeypatch: pytest.MonkeyPatch) -> 
 def test_light_url_parsing_agrees_with_sqlalchemy(url: str) -> None:
     from sqlalchemy.engine import make_url
 
-    from awe.db.url import mask_url, parse_url
+    from awe.database_url import mask_url, parse_url
 
     reference = make_url(url)
     assert mask_url(url) == reference.render_as_string(hide_password=True)

@@ -124,7 +124,7 @@ def test_a_journal_truncated_mid_line_still_ends_the_job(dpu: Processor, awe_hom
 def test_a_dead_runner_is_cleaned_up_once_outside_any_transaction(
     dpu: Processor, awe_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from awe.db.engine import Database
+    from awe.db.database import Database
 
     job_id = dpu.run("Hello", n=3, s=60.0)
     task_pids = [int(wait_for_file(awe_home / f"pid-{job_id}-c{i}")) for i in (0, 1)]

@@ -20,12 +20,12 @@ from awe.db.pogs import (
 )
 from awe.science.workunits import parse_observations
 from awe.wu.assimilate import workunit_inputs
-from awe.wu.demo import setup_demo_run
 from awe.wu.fits2wu import Settings, fits2wu, waiting_results
 from awe.wu.galaxies import GalaxyError, register_galaxy
 from awe.wu.library import file_details, load_library
 from awe.wu.runs import RunError, library_paths, register_run
 from awe.wu.simulate import simulate_galaxy
+from awe.wu_demo import setup_demo_run
 
 
 @pytest.fixture

@@ -14,13 +14,13 @@ from sqlalchemy import select
 from awe.db.pogs import AreaState, GalaxyStatus, PogsArea, PogsGalaxy, PogsPixelResult
 from awe.dpu import Processor
 from awe.wu.assimilate import assimilate
-from awe.wu.demo import setup_demo_run
 from awe.wu.fits2wu import Settings, fits2wu
 from awe.wu.galaxies import register_galaxy
 from awe.wu.library import load_library
-from awe.wu.results import fit_results
 from awe.wu.runs import library_paths
 from awe.wu.simulate import simulate_galaxy
+from awe.wu_demo import setup_demo_run
+from awe.wu_results import fit_results
 
 TIMEOUT = 300
 

@@ -18,9 +18,9 @@ import pytest
 from awe.db.models import Job, JobState
 from awe.dpu import Processor
 from awe.dpu.backends.slurm_script import check_values
-from awe.dpu.dpus import DPUDefinition, SlurmSettings, parse_dpus
 from awe.dpu.remote import agent, slurm_agent
 from awe.dpu.remote.ssh import HostKeyError
+from awe.dpu_definitions import DPUDefinition, SlurmSettings, parse_dpus
 from awe.errors import AweError
 from awe.messages import FORMAT_VERSION, FileRef, FormatError
 from awe.messages import Job as JobMessage

@@ -378,7 +378,7 @@ def test_a_slurm_dpu_behind_ssh(slurm: str, sshd, awe_home: Path, database_url, 
 
 def test_a_line_break_in_a_task_name_cannot_add_a_command_to_the_script() -> None:
     from awe.dpu.backends.slurm_script import render_script
-    from awe.dpu.dpus import parse_dpus
+    from awe.dpu_definitions import parse_dpus
 
     definition = parse_dpus({"c": {"scheduler": "slurm"}})["c"]
     task = {

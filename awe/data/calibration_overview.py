@@ -11,6 +11,7 @@ flagged or invalidated (so a missing entry can say why).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -183,3 +184,41 @@ def format_overview(rows: list[OverviewRow], instrument: str, night: str | date)
             f"{row.quality_flags:>5}  {row.filename}"
         )
     return "\n".join(lines)
+
+
+def show_calibration(
+    database: Any,
+    i: str | None = None,
+    d: str | None = None,
+    *,
+    instrument: str | None = None,
+    date: str | None = None,
+    f: str | None = None,
+    c: str | None = None,
+    filter: str | None = None,
+    chip: str | None = None,
+    out: Any = None,
+) -> list[Any]:
+    """Print the calibration overview of instrument ``i`` for night ``d`` (or by their
+    long names, as ``dpu.run`` takes them); return its rows."""
+    from awe.errors import AweError
+
+    instrument = i or instrument
+    night = d or date
+    if not instrument or not night:
+        raise AweError(
+            "show_calibration needs an instrument and a night, e.g. "
+            "dpu.show_calibration(i='WFI', d='2000-04-28')"
+        )
+    filt = f or filter
+    try:
+        rows = calibration_overview(database, instrument, night, filters=[filt] if filt else None)
+    except ValueError as err:
+        raise AweError(str(err)) from None
+    wanted_chip = c or chip
+    if wanted_chip:
+        rows = [row for row in rows if row.chip == wanted_chip]
+        if not rows:
+            raise AweError(f"{instrument} has no working chip {wanted_chip!r}")
+    print(format_overview(rows, instrument, night), file=out or sys.stdout)
+    return rows

@@ -1,28 +1,27 @@
-"""The data subcommands of ``awe``: ingest, simulate, demo.
+"""The data subcommands of ``awe``: ingest and simulate.
 
 Kept out of :mod:`awe.cli` so that file stays a thin dispatcher; importing this module is
-cheap (argparse only), the work imports numpy and astropy when it runs.
+cheap (argparse only), the work imports numpy and astropy when it runs. (``awe demo``,
+which also drives the DPU, lives above this layer, in :mod:`awe.demo`.)
 
   awe ingest PATH...                       ingest raw FITS files, or the FITS files in folders
   awe simulate -i WFI -d 2000-04-28 -o DIR write a simulated night with its truth
   awe simulate -i DECam -e 668439 -o DIR   only the given (science) exposures
-  awe demo                                 simulate a small WFI night, ingest it, list it
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-DATA_COMMANDS = ("ingest", "simulate", "demo")
-DEMO_INSTRUMENT = "WFI"
-DEMO_NIGHT = "2000-04-28"
-DEMO_SCALE = 0.125
+if TYPE_CHECKING:
+    from awe.data.store import DataStore
+    from awe.db.database import Database
+    from awe.env import Env
 
 
-def add_parsers(commands: Any) -> None:
+def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Add the data subcommands to ``awe``'s subparsers."""
     ingest = commands.add_parser(
         "ingest", help="ingest raw FITS files (a folder: every FITS file below it)"
@@ -45,18 +44,14 @@ def add_parsers(commands: Any) -> None:
     simulate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     simulate.add_argument(
         "--scale",
-        type=_scale,
+        type=scale_factor,
         default=1.0,
         help="shrink chips by this factor, e.g. 0.125 for fast small frames (default 1)",
     )
 
-    demo = commands.add_parser("demo", help="simulate a small WFI night, ingest it and list it")
-    demo.add_argument("--scale", type=_scale, default=DEMO_SCALE, help=f"default {DEMO_SCALE}")
-    demo.add_argument("--seed", type=int, default=1)
-    demo.add_argument("--pogs", action="store_true", help="the POGS work-unit demo instead")
 
-
-def _scale(text: str) -> float:
+def scale_factor(text: str) -> float:
+    """The ``--scale`` of a simulation: a number in (0, 1]."""
     try:
         value = float(text)
     except ValueError:
@@ -70,17 +65,12 @@ def run(args: argparse.Namespace) -> int:
     """Run a data subcommand; the exit status is 1 if any file could not be ingested."""
     if args.command == "ingest":
         return _ingest(args)
-    if args.command == "simulate":
-        return _simulate(args)
-    if args.pogs:
-        from awe.wu.demo import pogs_demo
-
-        return pogs_demo(args.seed)
-    return _demo(args)
+    return _simulate(args)
 
 
-def _session() -> tuple[Any, Any, Any]:
-    """The Env, database and data store of this installation."""
+def open_installation() -> tuple[Env, Database, DataStore]:
+    """The Env, database and data store of this installation (configuration warnings
+    printed)."""
     from awe.data.store import DataStore
     from awe.db.engine import open_database
     from awe.env import load_env
@@ -94,7 +84,7 @@ def _session() -> tuple[Any, Any, Any]:
 def _ingest(args: argparse.Namespace) -> int:
     from awe.data.ingestion import ingest
 
-    _env, database, store = _session()
+    _env, database, store = open_installation()
     progress = False if args.no_progress else None
     try:
         report = ingest(args.paths, database=database, store=store, progress=progress)
@@ -120,90 +110,3 @@ def _simulate(args: argparse.Namespace) -> int:
         f"{result.night} to {result.out} in {result.seconds:.1f} s; truth in {result.truth_path}"
     )
     return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    """Simulate (once) a small WFI night into the AWE home, ingest it, list the frames, then
-    run the ReadNoise sequence on the local DPU and show its status, logs and products."""
-    import json
-
-    from awe.data.ingestion import ingest
-    from awe.data.simulate import simulate_night
-
-    env, database, store = _session()
-    out = Path(env.home) / "demo" / f"{DEMO_INSTRUMENT}-{DEMO_NIGHT}-scale{args.scale:g}"
-    truth = out / "truth" / "night.json"
-    try:
-        if truth.exists() and json.loads(truth.read_text())["seed"] == args.seed:
-            print(f"Simulated night already in {out}")
-        else:
-            print(f"Simulating a {DEMO_INSTRUMENT} night ({DEMO_NIGHT}, scale {args.scale:g})...")
-            result = simulate_night(
-                DEMO_INSTRUMENT, DEMO_NIGHT, out, seed=args.seed, scale=args.scale
-            )
-            print(f"Wrote {len(result.files)} exposures to {out} in {result.seconds:.1f} s")
-        report = ingest([out], database=database, store=store)
-        print()
-        print(frame_table(database, DEMO_INSTRUMENT, DEMO_NIGHT))
-    finally:
-        database.dispose()
-    print()
-    run_ok = _demo_job(env)
-    example = f"instrument='{DEMO_INSTRUMENT}', date='{DEMO_NIGHT}', chip='ccd50'"
-    print()
-    print("At the awe> prompt, for example:")
-    print("  from awe.db.frames import RawBiasFrame")
-    print(f"  RawBiasFrame.select({example})")
-    print(f"  dpu.run('ReadNoise', i='{DEMO_INSTRUMENT}', d='{DEMO_NIGHT}', c='ccd50', C=1)")
-    return 0 if report.ok and run_ok else 1
-
-
-def _demo_job(env: Any) -> bool:
-    """ReadNoise on the demo night, on the local DPU: submit, wait, status, logs, products."""
-    from awe.dpu.processor import Processor
-
-    dpu = Processor(env, dpu_name="local")
-    job_id = dpu.run("ReadNoise", i=DEMO_INSTRUMENT, d=DEMO_NIGHT, C=1)
-    (status,) = dpu.wait(job_id)
-    dpu.get_status(job_id)
-    dpu.get_logs(job_id)
-    dpu.get_job_result(job_id)
-    from awe.calibration_cli import demo_calibration  # the night's calibration, then overview
-
-    calibrated = demo_calibration(dpu, DEMO_INSTRUMENT, DEMO_NIGHT, filter="#842")
-    return status.counts["N"] == status.total and calibrated
-
-
-def frame_table(database: Any, instrument: str, night: str) -> str:
-    """Frames of an instrument and night per type: how many, on how many chips, filters."""
-    from datetime import date
-
-    from sqlalchemy import func, select
-
-    from awe.db.frames import Frame
-    from awe.db.url import mask_url
-
-    keys = (Frame.instrument == instrument, Frame.night == date.fromisoformat(night))
-    counts = (
-        select(Frame.frame_type, func.count(), func.count(func.distinct(Frame.chip)))
-        .where(*keys)
-        .group_by(Frame.frame_type)
-        .order_by(Frame.frame_type)
-    )
-    filters_used = select(Frame.frame_type, Frame.filter).where(*keys).distinct()
-    with database.session() as session:
-        rows = session.execute(counts).all()
-        filters: dict[str, list[str]] = {}
-        for frame_type, name in session.execute(filters_used):
-            if name:
-                filters.setdefault(frame_type, []).append(name)
-    lines = [
-        f"Frames of {instrument}, night {night}, in {mask_url(database.url)}:",
-        f"  {'frame type':<22} {'frames':>6} {'chips':>5}  filters",
-    ]
-    for frame_type, count, chips in rows:
-        names = ", ".join(sorted(filters.get(frame_type, []))) or "-"
-        lines.append(f"  {frame_type:<22} {count:>6} {chips:>5}  {names}")
-    if not rows:
-        lines.append("  (none)")
-    return "\n".join(lines)

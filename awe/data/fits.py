@@ -216,9 +216,20 @@ def _header(cards: Mapping[str, Any]) -> fits.Header:
     )
 
 
+#: Endings of FITS file names as raw data comes with them, longest first.
+FITS_SUFFIXES = (".fits.fz", ".fits.gz", ".fits", ".fit", ".fts", ".fz")
+
+
 def iter_fits_files(folder: Path) -> Iterator[Path]:
     """FITS files below a folder, sorted, by the names raw data comes with."""
-    suffixes = (".fits", ".fit", ".fts", ".fits.fz", ".fz", ".fits.gz")
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name.lower().endswith(suffixes):
+        if path.is_file() and path.name.lower().endswith(FITS_SUFFIXES):
             yield path
+
+
+def fits_stem(name: str) -> str:
+    """A FITS file name without its FITS ending (``a.fits.fz`` -> ``a``)."""
+    for suffix in FITS_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name

@@ -25,13 +25,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from awe.context import session_database
 from awe.data.errors import DataError, IngestError
-from awe.data.fits import FitsProblem, image_hdus, iter_fits_files, open_fits
+from awe.data.fits import FitsProblem, fits_stem, image_hdus, iter_fits_files, open_fits
 from awe.data.instruments import Instrument, instrument_for_header, instrument_names
 
 if TYPE_CHECKING:
     from awe.data.store import DataStore
-    from awe.db.engine import Database
+    from awe.db.database import Database
 
 
 @dataclass
@@ -108,9 +109,8 @@ def ingest(
     from tqdm import tqdm
 
     from awe.data.store import DataStore
-    from awe.db.frames import database_or_session
 
-    database = database_or_session(database)
+    database = session_database(database)
     store = store if store is not None else DataStore.for_session()
     files = expand_paths([paths] if isinstance(paths, str | os.PathLike) else paths)
     results = []
@@ -214,7 +214,7 @@ def describe(hdul: Any, path: Path, result: FileResult) -> tuple[Instrument, lis
         values = reader.keys(cls.filter_dependent)
         values.update(
             chip=chip.name,
-            filename=f"{_stem(path)}_{chip.number}.fits",
+            filename=f"{fits_stem(path.name)}_{chip.number}.fits",
             night=instrument.site.night_of(values["date_obs"]),
         )
         chips.append(ChipFrame(index, frame_type, values))
@@ -328,14 +328,6 @@ def _angle(value: Any, *, hours_if_text: bool) -> float | None:
     except (ValueError, IndexError):
         return None  # a pointing is useful, not required
     return degrees * 15.0 if hours_if_text else degrees
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".fits.fz", ".fits.gz", ".fits", ".fit", ".fts", ".fz"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 # ---- step 2: pixels to the store --------------------------------------------------------------

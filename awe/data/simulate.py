@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 
 from awe.data import refcat, sim_sky
-from awe.data.errors import DataError
-from awe.data.fits import write_mef
+from awe.data.fits import fits_stem, write_mef
 from awe.data.instruments import Chip, Filter, Instrument, get_instrument
 from awe.data.sim_chip import ChipModel, Stars, fringe_pattern, rng_for
+from awe.nights import parse_night
 
 DEFAULT_SEED = 1
 STARRY = ("RawScienceFrame", "RawStandardFrame", "RawTwilightFlatFrame")  # frames with stars
@@ -115,7 +115,7 @@ def simulate_night(
     if filters:
         merged["filters"] = [base.filter(f).name for f in filters]
     camera = _with_plan(base, merged).scaled(scale)
-    night_date = _night(night if night is not None else DEFAULT_NIGHTS.get(base.name))
+    night_date = parse_night(night if night is not None else DEFAULT_NIGHTS.get(base.name))
     out = Path(out)
     (out / TRUTH_FOLDER).mkdir(parents=True, exist_ok=True)
     result = SimulatedNight(out=out, instrument=camera, night=night_date, seed=seed)
@@ -128,7 +128,7 @@ def simulate_night(
     disable = None if progress is None else not progress
     for exposure in tqdm(planned, desc="Simulating", unit="exp", disable=disable, file=sys.stderr):
         path, truth = _write_exposure(camera, exposure, catalogue, models, seed, out)
-        truth_name = f"{TRUTH_FOLDER}/{_stem(path.name)}.json"
+        truth_name = f"{TRUTH_FOLDER}/{fits_stem(path.name)}.json"
         _write_json(out / truth_name, truth)
         result.files.append(path)
         entries.append(_exposure_entry(exposure, path, truth_name))
@@ -153,15 +153,6 @@ def _with_plan(instrument: Instrument, plan: dict[str, Any]) -> Instrument:
     from dataclasses import replace
 
     return replace(instrument, simulation=plan)
-
-
-def _night(value: str | date | None) -> date:
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise DataError(f"night {value!r} is not a date; write it as YYYY-MM-DD") from None
 
 
 # ---- the plan ---------------------------------------------------------------------------------
@@ -558,7 +549,7 @@ def _primary_cards(
         "AWESIM": (True, "simulated by AWE; truth in AWETRUTH"),
         "AWESEED": seed,
         "AWESCALE": instrument.scale,
-        "AWETRUTH": f"{TRUTH_FOLDER}/{_stem(name)}.json",
+        "AWETRUTH": f"{TRUTH_FOLDER}/{fits_stem(name)}.json",
     }
     if exposure.filter is not None:
         cards[keys["filter"]] = exposure.filter.written_as
@@ -581,13 +572,6 @@ def _sexagesimal(value: float) -> str:
     minutes = int((value - hours) * 60)
     seconds = (value - hours - minutes / 60) * 3600
     return f"{sign}{hours:02d}:{minutes:02d}:{seconds:05.2f}"
-
-
-def _stem(name: str) -> str:
-    for suffix in (".fits.fz", ".fits"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 # ---- truth ------------------------------------------------------------------------------------

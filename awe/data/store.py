@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from awe.context import session_data_root
 from awe.data.errors import CorruptFileError, MissingFileError, StoreError
 
 CHUNK = 1 << 20
@@ -47,9 +48,7 @@ class DataStore:
     @classmethod
     def for_session(cls) -> DataStore:
         """The store of this session's Env (``data_root``, default ``~/.awe/data``)."""
-        from awe.startup import session_processor
-
-        return cls(session_processor().env.data_root)
+        return cls(session_data_root())
 
     # ---- names ------------------------------------------------------------------------
     def path(self, digest: str) -> Path:

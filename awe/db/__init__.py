@@ -3,5 +3,7 @@
 (:mod:`awe.db.jobs`).
 
 SQLite (the embedded default) and MySQL/MariaDB through PyMySQL are both first class.
-Submodules are imported on use so that ``import awe.db.url`` stays light.
+Submodules are imported on use, so ``import awe.db`` alone costs nothing. Only
+:mod:`awe.env`, :mod:`awe.context` and the other bottom modules lie below this package;
+frames find the session's database through :mod:`awe.context`, never by importing upwards.
 """

@@ -1,4 +1,4 @@
-"""Opening the job database: one engine per URL, short transactions, clear errors.
+"""Opening the job database: one engine per URL, clear errors, the schema made current.
 
 SQLite is tuned for several processes at once (WAL, a busy timeout, and ``BEGIN IMMEDIATE``
 so a writer queues for the lock instead of failing with "database is locked" when it
@@ -9,22 +9,23 @@ not exist yet is created, and its schema brought to the newest Alembic revision.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 
-from awe.db.url import describe_location, mask_url
+from awe.database_url import describe_location, mask_url
+from awe.db.database import Database, error_code, reason, unreachable
+from awe.db.schema import ensure_current
 from awe.errors import DatabaseError
+
+__all__ = ["Database", "open_database"]
 
 #: Seconds PyMySQL waits for the TCP connection.
 MYSQL_CONNECT_TIMEOUT = 5
@@ -33,67 +34,6 @@ MYSQL_PROBE_DEADLINE = 6
 #: Seconds a SQLite writer waits for another process's lock.
 SQLITE_BUSY_TIMEOUT = 60
 MYSQL_UNKNOWN_DATABASE = 1049
-#: MySQL errors after which the whole transaction may simply be run again.
-MYSQL_RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
-#: MySQL client errors that mean the server is out of reach or went away.
-MYSQL_CONNECTION_LOST = {2003, 2006, 2013, 2055}
-TRANSACTION_ATTEMPTS = 8
-
-T = TypeVar("T")
-
-
-class Database:
-    """An engine plus a session factory. Use :meth:`session` for one short transaction."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.url = engine.url.render_as_string(hide_password=False)
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
-
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
-
-    @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on error.
-
-        A server that went away (restarting, unreachable) is a :class:`DatabaseError` naming
-        it; the pool checks each connection before use, so the next call after the server
-        is back simply works. Such a transaction is not retried: whether a lost COMMIT
-        happened cannot be known, and running an insert twice would duplicate it."""
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except OperationalError as err:
-            if _error_code(err) not in MYSQL_CONNECTION_LOST:
-                raise
-            raise _unreachable(
-                self.url,
-                f"{_reason(err)}. Jobs go on on their DPUs and are followed again once the "
-                f"database is back",
-            ) from None
-
-    def run(self, work: Callable[[Session], T]) -> T:
-        """Run ``work(session)`` in one transaction, again from the start when the database
-        turned it away: InnoDB picks deadlock victims among concurrent writers, and SQLite
-        answers "database is locked" at once in the few cases its busy timeout does not
-        cover. The cure for both is to retry after a short random pause."""
-        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
-            try:
-                with self.session() as session:
-                    return work(session)
-            except OperationalError as err:
-                if not _retryable(err) or attempt == TRANSACTION_ATTEMPTS:
-                    raise
-                time.sleep(random.uniform(0, 0.05 * attempt))
-        raise AssertionError("unreachable")
-
-    def dispose(self) -> None:
-        self.engine.dispose()
-
-    def __repr__(self) -> str:
-        return f"Database({mask_url(self.url)!r})"
 
 
 def open_database(url: str, *, upgrade: bool = True) -> Database:
@@ -107,8 +47,6 @@ def open_database(url: str, *, upgrade: bool = True) -> Database:
     database = Database(engine)
     _check_connection(database)
     if upgrade:
-        from awe.db.schema import ensure_current
-
         ensure_current(database)
     return database
 
@@ -185,20 +123,8 @@ def _probe_mysql_server(url: str) -> None:
             if not sock.recv(4):
                 raise ConnectionError("the server closed the connection without a greeting")
     except (OSError, ConnectionError) as err:
-        reason = "no answer" if isinstance(err, socket.timeout) else (err.strerror or str(err))
-        raise _unreachable(url, f"{reason} within {MYSQL_PROBE_DEADLINE} s") from None
-
-
-def _error_code(err: OperationalError) -> Any:
-    """The driver's error number (MySQL), or None."""
-    return err.orig.args[0] if err.orig is not None and err.orig.args else None
-
-
-def _retryable(err: OperationalError) -> bool:
-    """A transaction the database turned away but would take if tried again."""
-    if isinstance(err.orig, sqlite3.OperationalError):
-        return "locked" in str(err.orig)
-    return _error_code(err) in MYSQL_RETRYABLE
+        why = "no answer" if isinstance(err, socket.timeout) else (err.strerror or str(err))
+        raise unreachable(url, f"{why} within {MYSQL_PROBE_DEADLINE} s") from None
 
 
 def _check_connection(database: Database) -> None:
@@ -207,10 +133,10 @@ def _check_connection(database: Database) -> None:
     try:
         database.run(lambda session: session.execute(text("SELECT 1")))
     except OperationalError as err:
-        if database.dialect != "sqlite" and _error_code(err) == MYSQL_UNKNOWN_DATABASE:
+        if database.dialect != "sqlite" and error_code(err) == MYSQL_UNKNOWN_DATABASE:
             _create_mysql_database(database)
             return
-        raise _unreachable(database.url, _reason(err)) from None
+        raise unreachable(database.url, reason(err)) from None
 
 
 def _create_mysql_database(database: Database) -> None:
@@ -228,22 +154,8 @@ def _create_mysql_database(database: Database) -> None:
     except OperationalError as err:
         raise DatabaseError(
             f"database {name!r} does not exist on {describe_location(database.url)} and "
-            f"could not be created ({_reason(err)}). Fix: ask the administrator to create it, "
+            f"could not be created ({reason(err)}). Fix: ask the administrator to create it, "
             f"or grant CREATE to the user in {mask_url(database.url)}."
         ) from None
     finally:
         server.dispose()
-
-
-def _reason(err: OperationalError) -> str:
-    if err.orig is not None and len(err.orig.args) > 1:
-        return str(err.orig.args[1])
-    return str(err.orig or err).splitlines()[0]
-
-
-def _unreachable(url: str, reason: str) -> DatabaseError:
-    return DatabaseError(
-        f"cannot reach the database at {describe_location(url)} ({mask_url(url)}): "
-        f"{reason}. Fix: start the server or correct database_url "
-        f"(AWE_DATABASE_URL or c.Env.database_url); `awe config` shows where it was set."
-    )

@@ -17,7 +17,8 @@ provenance (job, task, input frames, code snapshot, process parameters) and vali
 
     RawBiasFrame.select(instrument='WFI', date='2000-04-28', chip='ccd50')
 
-Helpers take ``database=``; without it they use the session's database (``dpu.database``).
+Helpers take ``database=``; without it they use the session's database (``dpu.database``,
+through :mod:`awe.context`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
@@ -43,16 +45,19 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    func,
     or_,
     select,
 )
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship, selectinload
 
+from awe.context import session_database, site_midnight
 from awe.db.models import NAME_LENGTH, SNAPSHOT_ID_LENGTH, Base, BigId, UTCDateTime, utcnow
 from awe.messages import FileRef
+from awe.nights import parse_night
 
 if TYPE_CHECKING:
-    from awe.db.engine import Database
+    from awe.db.database import Database
 
 FRAME_TYPE_LENGTH = 64
 FILENAME_LENGTH = 255
@@ -193,7 +198,7 @@ class Frame(Base):
         if valid_only:
             conditions.append(cls.is_valid.is_(True))
         query = query.where(*conditions).order_by(cls.mjd, cls.night, cls.chip, cls.id)
-        with database_or_session(database).session() as session:
+        with session_database(database).session() as session:
             return list(session.scalars(query))
 
     @classmethod
@@ -226,7 +231,7 @@ class Frame(Base):
             .order_by(cls.created_at.desc(), cls.id.desc())
             .limit(1)
         )
-        with database_or_session(database).session() as session:
+        with session_database(database).session() as session:
             return session.scalar(query)
 
     def as_input(self, store: FileStore) -> dict[str, Any]:
@@ -256,20 +261,54 @@ def _key_conditions(cls: type[Frame], **keys: Any) -> list[Any]:
 
 
 def _night(value: str | date | None) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ValueError(f"date {value!r} is not a night; write it as YYYY-MM-DD") from None
+    return None if value is None else parse_night(value)
 
 
 def _moment(instrument: str, night: date | None) -> datetime:
     if night is None:
         return datetime.now(timezone.utc)
-    from awe.data.instruments import get_instrument  # the site lives in the instrument data
+    return site_midnight(instrument, night)  # the site lives in the instrument files
 
-    return get_instrument(instrument).site.midnight(night)
+
+def frames_with_sha256(digests: Sequence[str], *, database: Database | None = None) -> list[Frame]:
+    """The frames of any type whose files have these hashes, in the order they were made."""
+    query = select(Frame).where(Frame.sha256.in_(list(digests))).order_by(Frame.id)
+    with session_database(database).session() as session:
+        return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class FrameCount:
+    """How many frames of one type a night has, on how many chips, in which filters."""
+
+    frame_type: str
+    frames: int
+    chips: int
+    filters: list[str]
+
+
+def frame_counts(
+    instrument: str, night: str | date, *, database: Database | None = None
+) -> list[FrameCount]:
+    """The frames of ``instrument`` on ``night``, counted per type (sorted by type)."""
+    keys = (Frame.instrument == instrument, Frame.night == parse_night(night))
+    counts = (
+        select(Frame.frame_type, func.count(), func.count(func.distinct(Frame.chip)))
+        .where(*keys)
+        .group_by(Frame.frame_type)
+        .order_by(Frame.frame_type)
+    )
+    filters_used = select(Frame.frame_type, Frame.filter).where(*keys).distinct()
+    with session_database(database).session() as session:
+        rows = session.execute(counts).all()
+        filters: dict[str, list[str]] = {}
+        for frame_type, name in session.execute(filters_used):
+            if name:
+                filters.setdefault(frame_type, []).append(name)
+    return [
+        FrameCount(frame_type, count, chips, sorted(filters.get(frame_type, [])))
+        for frame_type, count, chips in rows
+    ]
 
 
 def _wildcard(column: Any, pattern: str) -> Any:
@@ -277,15 +316,6 @@ def _wildcard(column: Any, pattern: str) -> Any:
         return column == pattern
     escaped = re.sub(r"([\\%_])", r"\\\1", pattern).replace("*", "%").replace("?", "_")
     return column.like(escaped, escape="\\")
-
-
-def database_or_session(database: Database | None = None) -> Database:
-    """``database`` if given, else the session's (``awe.startup.session_processor()``)."""
-    if database is not None:
-        return database
-    from awe.startup import session_processor
-
-    return session_processor().database
 
 
 # ---- categories -------------------------------------------------------------------------------
@@ -526,7 +556,7 @@ class Source(Base):
         if max_flags is not None:
             conditions.append(cls.flags <= max_flags)
         query = select(cls).where(*conditions).order_by(cls.source_list_id, cls.number)
-        with database_or_session(database).session() as session:
+        with session_database(database).session() as session:
             found = list(session.scalars(query))
         if radius is None:
             return found

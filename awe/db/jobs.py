@@ -3,19 +3,22 @@ dependency edges in one transaction, so there is never a job row without tasks.
 
 Job ids come from the database's auto-increment key inside that transaction, which makes
 them unique when several sessions (or several users on one MySQL server) submit at once.
+The other functions are the queries the DPU layer's job service asks, each one short
+transaction, so no SQL lives above this package's callers in :mod:`awe.dpu`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from awe.db.engine import Database
+from awe.db.database import Database
 from awe.db.models import (
     Job,
     JobState,
@@ -108,6 +111,75 @@ def job_ids(database: Database, username: str) -> list[int]:
 def user_id(database: Database, username: str) -> int:
     """Id of user ``username``, created if missing."""
     return _named_row_id(database, User, username)
+
+
+def known_job_ids(database: Database, ids: Sequence[int]) -> set[int]:
+    """Those of ``ids`` that are jobs in the database."""
+    with database.session() as session:
+        return set(session.scalars(select(Job.id).where(Job.id.in_(list(ids)))))
+
+
+def jobs_to_sync(database: Database, ids: Sequence[int]) -> list[tuple[int, str]]:
+    """(job id, DPU name) of those of ``ids`` whose journals may hold news: jobs not final
+    yet, and committing jobs with finished tasks whose products are not committed."""
+    uncommitted = select(TaskRow.job_id).where(
+        TaskRow.state == TaskState.N, TaskRow.products_committed.is_(False)
+    )
+    query = select(Job.id, Job.dpu_name).where(
+        Job.id.in_(list(ids)),
+        or_(
+            Job.state.in_([JobState.QUEUED, JobState.RUNNING]),
+            and_(Job.commit.is_(True), Job.id.in_(uncommitted)),
+        ),
+    )
+    with database.session() as session:
+        return [(job_id, dpu_name) for job_id, dpu_name in session.execute(query)]
+
+
+def job_place(database: Database, job_id: int) -> tuple[str | None, str]:
+    """Where job ``job_id`` runs: its work dir on the DPU (None before submission) and DPU."""
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        return job.work_dir, job.dpu_name
+
+
+def request_cancel(database: Database, job_id: int) -> tuple[str | None, str]:
+    """Mark job ``job_id`` as cancelled by its user; return its work dir and DPU."""
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        job.cancel_requested = True
+        return job.work_dir, job.dpu_name
+
+
+def log_records(
+    database: Database, ids: Sequence[int]
+) -> dict[int, list[tuple[datetime, str, str | None]]]:
+    """(time, message, task name) of each job's log records, task by task in order."""
+    records: dict[int, list[tuple[datetime, str, str | None]]] = {}
+    with database.session() as session:
+        for job_id in ids:
+            rows = session.execute(
+                select(LogRecord.time, LogRecord.message, TaskRow.name)
+                .outerjoin(TaskRow, LogRecord.task_id == TaskRow.id)
+                .where(LogRecord.job_id == job_id)
+                .order_by(TaskRow.number, LogRecord.id)
+            )
+            records[job_id] = [(when, message, name) for when, message, name in rows]
+    return records
+
+
+def result_task_numbers(database: Database, job_id: int) -> list[int]:
+    """Numbers of the tasks of the job's last step that ended N and committed products:
+    the tasks whose products are the job's result."""
+    last_step = select(func.max(TaskRow.step)).where(TaskRow.job_id == job_id).scalar_subquery()
+    query = select(TaskRow.number).where(
+        TaskRow.job_id == job_id,
+        TaskRow.step == last_step,
+        TaskRow.state == TaskState.N,
+        TaskRow.products_committed.is_(True),
+    )
+    with database.session() as session:
+        return list(session.scalars(query))
 
 
 def _named_row_id(database: Database, model: type[User] | type[Project], name: str) -> int:

@@ -64,7 +64,7 @@ class UTCDateTime(TypeDecorator):
 
 
 class JobState(str, enum.Enum):
-    """``QUEUED -> RUNNING -> FINISHED`` or ``CANCELLED`` (see DESIGN.md, States)."""
+    """``QUEUED -> RUNNING -> FINISHED`` or ``CANCELLED`` (docs/architecture.md, Task states)."""
 
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
@@ -73,7 +73,7 @@ class JobState(str, enum.Enum):
 
 
 class TaskState(str, enum.Enum):
-    """``QUEUED -> RUNNING ->`` one final letter N/E/A/S/U (see DESIGN.md, States)."""
+    """``QUEUED -> RUNNING ->`` a final letter N/E/A/S/U (docs/architecture.md, Task states)."""
 
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"

@@ -20,7 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from awe.db.engine import Database
+from awe.db.database import Database
 from awe.errors import DatabaseError
 
 SCRIPT_LOCATION = "awe.db:migrations"

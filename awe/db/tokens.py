@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from awe.db.engine import Database
+from awe.db.database import Database
 from awe.db.jobs import user_id
 from awe.db.models import NAME_LENGTH, Base, User, UTCDateTime, utcnow
 

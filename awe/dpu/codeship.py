@@ -32,10 +32,12 @@ class Snapshot:
 
 def code_roots(home: Path, extra: Iterable[str] = ()) -> list[tuple[str, Path]]:
     """(name in the snapshot, folder) for each part of the local code."""
-    import awe
     import sequences
 
-    roots = [("awe", Path(awe.__file__).parent), ("sequences", Path(sequences.__file__).parent)]
+    # This file's package's parent is awe/ (``import awe`` would be an import of the root
+    # package, which wires the session: nothing inside awe imports it).
+    awe_package = Path(__file__).parents[1]
+    roots = [("awe", awe_package), ("sequences", Path(sequences.__file__).parent)]
     user = home / "sequences"
     if user.is_dir():
         roots.append((USER_SEQUENCES, user))

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from awe.data.store import sha256_file
-from awe.db.engine import Database
+from awe.db.database import Database
 from awe.db.models import Job, LogRecord, Task, TaskState, utcnow
 from awe.dpu.backends.base import Backend
 from awe.dpu.journal import last_try_products, parse_new_bytes

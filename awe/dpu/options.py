@@ -7,7 +7,6 @@ sequence. Values are data: checked against their type, stored as JSON, never eva
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -15,6 +14,7 @@ from typing import Any
 
 from awe.errors import AweError
 from awe.sequence import Option, SequenceSpec
+from awe.suggest import did_you_mean
 
 COMMON_OPTIONS = (
     Option("p", "pars", dict, {}, help="process parameters, e.g. Pars(...).get()"),
@@ -84,10 +84,8 @@ def parse_options(steps: Sequence[SequenceSpec], given: Mapping[str, Any]) -> Pa
     for name, value in given.items():
         option = by_name.get(name)
         if option is None:
-            close = difflib.get_close_matches(name, list(by_name), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise OptionError(
-                f"Unknown option {name!r} for {_chain_name(steps)}.{hint} "
+                f"Unknown option {name!r} for {_chain_name(steps)}.{did_you_mean(name, by_name)} "
                 f"Valid options: {', '.join(option_names(steps))}."
             )
         if option.long in values:
@@ -117,8 +115,7 @@ def check_parameters(steps: Sequence[SequenceSpec], given: Mapping[str, Any]) ->
         known.update(step.parameters)
     for key, value in given.items():
         if key not in known:
-            close = difflib.get_close_matches(key, list(known), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, known)
             valid = ", ".join(sorted(known)) or "(this sequence has none)"
             raise OptionError(f"Unknown process parameter {key!r}.{hint} Valid: {valid}.")
         default = known[key]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from awe.context import current_session
 from awe.dpu.options import OptionError, check_parameters
 
 
@@ -23,9 +24,7 @@ class Pars:
 
     def __init__(self, sequence: str, dpu: Any = None) -> None:
         if dpu is None:
-            from awe.startup import session_processor
-
-            dpu = session_processor()
+            dpu = current_session()
         steps = dpu.registry.resolve(sequence)
         object.__setattr__(self, "_steps", steps)
         defaults: dict[str, Any] = {}

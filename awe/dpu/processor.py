@@ -1,45 +1,36 @@
-"""The Processor: the ``dpu`` object astronomers hold, a thin facade over the DPU layers.
+"""The Processor: the ``dpu`` object astronomers hold, a thin facade over the job service.
 
 It keeps no state the database does not also hold (beyond which DPU this session selected
 and which jobs it submitted), so a new session, or another user on the same MySQL server,
 sees the same jobs. The database is opened on first use, which keeps the prompt fast.
 The method names and printed lines follow the Astro-WISE Processor; every method that
-prints also returns the same facts as data.
+prints also returns the same facts as data. The work itself (planning, submitting,
+syncing, cancelling, queries) is :class:`awe.dpu.service.JobService`'s, which prints
+nothing; this class formats and prints.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import time
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from awe.dpu.remote.shell import NoAnswer, RemoteError
+from awe.database_url import mask_url
+from awe.dpu.service import Interrupted, JobService
 from awe.dpu.session_log import SessionLog
 from awe.env import Env, configured_dpu_names, load_env
-from awe.errors import AweError, DatabaseError
 
 if TYPE_CHECKING:
-    from awe.db.engine import Database
+    from pathlib import Path
+
+    from awe.db.database import Database
+    from awe.db.frames import Frame
     from awe.dpu.backends.base import Backend
-    from awe.dpu.planner import PlannedTask
     from awe.dpu.registry import Registry
+    from awe.dpu.service import Plan
     from awe.dpu.status import JobStatus
-    from awe.messages import Job
-    from awe.sequence import Option
-
-#: Packages a DPU's Python needs for AWE's own sequences (checked by check_dpu).
-CHECKED_MODULES = ("numpy", "astropy")
-#: Seconds between two looks at the journals while waiting.
-WAIT_POLL = 0.2
-#: Seconds a runner gets to stop its tasks after a cancel before it is killed.
-CANCEL_GRACE = 10.0
-
-
-class JobNotFound(AweError):
-    """A job id the database does not know."""
+    from awe.sequence import Option, SequenceSpec
 
 
 class Processor:
@@ -55,58 +46,34 @@ class Processor:
             for key, value in settings.items():
                 self.env.set(key, value)
         self.session_log = SessionLog(self.env.session_log, datetime.now())
-        self._database: Database | None = None
-        self._registry: Registry | None = None
-        self._backends: dict[str, Backend] = {}
+        self.jobs = JobService(self.env)
         self.session_jobs: list[int] = []
-        self.env.observe(self._forget_database, names=["database_url"])
 
     # ---- plumbing ----
     @property
     def database(self) -> Database:
         """The job database, opened (and created or upgraded) on first use."""
-        if self._database is None:
-            from awe.db.engine import open_database
-
-            try:
-                self._database = open_database(self.env.database_url)
-            except DatabaseError as err:
-                source = self.env.source_of("database_url")
-                raise DatabaseError(f"{err} (database_url came from: {source})") from None
-        return self._database
+        return self.jobs.database
 
     @property
     def registry(self) -> Registry:
         """The sequences this session knows (built-in, entry points, ``$AWE_HOME/sequences``)."""
-        if self._registry is None:
-            from awe.dpu.registry import Registry
-
-            self._registry = Registry(home=Path(self.env.home))
-        return self._registry
+        return self.jobs.registry
 
     def backend(self, name: str | None = None) -> Backend:
         """The backend of DPU ``name`` (default: the selected DPU)."""
-        name = name or self.env.dpu_name
-        known = configured_dpu_names(self.env)
-        if name not in known:
-            raise AweError(f"{name!r} is not a configured DPU; configured DPUs: {', '.join(known)}")
-        if name not in self._backends:
-            from awe.dpu.backends import make_backend
-
-            self._backends[name] = make_backend(name, self.env)
-        return self._backends[name]
-
-    def _forget_database(self, _change: Any = None) -> None:
-        if self._database is not None:
-            self._database.dispose()
-            self._database = None
+        return self.jobs.backend(name)
 
     def say(self, message: str) -> str:
         """Print ``[user] HH:MM:SS - message`` and keep it in the session log."""
         line = f"[{self.env.username}] {datetime.now():%H:%M:%S} - {message}"
+        self._print(line)
+        return line
+
+    def _print(self, line: str) -> None:
+        """Print a line as it is, and keep it in the session log."""
         print(line)
         self.session_log.write(line)
-        return line
 
     # ---- DPUs -----------------------------------------------------------------------------
     def get_dpu_identifiers(self) -> list[str]:
@@ -131,51 +98,10 @@ class Processor:
         Python, the packages sequences need, a writable work dir, the scheduler's commands.
         Prints each finding and what to do about it; returns ``{"ok", "problems", "facts"}``.
         """
-        name = name or self.env.dpu_name
-        backend = self.backend(name)
-        definition = None if name == "local" else self.env.dpu_definitions()[name]
-        commands = (
-            ["sbatch", "squeue", "scancel", "sacct"]
-            if (definition and definition.scheduler == "slurm")
-            else []
-        )
-        problems: list[str] = []
-        facts: dict[str, Any] = {}
-        try:
-            facts = backend.facts(list(CHECKED_MODULES), commands)
-        except NoAnswer as err:
-            python = definition.python if definition else "python"
-            problems.append(
-                f"cannot run {python!r} on DPU {name}: {err}. Fix: set 'python' "
-                f"of DPU {name!r} to a Python 3.10+ that exists there."
-            )
-        if facts:
-            self.say(
-                f"DPU {name}: Python {facts['python']} ({facts['executable']}), "
-                f"{facts['cores']} cores"
-            )
-            for module, outcome in facts["modules"].items():
-                if outcome != "ok":
-                    problems.append(
-                        f"{module} does not import there ({outcome}). Fix: "
-                        f"pip install {module} into that Python (or a setup line)"
-                    )
-            if facts["work_dir"] != "ok":
-                problems.append(
-                    f"work dir {facts['work_dir_path']} is not writable "
-                    f"({facts['work_dir']}). Fix: choose a writable 'work_dir'."
-                )
-            for command, path in facts["commands"].items():
-                if path is None:
-                    problems.append(
-                        f"{command} is not on the PATH there. Fix: add the "
-                        f"scheduler's module to the DPU's 'setup' lines."
-                    )
-        for problem in problems:
-            self.say(f"PROBLEM: {problem}")
-        if not problems:
-            self.say(f"DPU {name} is ready")
-        return {"ok": not problems, "problems": problems, "facts": facts}
+        report = self.jobs.check(name)
+        for line in report.lines():
+            self.say(line)
+        return report.as_dict()
 
     def select_dpu(self, name: str) -> str:
         """Send this session's jobs to DPU ``name`` from now on."""
@@ -214,15 +140,17 @@ class Processor:
             required = " required" if option.required else ""
             text = f'"{option.short}" or "{option.long}" (default: {option.describe_default()})'
             help_text = f" {option.help}" if option.help else ""
-            line = f"{text}{required}{help_text}"
-            print(line)
-            self.session_log.write(line)
+            self._print(f"{text}{required}{help_text}")
         return options
 
     def _report_registry_problems(self) -> None:
-        for problem in self.registry.problems:
+        for problem in self.jobs.registry_problems():
             self.say(f"WARNING: sequence not loaded: {problem}")
-        self.registry.problems.clear()
+
+    def _resolve(self, sequence: str) -> list[SequenceSpec]:
+        steps = self.registry.resolve(sequence)
+        self._report_registry_problems()
+        return steps
 
     # ---- submitting ----
     def run(
@@ -242,101 +170,23 @@ class Processor:
         plan the job and print its tasks (and batch scripts, on a Slurm DPU) without
         recording or submitting anything; return the scripts by task number.
         """
-        from awe.db.jobs import delete_job, record_job, set_work_dir
-        from awe.dpu.codeship import build_snapshot, code_roots
-        from awe.dpu.options import parse_options
-        from awe.dpu.planner import estimated_seconds, plan_job
-        from awe.sequence import SelectionContext
-
-        steps = self.registry.resolve(sequence)
-        self._report_registry_problems()
-        parsed = parse_options(steps, options)
-        if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
-            raise AweError(f"time_limit is seconds per task (> 0), got {time_limit!r}")
+        steps = self._resolve(sequence)
+        parsed = self.jobs.parse(steps, options, time_limit)
         backend = self.backend(dpu)
         shown = ", ".join(f"{k}={v}" for k, v in parsed.as_record().items())
         self.say(f"Calling: {sequence}({shown})")
-        tasks = plan_job(steps, parsed, SelectionContext(self.database, self.env), time_limit)
-        self.say(
-            f"Estimated process time : {estimated_seconds(tasks, backend.workers):.0f} seconds"
-        )
+        plan = self.jobs.plan(sequence, steps, parsed, backend, time_limit)
+        self.say(f"Estimated process time : {plan.estimated_seconds:.0f} seconds")
         if dry_run:
-            return self._dry_run(backend, sequence, parsed.commit, tasks)
-        snapshot = (
-            build_snapshot(code_roots(Path(self.env.home), self.env.code_paths))
-            if send_code
-            else None
-        )
-        code_id = snapshot.id if snapshot else None
-        job_id = record_job(
-            self.database,
-            username=self.env.username,
-            project=self.env.project,
-            sequence=sequence,
-            dpu_name=backend.name,
-            tasks=tasks,
-            options=parsed.as_record(),
-            parameters=parsed.parameters,
-            code_snapshot_id=code_id,
-            commit=parsed.commit,
-        )
-        work_dir = None
+            return self._dry_run(plan)
         try:
-            description = self._job_description(job_id, sequence, parsed.commit, tasks)
-            work_dir = backend.submit(job_id, description, snapshot)
-            set_work_dir(self.database, job_id, work_dir)
-        except KeyboardInterrupt:  # Ctrl-C: a job that ends, never one left QUEUED
-            from awe.dpu.submission import settle_interrupted
-
-            self.say(settle_interrupted(self.database, job_id, work_dir))
-            raise
-        except Exception:
-            delete_job(self.database, job_id)  # nothing half-written: no job that never runs
+            job_id = self.jobs.submit(plan, send_code)
+        except Interrupted as interrupted:
+            self.say(interrupted.message)
             raise
         self.say(f"Sending job with identifier {job_id} to DPU")
         self.session_jobs.append(job_id)
         return job_id
-
-    def _job_description(
-        self, job_id: int | None, sequence: str, commit: bool, tasks: list[PlannedTask]
-    ) -> Job:
-        """What the DPU reads as ``job.json``: the job and every task of its graph."""
-        from awe.messages import Job
-
-        return Job(job_id, sequence, tuple(tasks), home=str(self.env.home), commit=commit)
-
-    def _dry_run(
-        self, backend: Backend, sequence: str, commit: bool, tasks: list[PlannedTask]
-    ) -> dict[int, str]:
-        """Show what a run would submit; nothing is recorded, written or submitted."""
-        scripts = backend.preview(self._job_description(None, sequence, commit, tasks))
-        for task in tasks:
-            waits = ", ".join(tasks[n].name for n in task.depends_on) or "nothing"
-            self.say(f"Dry run: task {task.number} {task.name} waits for {waits}")
-        for number, script in scripts.items():
-            print(f"---- batch script of task {number} ({tasks[number].name}) ----")
-            print(script, end="")
-        self.say(f"Dry run: {len(tasks)} tasks for DPU {backend.name}; nothing was submitted")
-        return scripts
-
-    def show_batch_script(self, jobid: int) -> dict[int, str]:
-        """Print and return the batch scripts of job ``jobid`` (a Slurm DPU's), by task."""
-        from awe.db.models import Job
-
-        (jobid,) = self._job_ids(jobid)
-        with self.database.session() as session:
-            job = session.get(Job, jobid)
-            work_dir, dpu_name = job.work_dir, job.dpu_name
-        scripts = self.backend(dpu_name).batch_scripts(work_dir) if work_dir else {}
-        if not scripts:
-            raise AweError(
-                f"job {jobid} ran on DPU {dpu_name}, which runs tasks on its own pool and "
-                f"writes no batch scripts; only Slurm DPUs do"
-            )
-        for number, script in scripts.items():
-            print(f"---- batch script of job {jobid} task {number} ----")
-            print(script, end="")
-        return scripts
 
     def rerun(self, jobid: int, send_code: bool = False) -> int:
         """Run again, as a new job linked to job ``jobid``, only its tasks that did not end
@@ -344,75 +194,50 @@ class Processor:
         checkout's code); the N tasks' products are reused as inputs. Returns the new id."""
         from awe.dpu.rerun import rerun_job
 
-        (jobid,) = self._job_ids(jobid)
+        (jobid,) = self.jobs.job_ids(jobid)
         self.sync([jobid])
         new_id = rerun_job(self, jobid, send_code=send_code)
         self.session_jobs.append(new_id)
         return new_id
 
+    def _dry_run(self, plan: Plan) -> dict[int, str]:
+        """Show what a run would submit; nothing is recorded, written or submitted."""
+        scripts = self.jobs.preview(plan)
+        tasks = plan.tasks
+        for task in tasks:
+            waits = ", ".join(tasks[n].name for n in task.depends_on) or "nothing"
+            self.say(f"Dry run: task {task.number} {task.name} waits for {waits}")
+        for number, script in scripts.items():
+            print(f"---- batch script of task {number} ({tasks[number].name}) ----")
+            print(script, end="")
+        self.say(f"Dry run: {len(tasks)} tasks for DPU {plan.backend.name}; nothing was submitted")
+        return scripts
+
+    def show_batch_script(self, jobid: int) -> dict[int, str]:
+        """Print and return the batch scripts of job ``jobid`` (a Slurm DPU's), by task."""
+        scripts = self.jobs.batch_scripts(jobid)
+        for number, script in scripts.items():
+            print(f"---- batch script of job {jobid} task {number} ----")
+            print(script, end="")
+        return scripts
+
     # ---- following ----
     def get_jobids(self) -> list[int]:
         """Ids of your jobs (all sessions), oldest first."""
-        from awe.db.jobs import job_ids
-
-        return job_ids(self.database, self.env.username)
-
-    def _job_ids(self, jobids: int | list[int] | None) -> list[int]:
-        if jobids is None:
-            return self.get_jobids()
-        from sqlalchemy import select
-
-        from awe.db.models import Job
-
-        ids = [jobids] if isinstance(jobids, int) else list(jobids)
-        with self.database.session() as session:
-            known = set(session.scalars(select(Job.id).where(Job.id.in_(ids))))
-        missing = [i for i in ids if i not in known]
-        if missing:
-            raise JobNotFound(
-                f"no job with identifier {', '.join(map(str, missing))}; your jobs: "
-                f"{self.get_jobids()[-10:]} (dpu.get_jobids() lists them all)"
-            )
-        return ids
+        return self.jobs.user_job_ids()
 
     def sync(self, jobids: list[int]) -> None:
         """Fold new journal events of ``jobids`` into the database."""
-        from sqlalchemy import and_, or_, select
-
-        from awe.db.models import Job, JobState, Task, TaskState
-        from awe.dpu.commit import commit_products
-        from awe.dpu.sync import sync_job
-
-        uncommitted = select(Task.job_id).where(
-            Task.state == TaskState.N, Task.products_committed.is_(False)
-        )
-        with self.database.session() as session:
-            rows = session.execute(
-                select(Job.id, Job.dpu_name).where(
-                    Job.id.in_(jobids),
-                    or_(
-                        Job.state.in_([JobState.QUEUED, JobState.RUNNING]),
-                        and_(Job.commit.is_(True), Job.id.in_(uncommitted)),
-                    ),
-                )
-            ).all()
-        for job_id, dpu_name in rows:
-            try:
-                backend = self.backend(dpu_name)
-                sync_job(self.database, backend, job_id)
-                commit_products(self.database, backend, job_id, self.env.data_root)
-            except RemoteError as err:  # show what the database knows, and say why
-                self.say(
-                    f"WARNING: job {job_id}: cannot reach DPU {dpu_name} ({err}); "
-                    f"showing its last known state"
-                )
+        for lost in self.jobs.sync(jobids):  # show what the database knows, and say why
+            self.say(
+                f"WARNING: job {lost.job_id}: cannot reach DPU {lost.dpu_name} ({lost.error}); "
+                f"showing its last known state"
+            )
 
     def _statuses(self, jobids: int | list[int] | None) -> list[JobStatus]:
-        from awe.dpu.status import job_statuses
-
-        ids = self._job_ids(jobids)
+        ids = self.jobs.job_ids(jobids)
         self.sync(ids)
-        return job_statuses(self.database, ids)
+        return self.jobs.statuses(ids)
 
     def get_status(self, jobids: int | list[int] | None = None) -> list[JobStatus]:
         """Print and return the status of ``jobids`` (default: all your jobs)."""
@@ -423,32 +248,20 @@ class Processor:
 
     def get_logs(self, jobids: int | list[int] | None = None) -> dict[int, list[str]]:
         """Print and return the log lines of ``jobids`` (default: all your jobs)."""
-        from sqlalchemy import select
-
-        from awe.db.models import LogRecord, Task
-
-        ids = self._job_ids(jobids)
+        ids = self.jobs.job_ids(jobids)
         self.sync(ids)
         logs: dict[int, list[str]] = {}
-        with self.database.session() as session:
-            for job_id in ids:
-                rows = session.execute(
-                    select(LogRecord.time, LogRecord.message, Task.name)
-                    .outerjoin(Task, LogRecord.task_id == Task.id)
-                    .where(LogRecord.job_id == job_id)
-                    .order_by(Task.number, LogRecord.id)
-                ).all()
-                lines, current = [], None
-                for when, message, task_name in rows:
-                    if task_name != current:
-                        current = task_name
-                        lines.append(f"{_local_time(when)} - ++++ Job {job_id} task {task_name}")
-                    lines.append(f"{_local_time(when)} - {message}")
-                logs[job_id] = lines
-        for lines in logs.values():
+        for job_id, records in self.jobs.log_records(ids).items():
+            logs[job_id] = lines = []
+            current = None
+            for when, message, task_name in records:
+                at = when.astimezone().strftime("%H:%M:%S")  # the user's local time
+                if task_name != current:
+                    current = task_name
+                    lines.append(f"{at} - ++++ Job {job_id} task {task_name}")
+                lines.append(f"{at} - {message}")
             for line in lines:
-                print(line)
-                self.session_log.write(line)
+                self._print(line)
         return logs
 
     def wait(
@@ -459,66 +272,18 @@ class Processor:
         Default: the jobs this session submitted (or all your unfinished jobs when it
         submitted none). Raises ``TimeoutError`` after ``timeout`` seconds.
         """
-        from tqdm.auto import tqdm
+        from awe.dpu.progress import wait_for
 
         if jobids is None:
             jobids = self.session_jobs or [s.job_id for s in self._statuses(None) if not s.is_final]
-        deadline = None if timeout is None else time.monotonic() + timeout
-        statuses = self._statuses(jobids)
-        total = sum(s.total for s in statuses)
-        with tqdm(total=total, unit="task", desc="Waiting for jobs", leave=True) as bar:
-            while True:
-                done = sum(sum(s.counts.values()) for s in statuses)
-                bar.update(done - bar.n)
-                bar.set_postfix_str(_summary(statuses), refresh=False)
-                if all(s.is_final for s in statuses):
-                    break
-                if deadline is not None and time.monotonic() > deadline:
-                    unfinished = [s.job_id for s in statuses if not s.is_final]
-                    raise TimeoutError(
-                        f"jobs {unfinished} not finished after {timeout} s; they go on. "
-                        f"dpu.wait() again, or dpu.cancel_job(jobid) to stop one."
-                    )
-                time.sleep(WAIT_POLL)
-                statuses = self._statuses(jobids)
-        return statuses
+        return wait_for(lambda: self._statuses(jobids), timeout)
 
-    def get_job_result(self, jobid: int) -> list[Any]:
+    def get_job_result(self, jobid: int) -> list[Frame]:
         """The main committed products of job ``jobid`` (those of its last step), as frames;
         empty when it ran without ``C=1``. A product an earlier job already committed (the
         same content) is that earlier frame. Prints one line per product."""
-        from sqlalchemy import func, select
-
-        from awe.db.frames import Frame
-        from awe.db.models import Job, Task, TaskState
-        from awe.dpu.journal import parse_new_bytes
-
         (status,) = self._statuses(jobid)
-        with self.database.session() as session:
-            job = session.get(Job, jobid)
-            work_dir, dpu_name = job.work_dir, job.dpu_name
-            last_step = session.scalar(select(func.max(Task.step)).where(Task.job_id == jobid))
-            numbers = list(
-                session.scalars(
-                    select(Task.number).where(
-                        Task.job_id == jobid,
-                        Task.step == last_step,
-                        Task.state == TaskState.N,
-                        Task.products_committed.is_(True),
-                    )
-                )
-            )
-        journals = self.backend(dpu_name).read_journals(work_dir, dict.fromkeys(numbers, 0))
-        digests = {
-            event["sha256"]
-            for data in journals.values()
-            for event in parse_new_bytes(data)[0]
-            if event["event"] == "product"
-        }
-        with self.database.session() as session:
-            frames = list(
-                session.scalars(select(Frame).where(Frame.sha256.in_(digests)).order_by(Frame.id))
-            )
+        frames = self.jobs.products(jobid)
         if not frames:
             note = "" if status.is_final else " yet (it is still running)"
             self.say(f"Jobid {jobid} has no committed products{note}")
@@ -534,8 +299,8 @@ class Processor:
     def show_calibration(self, i: str | None = None, d: str | None = None, **options: Any) -> list:
         """Print, per chip and calibration type, the frame valid on night ``d`` for
         instrument ``i`` (when and by which job it was made, its quality flags; missing
-        ones marked); return the rows. See :mod:`awe.calibration_cli`."""
-        from awe.calibration_cli import show_calibration
+        ones marked); return the rows. See :mod:`awe.data.calibration_overview`."""
+        from awe.data.calibration_overview import show_calibration
 
         return show_calibration(self.database, i=i, d=d, **options)
 
@@ -555,54 +320,16 @@ class Processor:
         and end A. Returns once the database confirms it. Only the job's owner may cancel
         (on MySQL/MariaDB, through the same database account; docs/reliability.md says what
         this does and does not protect)."""
-        from awe.db.jobs import cancel_refusal
-        from awe.db.models import Job, TaskState
-        from awe.dpu.sync import end_tasks
-
         (status,) = self._statuses(jobid)
-        refusal = cancel_refusal(self.database, jobid, self.env.username)
-        if refusal:
-            raise AweError(refusal)
-        if status.is_final:
+        if not self.jobs.cancel(status):
             self.say(f"Jobid {jobid} has already {status.state.value}; nothing to cancel")
             return status
-        with self.database.session() as session:
-            job = session.get(Job, jobid)
-            job.cancel_requested = True
-            work_dir, backend = job.work_dir, self.backend(job.dpu_name)
-        backend.cancel(work_dir)
-        deadline = time.monotonic() + CANCEL_GRACE
-        pause = 0.05  # growing: each look may be a round trip to a remote host or squeue
-        while backend.runner_alive(work_dir) and time.monotonic() < deadline:
-            time.sleep(pause)
-            pause = min(pause * 2, 1.0)
-        end_tasks(
-            self.database,
-            backend,
-            jobid,
-            {},
-            running=(TaskState.A, "CANCELLED while running"),
-            queued=(TaskState.S, "cancelled before it started"),
-        )
         (status,) = self._statuses(jobid)
         self.say(f"Cancelled job {jobid}: " + status.line())
         return status
 
     def __repr__(self) -> str:
-        from awe.db.url import mask_url
-
         return (
             f"<Processor user={self.env.username} project={self.env.project} "
             f"dpu={self.env.dpu_name} database={mask_url(self.env.database_url)}>"
         )
-
-
-def _local_time(when: datetime) -> str:
-    return when.astimezone().strftime("%H:%M:%S")
-
-
-def _summary(statuses: list[JobStatus]) -> str:
-    letters = ("N", "E", "A", "S", "U")
-    totals = {letter: sum(s.counts[letter] for s in statuses) for letter in letters}
-    running = sum(s.running for s in statuses)
-    return f"running {running} N/E/A/S/U " + "/".join(str(totals[x]) for x in letters)

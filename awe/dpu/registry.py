@@ -12,7 +12,6 @@ Three sources, all registering through :func:`awe.sequence.sequence`:
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import pkgutil
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from awe.errors import AweError
 from awe.sequence import DECLARED, SequenceSpec
+from awe.suggest import did_you_mean
 
 ENTRY_POINT_GROUP = "awe.sequences"
 USER_FOLDER = "sequences"
@@ -140,7 +140,6 @@ def _user_module_name(path: Path) -> str:
 
 
 def _unknown_message(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    hint = did_you_mean(name, known, n=3, cutoff=0.5)
     listing = ", ".join(known) if known else "(none: add one, see docs/sequences.md)"
     return f"Unknown sequence {name!r}.{hint} Known sequences: {listing}."

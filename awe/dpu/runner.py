@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from awe.dpu.journal import JOB_FILE, reserve_space, write_outcome
+from awe.dpu.lines import split_lines
 from awe.dpu.supervise import supervise
 from awe.messages import FormatError, Job, ProductRecord, Task
 
@@ -60,8 +61,7 @@ class _Lines:
             if not chunk:
                 self.closed = True
                 return
-            lines = (self.buffer + chunk).split(b"\n")
-            self.buffer = lines.pop()
+            lines, self.buffer = split_lines(self.buffer, chunk)
             self.pending.extend(json.loads(line) for line in lines if line)
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from awe.db.engine import Database
+from awe.db.database import Database
 from awe.db.models import Job, JobState, Task, TaskState
 
 FINAL_LETTERS = ("N", "E", "A", "S", "U")

@@ -16,7 +16,7 @@ import signal
 import threading
 from collections.abc import Iterator
 
-from awe.db.engine import Database
+from awe.db.database import Database
 from awe.db.jobs import end_unstarted_job, set_work_dir
 
 INTERRUPTED = "never started: the submission was interrupted (KeyboardInterrupt)"

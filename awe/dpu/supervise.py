@@ -35,6 +35,7 @@ from typing import Any
 
 from awe.data.store import sha256_file
 from awe.dpu.journal import JournalWriter, journal_path
+from awe.dpu.lines import split_lines
 from awe.messages import Job, ProductRecord, Task
 from awe.sequence import NothingToDo, Product, SequenceSpec, TaskContext, Unit
 
@@ -172,8 +173,7 @@ class _Supervision:
         if not chunk:
             self._close(fd, pipes, control_fd, selector)
             return False
-        lines = (pipes[fd] + chunk).split(b"\n")
-        pipes[fd] = lines.pop()
+        lines, pipes[fd] = split_lines(pipes[fd], chunk)
         for line in lines:
             self._line(fd == control_fd, line)
         return True

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from awe.db.engine import Database
+from awe.db.database import Database
 from awe.db.models import Job, JobState, LogRecord, Task, TaskState, utcnow
 from awe.dpu.backends.base import Backend
 from awe.dpu.journal import parse_chunk, parse_time

@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2 import BaseLoader, Environment, PackageLoader, select_autoescape
 
-from awe.db.engine import Database
+from awe.db.database import Database
 from awe.report.view import JobView, ProductView, job_view
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from awe.db.engine import Database
+from awe.db.database import Database
 from awe.db.frames import Frame
 from awe.db.models import Job, LogRecord, Task, TaskState
 

@@ -1,9 +1,10 @@
-"""Pure science functions over arrays: the bottom layer of AWE.
+"""Pure science functions: numbers in, numbers out.
 
-Modules here import numpy, scipy, astropy and other libraries, never the rest of ``awe``,
-so each can be checked alone against truth and against independent libraries (ccdproc,
-photutils, sep, reproject). Each module holds one idea (overscan correction, clipped
-stacking, flats, pixel maps, fringes, gain, quality checks, reduction, source extraction,
-astrometry, regridding, coadding, SED model libraries and fits, POGS work units). Thin
-tasks in ``sequences/`` select, read, call, write.
+Overscan correction, combining frames, flats, source extraction, astrometry, SED fitting:
+one module per idea, each a set of plain functions over numpy arrays (and astropy or scipy
+objects), checkable alone against the simulator's truth and against independent libraries
+(ccdproc, photutils, sep). This package imports nothing else from AWE, and nothing in it
+reads files, the database or the configuration: the thin tasks in ``sequences/`` select,
+read, call these functions, write and report. The layer contract in ``setup.cfg`` keeps
+it so (``lint-imports``).
 """

@@ -26,9 +26,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import ChoiceLoader, PackageLoader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from awe.db.engine import Database
+from awe.database_url import mask_url
+from awe.db.database import Database
 from awe.db.models import JobState
-from awe.db.url import mask_url
 from awe.dpu.remote.shell import RemoteError
 from awe.errors import AweError, DatabaseError
 from awe.report.render import make_environment, running_seconds

@@ -49,7 +49,7 @@ def serve(env: Any, host: str, port: int, sync_interval: float) -> int:
     """Run the service until interrupted."""
     import uvicorn
 
-    from awe.db.url import mask_url
+    from awe.database_url import mask_url
     from awe.env import configured_dpu_names
     from awe.web.app import Settings, create_app
 

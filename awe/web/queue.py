@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from awe.db.engine import Database
+from awe.db.database import Database
 from awe.db.models import Job, JobState, Project, Task, TaskState, User
 from awe.dpu.status import FINAL_LETTERS, job_statuses
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from awe.db.engine import Database
+from awe.db.database import Database
 from awe.db.models import utcnow
 from awe.db.pogs import (
     AreaState,
@@ -82,7 +82,7 @@ def assimilate(
     database: Database, job_id: int, results: list[tuple[int, str, Path]], log=print
 ) -> dict:
     """Validate and store a FitSED job's fit files: (area id, work unit key, path) each, as
-    :func:`awe.wu.results.fit_results` reads them."""
+    :func:`awe.wu_results.fit_results` reads them."""
     if not results:
         raise ValueError(f"job {job_id} has no finished FitSED task with a fit file")
     by_area: dict[int, list[tuple[str, Path]]] = defaultdict(list)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 
-from awe.db.engine import Database
+from awe.db.database import Database
 from awe.db.models import utcnow
 from awe.db.pogs import (
     AreaState,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from awe.db.engine import Database
+from awe.db.database import Database
 from awe.db.pogs import PogsFilter, PogsRun, PogsRunFile
 from awe.errors import AweError
 from awe.wu.library import file_details

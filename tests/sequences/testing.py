@@ -23,7 +23,6 @@ def _chips(options, context):
     parameters={"Hello.process_params.GREETING": "Hello"},
     fan_out="chip",
     select=_chips,
-    produces=["HelloFile"],
     estimate=2.0,
 )
 def Hello(task):

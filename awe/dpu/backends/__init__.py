@@ -11,7 +11,7 @@ from awe.dpu.backends.base import Backend
 
 if TYPE_CHECKING:
     from awe.dpu.backends.transport import Transport
-    from awe.dpu.dpus import DPUDefinition
+    from awe.dpu_definitions import DPUDefinition
     from awe.env import Env
 
 __all__ = ["Backend", "make_backend"]

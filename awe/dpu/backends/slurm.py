@@ -28,7 +28,7 @@ from awe.dpu.remote.shell import RemoteError
 
 if TYPE_CHECKING:
     from awe.dpu.backends.transport import Transport
-    from awe.dpu.dpus import DPUDefinition
+    from awe.dpu_definitions import DPUDefinition
 
 
 class SlurmScheduler(Scheduler):

@@ -21,7 +21,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from awe.dpu.dpus import DPUDefinition, check_sbatch_value, check_sbatch_values
+from awe.dpu_definitions import DPUDefinition, check_sbatch_value, check_sbatch_values
 from awe.errors import AweError
 
 #: Seconds added to a task's own time limit before Slurm's limit: the supervisor goes first.

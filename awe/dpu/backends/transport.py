@@ -24,7 +24,7 @@ from awe.messages import FileRef
 
 if TYPE_CHECKING:
     from awe.dpu.codeship import Snapshot
-    from awe.dpu.dpus import DPUDefinition
+    from awe.dpu_definitions import DPUDefinition
 
 #: The Python a DPU definition names when it names none.
 DEFAULT_PYTHON = "python3"

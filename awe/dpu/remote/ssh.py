@@ -26,8 +26,8 @@ from typing import Any
 
 import paramiko
 
-from awe.dpu.dpus import DPUDefinition
 from awe.dpu.remote.shell import DEFAULT_TIMEOUT, CommandResult, RemoteError, Shell
+from awe.dpu_definitions import DPUDefinition
 
 KEEPALIVE_SECONDS = 15
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0)

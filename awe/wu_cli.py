@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
             from awe.dpu.processor import Processor
             from awe.wu.assimilate import assimilate
-            from awe.wu.results import fit_results
+            from awe.wu_results import fit_results
 
             with tempfile.TemporaryDirectory() as scratch:
                 results = fit_results(Processor(env), args.job_id, Path(scratch))

@@ -16,15 +16,19 @@ In ``~/.awe/awe_config.py``::
 
 ``local`` (this machine, a pool of workers) always exists. A definition without ``host``
 runs on this machine too, which is how a local Slurm installation is used.
+
+The definitions are configuration: :mod:`awe.env` checks them when it loads, so this module
+sits at the bottom of AWE beside it, and the DPU layer (:mod:`awe.dpu.backends`) reads them.
 """
 
 from __future__ import annotations
 
-import difflib
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from awe.suggest import did_you_mean
 
 LOCAL = "local"
 HOST_KEY_POLICIES = ("reject", "trust_on_first_use")
@@ -149,8 +153,7 @@ def _check(where: str, settings: Mapping[str, Any], types: dict[str, Any]) -> di
     values = {}
     for key, value in settings.items():
         if key not in types:
-            close = difflib.get_close_matches(key, list(types), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, types)
             raise ValueError(
                 f"{where}: unknown setting {key!r}.{hint} Settings: {', '.join(types)}"
             )

@@ -60,9 +60,9 @@ def pogs_demo(seed: int = 1) -> int:
     from awe.wu.fits2wu import Settings, fits2wu
     from awe.wu.galaxies import register_galaxy
     from awe.wu.library import load_library
-    from awe.wu.results import fit_results
     from awe.wu.runs import library_paths
     from awe.wu.simulate import simulate_galaxy
+    from awe.wu_results import fit_results
 
     dpu = Processor(dpu_name="local")
     database, home = dpu.database, Path(dpu.env.home)
