@@ -478,6 +478,27 @@ class CoaddedRegriddedFrame(ScienceProduct):
     """RegriddedFrames of all chips and dithers added together (chip is None)."""
 
 
+# The POGS products, so that C=1 commits them and get_job_result returns them.
+
+
+class SEDFitFile(ScienceProduct):
+    """MAGPHYS-structured fit results of one work unit (``object`` = galaxy)."""
+
+    filter_dependent = False
+
+
+class ParameterMap(ScienceProduct):
+    """FITS maps of the 16 parameters of a galaxy, one plane per parameter and statistic."""
+
+    filter_dependent = False
+
+
+class ParameterPreview(ScienceProduct):
+    """A PNG preview of one parameter map (asinh stretch)."""
+
+    filter_dependent = False
+
+
 #: The columns of a source list's FITS table that are kept as rows.
 SOURCE_COLUMNS = (
     "number", "x", "y", "ra", "dec", "flux_aper", "fluxerr_aper", "mag_aper", "magerr_aper",
@@ -595,7 +616,3 @@ def frame_class(name: str) -> type[Frame]:
 
 def raw_frame_classes() -> Sequence[str]:
     return [n for n, c in frame_classes().items() if issubclass(c, RawFrame)]
-
-
-# The POGS products (SEDFitFile, ParameterMap, ParameterPreview) are frame types too.
-import awe.db.pogs  # noqa: E402, F401

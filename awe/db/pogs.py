@@ -28,7 +28,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from awe.db.frames import ScienceProduct
 from awe.db.models import Base, BigId, UTCDateTime, utcnow
 
 #: The 16 parameters of a MAGPHYS fit, in POGS' ``pixel_result`` column order.
@@ -278,25 +277,3 @@ class PogsTagGalaxy(Base):
     galaxy_id: Mapped[int] = mapped_column(
         ForeignKey("pogs_galaxy.galaxy_id", ondelete="CASCADE"), primary_key=True
     )
-
-
-# The POGS products as frame types, so that C=1 commits them and get_job_result returns
-# them (declared here, beside the work-unit tables, rather than in frames.py).
-
-
-class SEDFitFile(ScienceProduct):
-    """MAGPHYS-structured fit results of one work unit (``object`` = galaxy)."""
-
-    filter_dependent = False
-
-
-class ParameterMap(ScienceProduct):
-    """FITS maps of the 16 parameters of a galaxy, one plane per parameter and statistic."""
-
-    filter_dependent = False
-
-
-class ParameterPreview(ScienceProduct):
-    """A PNG preview of one parameter map (asinh stretch)."""
-
-    filter_dependent = False

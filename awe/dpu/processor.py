@@ -196,7 +196,12 @@ class Processor:
 
         (jobid,) = self.jobs.job_ids(jobid)
         self.sync([jobid])
-        new_id = rerun_job(self, jobid, send_code=send_code)
+        try:
+            new_id, line = rerun_job(self.jobs, jobid, send_code=send_code)
+        except Interrupted as interrupted:
+            self.say(interrupted.message)
+            raise
+        self.say(line)
         self.session_jobs.append(new_id)
         return new_id
 

@@ -26,7 +26,7 @@ from awe.messages import Job
 if TYPE_CHECKING:
     from awe.dpu.backends.base import Backend
     from awe.dpu.codeship import Snapshot
-    from awe.dpu.processor import Processor
+    from awe.dpu.service import JobService
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,9 @@ def plan_rerun(old: dict[str, Any], states: dict[int, str], products: dict[int, 
     return RerunPlan({**old, "tasks": tasks}, again)
 
 
-def rerun_job(dpu: Processor, job_id: int, send_code: bool = False) -> int:
-    """Submit the rerun of job ``job_id`` through ``dpu``; return the new job's id."""
+def rerun_job(dpu: JobService, job_id: int, send_code: bool = False) -> tuple[int, str]:
+    """Submit the rerun of job ``job_id`` through the job service ``dpu``; return the new
+    job's id and the line that tells the user what was rerun."""
     old = finished_job(dpu.database, job_id)
     if old.state not in ("FINISHED", "CANCELLED"):
         raise AweError(
@@ -102,18 +103,18 @@ def rerun_job(dpu: Processor, job_id: int, send_code: bool = False) -> int:
         work_dir = backend.submit(new_id, replace(draft, job_id=new_id), snapshot)
         set_work_dir(dpu.database, new_id, work_dir)
     except KeyboardInterrupt:
+        from awe.dpu.service import Interrupted
         from awe.dpu.submission import settle_interrupted
 
-        dpu.say(settle_interrupted(dpu.database, new_id, work_dir))
-        raise
+        message = settle_interrupted(dpu.database, new_id, work_dir)
+        raise Interrupted(new_id, message) from None
     except Exception:
         delete_job(dpu.database, new_id)
         raise
-    dpu.say(
+    return new_id, (
         f"Rerunning job {job_id} as job {new_id}: {len(plan.numbers)} of "
         f"{len(old.states)} tasks (those that did not end N)"
     )
-    return new_id
 
 
 def _read_description(backend: Backend, work_dir: str) -> dict[str, Any]:
@@ -123,7 +124,7 @@ def _read_description(backend: Backend, work_dir: str) -> dict[str, Any]:
         return json.loads(local.read_text())
 
 
-def _snapshot(dpu: Processor, old_id: str | None, send_code: bool) -> Snapshot | None:
+def _snapshot(dpu: JobService, old_id: str | None, send_code: bool) -> Snapshot | None:
     """The code the rerun runs: the checkout's (``send_code``), or the old job's own."""
     from awe.dpu.codeship import Snapshot, build_snapshot, code_roots
 
