@@ -185,7 +185,6 @@ def solve_frame(path: str, stars: dict[str, Any], params: Mapping[str, Any]) -> 
     parameters=PARAMETERS,
     fan_out="chip",
     select=select_reduced,
-    produces=["AstrometricParameters"],
     estimate=3.0,
 )
 def Astrometry(task: TaskContext) -> None:

@@ -98,7 +98,6 @@ def previous_bias(context: SelectionContext, options: Mapping[str, Any], chip: s
     parameters=BIAS_PARAMETERS,
     fan_out="chip",
     select=select_biases,
-    produces=["BiasFrame"],
     estimate=5.0,
 )
 def Bias(task: TaskContext) -> None:
@@ -197,7 +196,6 @@ def calibration_units(
     parameters=HOT_PARAMETERS,
     fan_out="chip",
     select=select_bias_frames,
-    produces=["HotPixelMap"],
     estimate=2.0,
 )
 def HotPixels(task: TaskContext) -> None:

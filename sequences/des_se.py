@@ -294,7 +294,6 @@ def _write_fits(path: Path, hdus: list[Any]) -> None:
     parameters=PARAMETERS,
     fan_out="chip",
     select=select_ccds,
-    produces=["SEReducedCCD", "SECompressedSky"],
     estimate=30.0,
 )
 def SEDetrend(task: TaskContext) -> None:
@@ -458,7 +457,6 @@ def _degrees(value: Any) -> float:
     parameters=PARAMETERS,
     fan_out="exposure",
     select=select_exposure,
-    produces=["SESkyFit"],
     estimate=5.0,
 )
 def SESky(task: TaskContext) -> None:
@@ -504,7 +502,6 @@ def SESky(task: TaskContext) -> None:
     parameters=PARAMETERS,
     fan_out="chip",
     select=select_ccds,
-    produces=["SEImmask", "SEFullcat", "SEPsf", "SECorners"],
     estimate=30.0,
 )
 def SECatalog(task: TaskContext) -> None:
@@ -657,7 +654,6 @@ def SECatalog(task: TaskContext) -> None:
     parameters=PARAMETERS,
     fan_out="exposure",
     select=select_exposure,
-    produces=["SEZeropoints", "SEZeropointCCD", "SECalibratedCatalog"],
     estimate=10.0,
 )
 def SECalibrate(task: TaskContext) -> None:

@@ -159,7 +159,6 @@ def make_flat(task: TaskContext, kind: str, raw_type: str) -> None:
     parameters=flat_parameters("DomeFlatFrame", 1000.0, 50000.0),
     fan_out="chip",
     select=select_flats("RawDomeFlatFrame"),
-    produces=["DomeFlatFrame"],
     estimate=5.0,
 )
 def DomeFlat(task: TaskContext) -> None:
@@ -172,7 +171,6 @@ def DomeFlat(task: TaskContext) -> None:
     parameters=flat_parameters("TwilightFlatFrame", 1000.0, 50000.0),
     fan_out="chip",
     select=select_flats("RawTwilightFlatFrame"),
-    produces=["TwilightFlatFrame"],
     estimate=5.0,
 )
 def TwilightFlat(task: TaskContext) -> None:
@@ -193,7 +191,6 @@ NIGHT_SKY_PARAMETERS = {
     parameters=NIGHT_SKY_PARAMETERS,
     fan_out="chip",
     select=select_flats("RawScienceFrame"),
-    produces=["NightSkyFlatFrame"],
     estimate=8.0,
 )
 def NightSkyFlat(task: TaskContext) -> None:
@@ -272,7 +269,6 @@ FRINGE_PARAMETERS = {
     parameters=FRINGE_PARAMETERS,
     fan_out="chip",
     select=select_flats("RawScienceFrame", flat=True),
-    produces=["FringeFrame"],
     estimate=8.0,
 )
 def FringeFlat(task: TaskContext) -> None:
@@ -420,7 +416,6 @@ def night_filters(options: Mapping[str, Any], context: SelectionContext) -> list
     select=lambda options, context: calibration_units_per_filter(
         options, context, {"dome": ("DomeFlatFrame",)}
     ),
-    produces=["ColdPixelMap"],
     estimate=2.0,
 )
 def ColdPixels(task: TaskContext) -> None:
@@ -486,7 +481,6 @@ def select_master_inputs(options: Mapping[str, Any], context: SelectionContext) 
     parameters=MASTER_PARAMETERS,
     fan_out="chip",
     select=select_master_inputs,
-    produces=["MasterFlatFrame"],
     estimate=3.0,
 )
 def MasterFlat(task: TaskContext) -> None:

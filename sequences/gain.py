@@ -77,7 +77,6 @@ def _pairs(frames: list[Any]) -> list[tuple[Any, Any]]:
     parameters=PARAMETERS,
     fan_out="chip",
     select=select_pairs,
-    produces=["GainLinearity"],
     estimate=5.0,
 )
 def Gain(task: TaskContext) -> None:

@@ -56,7 +56,6 @@ def select_workunits(options: Mapping[str, Any], context: SelectionContext) -> l
     parameters=PARAMETERS,
     fan_out="workunit",
     select=select_workunits,
-    produces=["SEDFitFile"],
     estimate=5.0,
 )
 def FitSED(task: TaskContext) -> None:
@@ -112,7 +111,7 @@ def FitSED(task: TaskContext) -> None:
     )
 
 
-@sequence(fan_out="global", produces=["ParameterMap", "ParameterPreview"], estimate=5.0)
+@sequence(fan_out="global", estimate=5.0)
 def PogsMaps(task: TaskContext) -> None:
     """FITS maps of the fitted parameters (planes: parameter x statistic) and PNG previews."""
     from awe.wu.maps import write_maps

@@ -94,7 +94,6 @@ def verdict(kind: str, stats: Any, p: Mapping[str, float], overscan: bool = True
     parameters=PARAMETERS,
     fan_out="chip",
     select=select_raw,
-    produces=[],
     estimate=3.0,
 )
 def QuickCheck(task: TaskContext) -> None:

@@ -125,7 +125,6 @@ def read_image(path: str, dtype: Any = None) -> Any:
     parameters=PARAMETERS,
     fan_out="chip",
     select=select_raw,
-    produces=["ReducedScienceFrame", "WeightFrame"],
     estimate=5.0,
 )
 def Reduce(task: TaskContext) -> None:

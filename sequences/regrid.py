@@ -163,7 +163,6 @@ def _photometric_scale(task: TaskContext, keys: Mapping[str, Any]) -> float:
     options=REGRID_OPTIONS,
     fan_out="chip",
     select=select_for_regrid,
-    produces=["RegriddedFrame"],
     estimate=3.0,
 )
 def Regrid(task: TaskContext) -> None:
@@ -257,7 +256,6 @@ def select_regridded(options: Mapping[str, Any], context: SelectionContext) -> l
     options=COADD_OPTIONS,
     fan_out="global",
     select=select_regridded,
-    produces=["CoaddedRegriddedFrame"],
     estimate=5.0,
 )
 def Coadd(task: TaskContext) -> None:

@@ -63,7 +63,6 @@ def select_frames_to_catalogue(options: Mapping[str, Any], context: SelectionCon
     parameters=PARAMETERS,
     fan_out="chip",
     select=select_frames_to_catalogue,
-    produces=["SourceList"],
     estimate=3.0,
 )
 def SourceList(task: TaskContext) -> None:
