@@ -230,7 +230,6 @@ def declare_chain(name: str, steps: Sequence[str], doc: str, fan_out: str = "chi
         parameters={},
         fan_out=fan_out,
         select=_single_global_unit,
-        produces=(),
         estimate=0.0,
         time_limit=0.0,
         module=module,
