@@ -25,11 +25,11 @@ def test_every_step_runs_and_a_failure_sets_the_exit_status(
         return True
 
     monkeypatch.setattr(demo, "STEPS", [failing, passing])
-    assert demo.run(argparse.Namespace(scale=0.25, seed=1)) == 1
+    assert demo.run(argparse.Namespace(scale=0.25, seed=1, pogs=False)) == 1
     assert ran == [("failing", "WFI-2000-04-28-scale0.25"), ("passing", "sqlite")]
     assert capsys.readouterr().out.splitlines()[-2:] == [
         "At the awe> prompt, for example:",
         "  dpu.run('Next')",
     ]
     monkeypatch.setattr(demo, "STEPS", [passing])
-    assert demo.run(argparse.Namespace(scale=0.25, seed=1)) == 0
+    assert demo.run(argparse.Namespace(scale=0.25, seed=1, pogs=False)) == 0
