@@ -165,7 +165,7 @@ def build_calibration_from_truth(
         bpm[model.cold] = True
         values = {
             "bias": bias,
-            "flat": model.flat * model.nominal_gain / reference_gain,
+            "flat": model.response * model.nominal_gain / reference_gain,
             "bpm": bpm,
             "gain": {a.name: a.gain for a in model.amplifiers},
             "read_noise_e": {a.name: a.read_noise for a in model.amplifiers},
