@@ -219,7 +219,7 @@ def test_trust_on_first_use_appends_one_line_and_keeps_every_user_line(
         f"@cert-authority *.example.org {kind} {other}\n"
         f"@revoked old.example.org {kind} {other}\n"
         f"{hashed} {kind} {other}\n"
-        f"lisa.example.org,192.0.2.7 {kind} {other} alice's comment\n"
+        f"lisa.example.org,127.0.0.7 {kind} {other} alice's comment\n"
         "this line is no key at all\n"
         f"weird.example.org ssh-future-type AAAAB3Nz\n"
         f"last.example.org {kind} {other}"  # no line break at the end
