@@ -36,7 +36,7 @@ def chip_frames(seed: int = 1):
     """A raw full-size WFI chip with sky and stars, its true bias and flat, and layout."""
     from awe.data.instruments import get_instrument
     from awe.data.sim_chip import ChipModel, Stars, rng_for
-    from awe.science.reduce import AmplifierLayout
+    from awe.science.overscan import Region
 
     instrument = get_instrument("WFI")
     chip = instrument.chips[1]
@@ -59,7 +59,7 @@ def chip_frames(seed: int = 1):
         (model.ny, model.nx),
     ).astype(np.float32)
     flat = (model.flat / model.flat.mean()).astype(np.float32)
-    layout = [AmplifierLayout(amp.data.slices, amp.overscan.slices)]
+    layout = [Region(amp.data.slices, amp.overscan.slices)]
     return raw, bias, flat, layout, amp, model
 
 
@@ -74,7 +74,7 @@ def bench_reduce(runs: int) -> None:
 
     def ours(cosmics: bool):
         return reduce_ccd(
-            raw, layout, bias=bias, flat=flat, overscan=2, cosmics=cosmics,
+            raw, layout, bias=bias, flat=flat, overscan=5, cosmics=cosmics,
             gain=amp.gain, read_noise=amp.read_noise,
         )  # fmt: skip
 
@@ -109,7 +109,7 @@ def dithered_frames(count: int):
     raw, bias, flat, layout, amp, model = chip_frames()
     from awe.science.reduce import reduce_ccd
 
-    base = reduce_ccd(raw, layout, bias=bias, flat=flat, overscan=2, cosmics=False)
+    base = reduce_ccd(raw, layout, bias=bias, flat=flat, overscan=5, cosmics=False)
     image = base.image - np.median(base.image)
     frames = []
     for k in range(count):
