@@ -261,8 +261,7 @@ def SEDetrend(task: TaskContext) -> None:
     from awe.data.instruments import get_instrument
     from awe.science import des_detrend as dt
     from awe.science import overscan
-    from awe.science.des_astrometry import pixel_to_sky, solve
-    from awe.science.des_sky import tangent_plane
+    from awe.science.astrometry import pixel_to_sky, solve_tan_sip, tangent_plane
     from awe.science.sources import detect, masked_background
 
     run, ccd = _Run(task), _ccd_of(task)
@@ -327,7 +326,7 @@ def SEDetrend(task: TaskContext) -> None:
     ny, nx = shape
     corners_ra, corners_dec = guess(np.array([1, nx, nx, 1]), np.array([1, 1, ny, ny]))
     reference = reference_stars(run.archive.refcat(), corners_ra, corners_dec)
-    cards, fit = solve(
+    cards, fit = solve_tan_sip(
         x + 1,
         y + 1,
         guess,
@@ -469,8 +468,8 @@ def SECatalog(task: TaskContext) -> None:
     from astropy.io import fits
 
     from awe.science import des_psf
-    from awe.science.des_astrometry import pixel_to_sky
-    from awe.science.des_sky import evaluate_sky, tangent_plane
+    from awe.science.astrometry import pixel_to_sky, tangent_plane
+    from awe.science.des_sky import evaluate_sky
     from awe.science.sources import detect, masked_background
 
     run, ccd = _Run(task), _ccd_of(task)

@@ -52,30 +52,3 @@ def evaluate_sky(model: dict[str, object], u: np.ndarray, v: np.ndarray) -> np.n
     scale = float(model["scale_deg"])
     terms = _terms(np.asarray(u) / scale, np.asarray(v) / scale, int(model["order"]))
     return terms @ np.asarray(model["coefficients"], float)
-
-
-def tangent_plane(ra, dec, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gnomonic (TAN) projection of (ra, dec) about (ra0, dec0): standard coordinates
-    (xi, eta) in degrees."""
-    ra, dec = np.radians(np.asarray(ra, float)), np.radians(np.asarray(dec, float))
-    a0, d0 = np.radians(ra0), np.radians(dec0)
-    cos_c = np.sin(d0) * np.sin(dec) + np.cos(d0) * np.cos(dec) * np.cos(ra - a0)
-    xi = np.cos(dec) * np.sin(ra - a0) / cos_c
-    eta = (np.cos(d0) * np.sin(dec) - np.sin(d0) * np.cos(dec) * np.cos(ra - a0)) / cos_c
-    return np.degrees(xi), np.degrees(eta)
-
-
-def from_tangent_plane(xi, eta, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
-    """The inverse of :func:`tangent_plane`: (ra, dec) in degrees."""
-    x, y = np.radians(np.asarray(xi, float)), np.radians(np.asarray(eta, float))
-    a0, d0 = np.radians(ra0), np.radians(dec0)
-    rho = np.hypot(x, y)
-    c = np.arctan(rho)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dec = np.arcsin(
-            np.cos(c) * np.sin(d0) + np.where(rho > 0, y * np.sin(c) * np.cos(d0) / rho, 0)
-        )
-        ra = a0 + np.arctan2(
-            x * np.sin(c), rho * np.cos(d0) * np.cos(c) - y * np.sin(d0) * np.sin(c)
-        )
-    return np.degrees(ra) % 360.0, np.degrees(dec)
