@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from awe.science.flat import apply_flat
 from awe.science.gain import linearize
 from awe.science.overscan import Region
 
@@ -80,10 +81,8 @@ def detrend(
     mask = np.where(bpm, BADPIX_BPM, 0).astype(np.int32)
     mask[image >= saturation] |= BADPIX_SATURATE
     corrected = linearize(image - bias, linearity)
-    electrons = corrected * gain
-    good_flat = flat > 0.05
-    mask[~good_flat] |= BADPIX_BPM
-    science = np.where(good_flat, electrons / np.where(good_flat, flat, 1), 0).astype(np.float32)
+    science = (corrected * gain).astype(np.float32, copy=False)
+    mask[apply_flat(science, flat, minimum=0.05)] |= BADPIX_BPM
     return science, mask
 
 

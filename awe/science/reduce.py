@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from awe.science.flat import apply_flat
 from awe.science.overscan import DEFAULT_METHOD, Region, correct, trimmed_box
 
 #: Bits of the reduced frame's flag image (0 is a good pixel).
@@ -89,10 +90,7 @@ def reduce_ccd(
     flags = np.zeros(image.shape, dtype=np.uint8)
     if flat is not None:
         flat = flat.astype(np.float32, copy=False)
-        bad_flat = ~(flat > 0)
-        flags[bad_flat] |= FLAG_FLAT
-        np.divide(image, flat, out=image, where=~bad_flat)
-        image[bad_flat] = 0.0
+        flags[apply_flat(image, flat)] |= FLAG_FLAT
     for name, mask, bit in (("hot", hot, FLAG_HOT), ("cold", cold, FLAG_COLD)):
         _check_shape(name, mask, image.shape)
         if mask is not None:
