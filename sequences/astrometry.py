@@ -29,11 +29,7 @@ from awe.sequence import (
     sequence,
 )
 from sequences.imaging import (
-    CHIP,
-    DATE,
-    FILTER,
-    INSTRUMENT,
-    OBJECT,
+    SELECTION,
     inputs_of,
     per_chip_units,
     product_keys,
@@ -43,11 +39,7 @@ from sequences.imaging import (
 
 REFCAT = Option("refcat", "refcat", str, help="reference catalogue folder (default $AWE_REFCAT)")
 OPTIONS = [
-    INSTRUMENT,
-    DATE,
-    CHIP,
-    FILTER,
-    OBJECT,
+    *SELECTION,
     Option("red", "red_filenames", list, help="reduced frames by file name"),
     REFCAT,
 ]

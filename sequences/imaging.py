@@ -34,6 +34,8 @@ DATE = Option("d", "date", str, help="observing night YYYY-MM-DD")
 CHIP = Option("c", "chip", str, help="one chip, e.g. ccd50 (default: all)")
 FILTER = Option("f", "filter", str, help="filter, e.g. '#842' (default: all)")
 OBJECT = Option("o", "object", str, help="object name, wildcards * and ? allowed")
+#: The options that pick the frames a per-chip step works on.
+SELECTION = [INSTRUMENT, DATE, CHIP, FILTER, OBJECT]
 
 
 def unit_key(chip: str | None, exposure_number: int | None) -> str:

@@ -19,11 +19,7 @@ from typing import Any
 
 from awe.sequence import NoInputs, Option, SelectionContext, TaskContext, Unit, sequence
 from sequences.imaging import (
-    CHIP,
-    DATE,
-    FILTER,
-    INSTRUMENT,
-    OBJECT,
+    SELECTION,
     frame_input,
     product_keys,
     select_frames,
@@ -32,11 +28,7 @@ from sequences.imaging import (
 )
 
 OPTIONS = [
-    INSTRUMENT,
-    DATE,
-    CHIP,
-    FILTER,
-    OBJECT,
+    *SELECTION,
     Option("oc", "overscan", int, 6, help="overscan correction method 0-10 (as Bias; default 6)"),
     Option("raw", "raw_filenames", list, help="raw frames by file name (instead of d/o/f)"),
 ]

@@ -23,11 +23,9 @@ from typing import Any
 from awe.science.regrid import COMMON_ZEROPOINT
 from awe.sequence import NoInputs, Option, SelectionContext, TaskContext, Unit, sequence
 from sequences.imaging import (
-    CHIP,
     DATE,
-    FILTER,
-    INSTRUMENT,
     OBJECT,
+    SELECTION,
     inputs_of,
     per_chip_units,
     product_keys,
@@ -42,11 +40,7 @@ GRID_OPTIONS = [
     Option("gps", "grid_pixel_scale", float, help="grid pixel (arcsec; default: instrument's)"),
 ]
 REGRID_OPTIONS = [
-    INSTRUMENT,
-    DATE,
-    CHIP,
-    FILTER,
-    OBJECT,
+    *SELECTION,
     Option("raw", "raw_filenames", list, help="raw frames by file name"),
     Option("red", "red_filenames", list, help="reduced frames by file name"),
     *GRID_OPTIONS,
