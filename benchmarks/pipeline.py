@@ -53,11 +53,7 @@ def chip_frames(seed: int = 1):
     sky = np.full((model.ny, model.nx), 500.0)
     raw, _truth = model.expose(rng, signal=sky, exposure_time=300.0, stars=stars)
     amp = instrument.detector.amplifiers[0]
-    overscan = model.column_pattern[amp.overscan.slices[1]]
-    bias = np.broadcast_to(
-        model.column_pattern[model.x0 : model.x0 + model.nx] - np.median(overscan),
-        (model.ny, model.nx),
-    ).astype(np.float32)
+    bias = model.overscan_corrected_bias()
     flat = (model.flat / model.flat.mean()).astype(np.float32)
     layout = [Region(amp.data.slices, amp.overscan.slices)]
     return raw, bias, flat, layout, amp, model

@@ -45,12 +45,8 @@ def true_calibration(truth: NightTruth, chip: str, filter_name: str | None) -> d
     """Arrays of the true calibration of a chip (trimmed to the data section)."""
     model = truth.chip_model(chip)
     instrument = truth.instrument
-    amp = instrument.detector.amplifiers[0]
-    columns = model.column_pattern
-    overscan = columns[amp.overscan.slices[1]]
-    data = columns[model.x0 : model.x0 + model.nx] - np.median(overscan)
     result: dict[str, Any] = {
-        "BiasFrame": np.broadcast_to(data, (model.ny, model.nx)).astype(np.float32),
+        "BiasFrame": model.overscan_corrected_bias(),
         "MasterFlatFrame": model.flat.astype(np.float32),
     }
     hot = np.ones((model.ny, model.nx), np.uint8)

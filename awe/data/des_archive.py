@@ -153,12 +153,7 @@ def build_calibration_from_truth(
     written = []
     for chip in instrument.working_chips:
         model = truth.chip_model(chip.name)
-        bias = np.zeros((model.ny, model.nx), np.float32)
-        data_columns = np.arange(model.x0, model.x0 + model.nx)
-        for index, amp in enumerate(instrument.detector.amplifiers):
-            overscan = model.column_pattern[amp.overscan.slices[1]]
-            columns = model.data_amp == index
-            bias[:, columns] = model.column_pattern[data_columns[columns]] - np.median(overscan)
+        bias = model.overscan_corrected_bias()
         bias[model.hot] += model.hot_level
         bpm = np.zeros((model.ny, model.nx), bool)
         bpm[model.hot] = True
