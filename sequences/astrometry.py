@@ -31,8 +31,8 @@ from awe.sequence import (
 from sequences.imaging import (
     SELECTION,
     inputs_of,
-    per_chip_units,
     product_keys,
+    reduced_units,
     stem,
     unit_frame_keys,
 )
@@ -106,16 +106,7 @@ def with_refcat(units: list[Unit], options: Mapping[str, Any]) -> list[Unit]:
 
 
 def select_reduced(options: Mapping[str, Any], context: SelectionContext) -> list[Unit]:
-    from awe.db.frames import ReducedScienceFrame
-
-    units = per_chip_units(
-        ReducedScienceFrame,
-        "image",
-        options,
-        context,
-        options.get("red_filenames"),
-        hint="; run Reduce first, or chain it: 'Reduce>Astrometry'",
-    )
+    units = reduced_units(options, context, "Reduce>Astrometry")
     return with_refcat(units, options)
 
 

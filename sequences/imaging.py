@@ -127,6 +127,21 @@ def per_chip_units(
     ]
 
 
+def reduced_units(options: Mapping[str, Any], context: SelectionContext, chain: str) -> list[Unit]:
+    """Per CCD, the reduced frame (``red=`` names it, else the newest of the selection) or
+    the unit of the step before; with no frame, the error names the ``chain`` to run."""
+    from awe.db.frames import ReducedScienceFrame
+
+    return per_chip_units(
+        ReducedScienceFrame,
+        "image",
+        options,
+        context,
+        options.get("red_filenames"),
+        hint=f"; run Reduce first, or chain it: '{chain}'",
+    )
+
+
 def carried_keys(unit: Unit) -> tuple[dict[str, Any], ...]:
     """The frame keys of a previous step's unit (its first input's), for a chained step
     that must know its CCD's pointing or filter before the product exists."""
