@@ -96,15 +96,7 @@ def raw_groups(
     if options.get("overscan") is not None:
         describe(int(options["overscan"]))  # an unknown method: refused before anything runs
     cls = frame_class(type_name)
-    frames = cls.select(
-        database=context.database,
-        instrument=options["instrument"],
-        date=options["date"],
-        chip=options.get("chip"),
-        filter=options.get("filter"),
-        object=options.get("object"),
-    )
-    good, bad = usable(frames)
+    good, bad = usable(imaging.select_frames(cls, options, context))
     groups: dict[tuple[str, str | None], list[Any]] = defaultdict(list)
     for frame in good:
         groups[(frame.chip, frame.filter if per_filter else None)].append(frame)
