@@ -233,16 +233,6 @@ def _per_pixel(layouts: list[Any], shape: tuple[int, int], values: Mapping[str, 
     return out
 
 
-def _write_fits(path: Path, hdus: list[Any]) -> None:
-    import os
-
-    from astropy.io import fits
-
-    temporary = path.with_name(f".{path.name}.part")
-    fits.HDUList(hdus).writeto(temporary, overwrite=True)
-    os.replace(temporary, path)
-
-
 # ---- step 1: per CCD ----
 @declare(
     options=OPTIONS,
@@ -258,6 +248,7 @@ def SEDetrend(task: TaskContext) -> None:
     from astropy.wcs import WCS
 
     from awe.data.des_archive import read_calibration, reference_stars
+    from awe.data.fits import write_hdus
     from awe.data.instruments import get_instrument
     from awe.science import des_detrend as dt
     from awe.science import overscan
@@ -362,7 +353,7 @@ def SEDetrend(task: TaskContext) -> None:
     out_header["ASTNMAT"] = (fit["matched"], "stars in the astrometric fit")
     for key, value in cards.items():
         out_header[key] = value
-    _write_fits(
+    write_hdus(
         files["SEReducedCCD"],
         [
             fits.PrimaryHDU(),
@@ -379,7 +370,7 @@ def SEDetrend(task: TaskContext) -> None:
     sky_header = fits.Header(
         {"CCDNUM": ccd, "BLOCK": block, "PNTRA": pointing[0], "PNTDEC": pointing[1]}
     )
-    _write_fits(
+    write_hdus(
         files["SECompressedSky"],
         [fits.PrimaryHDU(), fits.BinTableHDU.from_columns(columns, sky_header)],
     )
@@ -467,6 +458,7 @@ def SECatalog(task: TaskContext) -> None:
     """DES SE per CCD: sky subtraction, PSF model, PSF photometry (fullcat), immask, corners."""
     from astropy.io import fits
 
+    from awe.data.fits import write_hdus
     from awe.science import des_psf
     from awe.science.astrometry import pixel_to_sky, tangent_plane
     from awe.science.des_sky import evaluate_sky
@@ -571,8 +563,8 @@ def SECatalog(task: TaskContext) -> None:
         name="LDAC_OBJECTS",
     )
     table.header["EXPNUM"], table.header["CCDNUM"], table.header["BAND"] = run.expnum, ccd, run.band
-    _write_fits(files["SEFullcat"], [fits.PrimaryHDU(), table])
-    _write_fits(
+    write_hdus(files["SEFullcat"], [fits.PrimaryHDU(), table])
+    write_hdus(
         files["SEImmask"],
         [
             fits.PrimaryHDU(),
@@ -581,7 +573,7 @@ def SECatalog(task: TaskContext) -> None:
             fits.CompImageHDU(weight, name="WGT", compression_type="RICE_1"),
         ],
     )
-    _write_fits(
+    write_hdus(
         files["SEPsf"],
         [
             fits.PrimaryHDU(

@@ -113,6 +113,8 @@ def read_calibration(path: Path) -> dict[str, Any]:
 def write_calibration(path: Path, set_name: str, values: dict[str, Any]) -> None:
     from astropy.io import fits
 
+    from awe.data.fits import write_hdus
+
     header = fits.Header()
     header["CALSET"] = set_name
     header["AMPS"] = ",".join(values["gain"])
@@ -130,9 +132,7 @@ def write_calibration(path: Path, set_name: str, values: dict[str, Any]) -> None
         ]
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.part")
-    hdus.writeto(temporary, overwrite=True)
-    os.replace(temporary, path)
+    write_hdus(path, hdus)
 
 
 def build_calibration_from_truth(
