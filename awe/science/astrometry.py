@@ -144,9 +144,11 @@ def nearest_match(
     return index, distance
 
 
-def _sip_terms(
+def polynomial_terms(
     u: np.ndarray, v: np.ndarray, degree: int
 ) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """The powers (p, q) of a 2-d polynomial of total ``degree`` and its design matrix
+    (``u**p * v**q`` along the last axis), constant term first."""
     powers = [(p, q) for p in range(degree + 1) for q in range(degree + 1 - p)]
     return powers, np.stack([u**p * v**q for p, q in powers], -1)
 
@@ -167,7 +169,7 @@ def fit_tan_sip(
     inverse, are the SIP A/B coefficients. The constant terms move CRVAL, and the fit is
     repeated until they vanish."""
     u, v = np.asarray(x, float) - crpix[0], np.asarray(y, float) - crpix[1]
-    powers, design = _sip_terms(u, v, degree)
+    powers, design = polynomial_terms(u, v, degree)
     crval = (float(crval[0]), float(crval[1]))
     for _ in range(4):
         xi, eta = tangent_plane(ra, dec, *crval)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _terms(u: np.ndarray, v: np.ndarray, order: int) -> np.ndarray:
-    return np.stack([u**i * v**j for i in range(order + 1) for j in range(order + 1 - i)], -1)
+from awe.science.astrometry import polynomial_terms
 
 
 def fit_sky(
@@ -27,7 +25,7 @@ def fit_sky(
     if good.sum() < (order + 1) * (order + 2) // 2:
         order = 0
     scale = max(float(np.max(np.abs(np.concatenate([u[good], v[good]])))), 1e-6)
-    design = _terms(u / scale, v / scale, order)
+    design = polynomial_terms(u / scale, v / scale, order)[1]
     coefficients = np.zeros(design.shape[1])
     for _ in range(5):
         coefficients, *_ = np.linalg.lstsq(design[good], values[good], rcond=None)
@@ -50,5 +48,5 @@ def fit_sky(
 def evaluate_sky(model: dict[str, object], u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """The fitted sky at focal-plane positions ``u, v`` (any shape)."""
     scale = float(model["scale_deg"])
-    terms = _terms(np.asarray(u) / scale, np.asarray(v) / scale, int(model["order"]))
+    terms = polynomial_terms(np.asarray(u) / scale, np.asarray(v) / scale, int(model["order"]))[1]
     return terms @ np.asarray(model["coefficients"], float)
