@@ -141,9 +141,10 @@ def build_calibration_from_truth(
     """Write calibration set ``set_name`` for every working CCD of a simulated night.
 
     From the truth: the bias is the fixed column pattern left after a row-by-row
-    overscan subtraction, plus the hot pixels' dark signal; the flat is the gain-corrected
-    response (chip sensitivity, pixel response, vignetting) relative to the mean nominal
-    gain, so one zeropoint holds for the whole focal plane; the BPM holds hot and cold
+    overscan subtraction, plus the hot pixels' dark signal; the flat is the chip's
+    response (``ChipModel.response``: sensitivity, pixel response, vignetting) times its
+    nominal gain relative to the mean nominal gain, so that with the true gains applied
+    one zeropoint holds for the whole focal plane; the BPM holds hot and cold
     pixels; gains and read noise are the true ones."""
     from awe.data.simulate import NightTruth
 
@@ -160,7 +161,7 @@ def build_calibration_from_truth(
         bpm[model.cold] = True
         values = {
             "bias": bias,
-            "flat": model.flat * model.nominal_gain / reference_gain,
+            "flat": model.response * model.nominal_gain / reference_gain,
             "bpm": bpm,
             "gain": {a.name: a.gain for a in model.amplifiers},
             "read_noise_e": {a.name: a.read_noise for a in model.amplifiers},
