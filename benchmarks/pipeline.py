@@ -36,7 +36,7 @@ def chip_frames(seed: int = 1):
     """A raw full-size WFI chip with sky and stars, its true bias and flat, and layout."""
     from awe.data.instruments import get_instrument
     from awe.data.sim_chip import ChipModel, Stars, rng_for
-    from awe.science.reduce import AmplifierLayout
+    from awe.science.overscan import Region
 
     instrument = get_instrument("WFI")
     chip = instrument.chips[1]
@@ -53,13 +53,9 @@ def chip_frames(seed: int = 1):
     sky = np.full((model.ny, model.nx), 500.0)
     raw, _truth = model.expose(rng, signal=sky, exposure_time=300.0, stars=stars)
     amp = instrument.detector.amplifiers[0]
-    overscan = model.column_pattern[amp.overscan.slices[1]]
-    bias = np.broadcast_to(
-        model.column_pattern[model.x0 : model.x0 + model.nx] - np.median(overscan),
-        (model.ny, model.nx),
-    ).astype(np.float32)
+    bias = model.overscan_corrected_bias()
     flat = (model.flat / model.flat.mean()).astype(np.float32)
-    layout = [AmplifierLayout(amp.data.slices, amp.overscan.slices)]
+    layout = [Region(amp.data.slices, amp.overscan.slices)]
     return raw, bias, flat, layout, amp, model
 
 
@@ -74,7 +70,7 @@ def bench_reduce(runs: int) -> None:
 
     def ours(cosmics: bool):
         return reduce_ccd(
-            raw, layout, bias=bias, flat=flat, overscan=2, cosmics=cosmics,
+            raw, layout, bias=bias, flat=flat, overscan=5, cosmics=cosmics,
             gain=amp.gain, read_noise=amp.read_noise,
         )  # fmt: skip
 
@@ -109,7 +105,7 @@ def dithered_frames(count: int):
     raw, bias, flat, layout, amp, model = chip_frames()
     from awe.science.reduce import reduce_ccd
 
-    base = reduce_ccd(raw, layout, bias=bias, flat=flat, overscan=2, cosmics=False)
+    base = reduce_ccd(raw, layout, bias=bias, flat=flat, overscan=5, cosmics=False)
     image = base.image - np.median(base.image)
     frames = []
     for k in range(count):

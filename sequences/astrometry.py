@@ -29,25 +29,17 @@ from awe.sequence import (
     sequence,
 )
 from sequences.imaging import (
-    CHIP,
-    DATE,
-    FILTER,
-    INSTRUMENT,
-    OBJECT,
+    SELECTION,
     inputs_of,
-    per_chip_units,
     product_keys,
+    reduced_units,
     stem,
     unit_frame_keys,
 )
 
 REFCAT = Option("refcat", "refcat", str, help="reference catalogue folder (default $AWE_REFCAT)")
 OPTIONS = [
-    INSTRUMENT,
-    DATE,
-    CHIP,
-    FILTER,
-    OBJECT,
+    *SELECTION,
     Option("red", "red_filenames", list, help="reduced frames by file name"),
     REFCAT,
 ]
@@ -114,16 +106,7 @@ def with_refcat(units: list[Unit], options: Mapping[str, Any]) -> list[Unit]:
 
 
 def select_reduced(options: Mapping[str, Any], context: SelectionContext) -> list[Unit]:
-    from awe.db.frames import ReducedScienceFrame
-
-    units = per_chip_units(
-        ReducedScienceFrame,
-        "image",
-        options,
-        context,
-        options.get("red_filenames"),
-        hint="; run Reduce first, or chain it: 'Reduce>Astrometry'",
-    )
+    units = reduced_units(options, context, "Reduce>Astrometry")
     return with_refcat(units, options)
 
 

@@ -14,19 +14,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from awe.sequence import NoInputs, Option, SelectionContext, TaskContext, Unit
+from sequences import imaging
+from sequences.imaging import CHIP, FILTER, INSTRUMENT, OBJECT  # noqa: F401 (common.CHIP, ...)
 
 VALIDITY_NIGHTS = 1
 
-INSTRUMENT = Option("i", "instrument", str, required=True, help="instrument, e.g. WFI")
-DATE = Option("d", "date", str, required=True, help="observing night YYYY-MM-DD")
-CHIP = Option("c", "chip", str, help="one chip, e.g. ccd50 (default: all)")
-FILTER = Option("f", "filter", str, help="filter, e.g. '#842' (default: every filter)")
-OBJECT = Option("o", "object", str, help="object name; wildcards * and ?")
+#: The image pipeline's selection options; a calibration always needs its night.
+DATE = replace(imaging.DATE, required=True)
 OVERSCAN = Option(
     "oc", "overscan", int, help="overscan correction method 0-10 (default: the parameter, 6)"
 )
@@ -96,15 +96,7 @@ def raw_groups(
     if options.get("overscan") is not None:
         describe(int(options["overscan"]))  # an unknown method: refused before anything runs
     cls = frame_class(type_name)
-    frames = cls.select(
-        database=context.database,
-        instrument=options["instrument"],
-        date=options["date"],
-        chip=options.get("chip"),
-        filter=options.get("filter"),
-        object=options.get("object"),
-    )
-    good, bad = usable(frames)
+    good, bad = usable(imaging.select_frames(cls, options, context))
     groups: dict[tuple[str, str | None], list[Any]] = defaultdict(list)
     for frame in good:
         groups[(frame.chip, frame.filter if per_filter else None)].append(frame)

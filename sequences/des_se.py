@@ -61,6 +61,8 @@ PARAMETERS = {
     "SE.process_params.SIP_DEGREE": 3,
 }
 DES_BANDS = ("u", "g", "r", "i", "z", "Y")
+#: Overscan method (awe.science.overscan): the per-row median of the overscan, unsmoothed.
+DES_OVERSCAN = 5
 STEPS = ("SEDetrend", "SESky", "SECatalog", "SECalibrate")
 
 
@@ -231,63 +233,6 @@ def _per_pixel(layouts: list[Any], shape: tuple[int, int], values: Mapping[str, 
     return out
 
 
-def _sep_background(
-    image: np.ndarray, mask: np.ndarray, box: int = 128
-) -> tuple[np.ndarray, float]:
-    """The background map and its rms, with objects masked: a first map finds the objects
-    (3 sigma), their ellipses grown 4x are masked, and the map is made again, so star wings
-    do not lift the background around bright stars."""
-    import sep
-
-    box = max(16, min(box, min(image.shape) // 4))
-    data = np.ascontiguousarray(image, dtype=np.float32)
-    masked = np.ascontiguousarray(mask != 0)
-    first = sep.Background(data, mask=masked, bw=box, bh=box)
-    objects = sep.extract(data - first.back(), 3.0, err=first.globalrms, mask=masked, minarea=5)
-    grown = masked.copy()
-    sep.mask_ellipse(
-        grown, objects["x"], objects["y"], objects["a"], objects["b"], objects["theta"], r=4.0
-    )
-    background = sep.Background(data, mask=grown, bw=box, bh=box)
-    return background.back(), float(background.globalrms)
-
-
-def _extract(image: np.ndarray, noise: np.ndarray, mask: np.ndarray, threshold: float):
-    import sep
-
-    sep.set_extract_pixstack(2_000_000)
-    objects = sep.extract(
-        np.ascontiguousarray(image, dtype=np.float32),
-        threshold,
-        err=np.ascontiguousarray(noise, dtype=np.float32),
-        mask=mask != 0,
-        minarea=5,
-        deblend_cont=0.005,
-    )
-    flux, _, _ = sep.sum_circle(
-        np.ascontiguousarray(image, dtype=np.float32), objects["x"], objects["y"], 3.0
-    )
-    # Windowed centroids (XWIN) with a Gaussian window of the object's own size.
-    sigma = np.clip(np.sqrt(objects["a"] * objects["b"]), 0.8, 5.0)
-    x, y, flag = sep.winpos(
-        np.ascontiguousarray(image, dtype=np.float32), objects["x"], objects["y"], sigma
-    )
-    good = flag == 0
-    x = np.where(good, x, objects["x"])
-    y = np.where(good, y, objects["y"])
-    return objects, x, y, flux
-
-
-def _write_fits(path: Path, hdus: list[Any]) -> None:
-    import os
-
-    from astropy.io import fits
-
-    temporary = path.with_name(f".{path.name}.part")
-    fits.HDUList(hdus).writeto(temporary, overwrite=True)
-    os.replace(temporary, path)
-
-
 # ---- step 1: per CCD ----
 @declare(
     options=OPTIONS,
@@ -302,10 +247,12 @@ def SEDetrend(task: TaskContext) -> None:
     from astropy.wcs import WCS
 
     from awe.data.des_archive import read_calibration, reference_stars
+    from awe.data.fits import write_hdus
     from awe.data.instruments import get_instrument
     from awe.science import des_detrend as dt
-    from awe.science.des_astrometry import pixel_to_sky, solve
-    from awe.science.des_sky import tangent_plane
+    from awe.science import overscan
+    from awe.science.astrometry import pixel_to_sky, solve_tan_sip, tangent_plane
+    from awe.science.sources import detect, masked_background
 
     run, ccd = _Run(task), _ccd_of(task)
     files = _detrend_files(run, ccd)
@@ -328,7 +275,7 @@ def SEDetrend(task: TaskContext) -> None:
         raise ValueError(f"{raw_path.name} was taken in band {primary['BAND']}, not {run.band}")
     decam = get_instrument("DECam")
     layouts = _amp_layout(header)
-    image = dt.overscan_correct(raw, layouts)
+    image = overscan.correct(raw, [a.region() for a in layouts], method=DES_OVERSCAN)
     image = dt.crosstalk_correct(image, layouts, decam.crosstalk)
     set_name = run.archive.calibration_set(run.expnum, force="Y4" if task.options["y4"] else None)
     calibration = read_calibration(run.archive.calibration_file(set_name, ccd))
@@ -349,7 +296,7 @@ def SEDetrend(task: TaskContext) -> None:
         saturation=_per_pixel(layouts, shape, calibration["saturation"]),
     )
     mask = dt.bleed_mask(mask)
-    background, noise = _sep_background(science, mask)
+    background, noise = masked_background(science, mask)
     mask = dt.cosmic_ray_mask(science - background, mask, noise)
     sky = float(np.median(background))
     read_noise = _per_pixel(layouts, shape, calibration["read_noise_e"])
@@ -363,13 +310,13 @@ def SEDetrend(task: TaskContext) -> None:
         return header_wcs.all_pix2world(np.asarray(x) + data_x0, np.asarray(y) + data_y0, 1)
 
     subtracted = science - background
-    objects, x, y, _ = _extract(
+    objects, x, y, _ = detect(
         subtracted, np.full(shape, noise), mask, run.parameter("DETECT_THRESH_ASTROMETRY")
     )
     ny, nx = shape
     corners_ra, corners_dec = guess(np.array([1, nx, nx, 1]), np.array([1, 1, ny, ny]))
     reference = reference_stars(run.archive.refcat(), corners_ra, corners_dec)
-    cards, fit = solve(
+    cards, fit = solve_tan_sip(
         x + 1,
         y + 1,
         guess,
@@ -405,7 +352,7 @@ def SEDetrend(task: TaskContext) -> None:
     out_header["ASTNMAT"] = (fit["matched"], "stars in the astrometric fit")
     for key, value in cards.items():
         out_header[key] = value
-    _write_fits(
+    write_hdus(
         files["SEReducedCCD"],
         [
             fits.PrimaryHDU(),
@@ -422,7 +369,7 @@ def SEDetrend(task: TaskContext) -> None:
     sky_header = fits.Header(
         {"CCDNUM": ccd, "BLOCK": block, "PNTRA": pointing[0], "PNTDEC": pointing[1]}
     )
-    _write_fits(
+    write_hdus(
         files["SECompressedSky"],
         [fits.PrimaryHDU(), fits.BinTableHDU.from_columns(columns, sky_header)],
     )
@@ -508,9 +455,11 @@ def SECatalog(task: TaskContext) -> None:
     """DES SE per CCD: sky subtraction, PSF model, PSF photometry (fullcat), immask, corners."""
     from astropy.io import fits
 
+    from awe.data.fits import write_hdus
     from awe.science import des_psf
-    from awe.science.des_astrometry import pixel_to_sky
-    from awe.science.des_sky import evaluate_sky, tangent_plane
+    from awe.science.astrometry import pixel_to_sky, tangent_plane
+    from awe.science.des_sky import evaluate_sky
+    from awe.science.sources import detect, masked_background
 
     run, ccd = _Run(task), _ccd_of(task)
     files = _catalog_files(run, ccd)
@@ -536,12 +485,12 @@ def SECatalog(task: TaskContext) -> None:
     sky = np.array([np.interp(np.arange(ny), gy, column) for column in rows.T]).T
     science -= sky.astype(np.float32)
     # SExtractor's own background map on top of the exposure's sky, as DES runs it.
-    local, _ = _sep_background(science, mask, box=64)
+    local, _ = masked_background(science, mask, box=64)
     science -= local.astype(np.float32)
     noise = np.where(weight > 0, 1 / np.sqrt(np.where(weight > 0, weight, 1)), 1e6).astype(
         np.float32
     )
-    objects, x, y, aperture = _extract(science, noise, mask, run.parameter("DETECT_THRESH"))
+    objects, x, y, aperture = detect(science, noise, mask, run.parameter("DETECT_THRESH"))
     # PSF from bright, unsaturated, isolated stars well inside the CCD.
     radius = int(run.parameter("PSF_RADIUS"))
     radius = min(radius, (min(nx, ny) - 3) // 4)
@@ -611,8 +560,8 @@ def SECatalog(task: TaskContext) -> None:
         name="LDAC_OBJECTS",
     )
     table.header["EXPNUM"], table.header["CCDNUM"], table.header["BAND"] = run.expnum, ccd, run.band
-    _write_fits(files["SEFullcat"], [fits.PrimaryHDU(), table])
-    _write_fits(
+    write_hdus(files["SEFullcat"], [fits.PrimaryHDU(), table])
+    write_hdus(
         files["SEImmask"],
         [
             fits.PrimaryHDU(),
@@ -621,7 +570,7 @@ def SECatalog(task: TaskContext) -> None:
             fits.CompImageHDU(weight, name="WGT", compression_type="RICE_1"),
         ],
     )
-    _write_fits(
+    write_hdus(
         files["SEPsf"],
         [
             fits.PrimaryHDU(

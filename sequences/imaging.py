@@ -34,6 +34,8 @@ DATE = Option("d", "date", str, help="observing night YYYY-MM-DD")
 CHIP = Option("c", "chip", str, help="one chip, e.g. ccd50 (default: all)")
 FILTER = Option("f", "filter", str, help="filter, e.g. '#842' (default: all)")
 OBJECT = Option("o", "object", str, help="object name, wildcards * and ? allowed")
+#: The options that pick the frames a per-chip step works on.
+SELECTION = [INSTRUMENT, DATE, CHIP, FILTER, OBJECT]
 
 
 def unit_key(chip: str | None, exposure_number: int | None) -> str:
@@ -123,6 +125,21 @@ def per_chip_units(
         Unit(key=key, inputs=(frame_input(frame, context.env.data_root, role),))
         for key, frame in sorted(units.items())
     ]
+
+
+def reduced_units(options: Mapping[str, Any], context: SelectionContext, chain: str) -> list[Unit]:
+    """Per CCD, the reduced frame (``red=`` names it, else the newest of the selection) or
+    the unit of the step before; with no frame, the error names the ``chain`` to run."""
+    from awe.db.frames import ReducedScienceFrame
+
+    return per_chip_units(
+        ReducedScienceFrame,
+        "image",
+        options,
+        context,
+        options.get("red_filenames"),
+        hint=f"; run Reduce first, or chain it: '{chain}'",
+    )
 
 
 def carried_keys(unit: Unit) -> tuple[dict[str, Any], ...]:

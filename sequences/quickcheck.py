@@ -36,6 +36,7 @@ RAW_TYPES = (
 def select_raw(options: Mapping[str, Any], context: SelectionContext) -> list[Unit]:
     """Per chip: every raw frame of the night (of the filter and object asked for)."""
     from awe.db.frames import frame_class
+    from sequences.imaging import select_frames
 
     store = common.store_of(context)
     by_chip: dict[str, list[dict[str, Any]]] = {}
@@ -43,14 +44,7 @@ def select_raw(options: Mapping[str, Any], context: SelectionContext) -> list[Un
         cls = frame_class(type_name)
         if cls.filter_dependent is False and options.get("filter"):
             continue
-        for frame in cls.select(
-            database=context.database,
-            instrument=options["instrument"],
-            date=options["date"],
-            chip=options.get("chip"),
-            filter=options.get("filter"),
-            object=options.get("object"),
-        ):
+        for frame in select_frames(cls, options, context):
             by_chip.setdefault(frame.chip, []).append(common.frame_input(frame, store, "raw"))
     if not by_chip:
         raise NoInputs(

@@ -19,11 +19,7 @@ from typing import Any
 
 from awe.sequence import NoInputs, Option, SelectionContext, TaskContext, Unit, sequence
 from sequences.imaging import (
-    CHIP,
-    DATE,
-    FILTER,
-    INSTRUMENT,
-    OBJECT,
+    SELECTION,
     frame_input,
     product_keys,
     select_frames,
@@ -32,12 +28,8 @@ from sequences.imaging import (
 )
 
 OPTIONS = [
-    INSTRUMENT,
-    DATE,
-    CHIP,
-    FILTER,
-    OBJECT,
-    Option("oc", "overscan", int, 6, help="overscan correction method (0 none ... 6)"),
+    *SELECTION,
+    Option("oc", "overscan", int, 6, help="overscan correction method 0-10 (as Bias; default 6)"),
     Option("raw", "raw_filenames", list, help="raw frames by file name (instead of d/o/f)"),
 ]
 PARAMETERS = {
@@ -133,7 +125,9 @@ def Reduce(task: TaskContext) -> None:
     from astropy.io import fits
 
     from awe.data.instruments import get_instrument
-    from awe.science.reduce import OVERSCAN_METHODS, AmplifierLayout, reduce_ccd
+    from awe.science.overscan import describe
+    from awe.science.reduce import reduce_ccd
+    from sequences.calibration_common import regions
 
     params = task.parameters
     instrument = get_instrument(task.options["instrument"])
@@ -144,9 +138,9 @@ def Reduce(task: TaskContext) -> None:
     with fits.open(raw_input["path"], memmap=False) as hdul:
         raw, header = hdul[0].data, hdul[0].header.copy()
     detector = instrument.detector.from_header(header)
-    layout = [AmplifierLayout(a.data.slices, a.overscan.slices) for a in detector.amplifiers]
+    layout = regions(instrument, header)
     method = int(task.options.get("overscan", 6))
-    task.log.info("Overscan correction %d: %s", method, OVERSCAN_METHODS.get(method, "?"))
+    task.log.info("Overscan correction %d: %s", method, describe(method))
     calibration = {}
     for role, kinds, _required in CALIBRATIONS:
         given = by_role.get(role)

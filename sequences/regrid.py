@@ -23,14 +23,12 @@ from typing import Any
 from awe.science.regrid import COMMON_ZEROPOINT
 from awe.sequence import NoInputs, Option, SelectionContext, TaskContext, Unit, sequence
 from sequences.imaging import (
-    CHIP,
     DATE,
-    FILTER,
-    INSTRUMENT,
     OBJECT,
+    SELECTION,
     inputs_of,
-    per_chip_units,
     product_keys,
+    reduced_units,
     select_frames,
     stem,
     unit_frame_keys,
@@ -42,11 +40,7 @@ GRID_OPTIONS = [
     Option("gps", "grid_pixel_scale", float, help="grid pixel (arcsec; default: instrument's)"),
 ]
 REGRID_OPTIONS = [
-    INSTRUMENT,
-    DATE,
-    CHIP,
-    FILTER,
-    OBJECT,
+    *SELECTION,
     Option("raw", "raw_filenames", list, help="raw frames by file name"),
     Option("red", "red_filenames", list, help="reduced frames by file name"),
     *GRID_OPTIONS,
@@ -56,16 +50,8 @@ REGRID_OPTIONS = [
 def select_for_regrid(options: Mapping[str, Any], context: SelectionContext) -> list[Unit]:
     """Each reduced CCD (or each unit of the step before), with the grid every task uses."""
     from awe.data.instruments import get_instrument
-    from awe.db.frames import ReducedScienceFrame
 
-    units = per_chip_units(
-        ReducedScienceFrame,
-        "image",
-        options,
-        context,
-        options.get("red_filenames"),
-        hint="; run Reduce first, or chain it: 'Reduce>Regrid>Coadd'",
-    )
+    units = reduced_units(options, context, "Reduce>Regrid>Coadd")
     pointings = [unit_frame_keys(u) for u in units]
     pointings = [(k["ra"], k["dec"]) for k in pointings if k.get("ra") is not None]
     ra, dec = options.get("grid_ra"), options.get("grid_dec")

@@ -20,11 +20,7 @@ from typing import Any
 
 from awe.sequence import NoInputs, Option, SelectionContext, TaskContext, Unit, sequence
 from sequences.imaging import (
-    CHIP,
-    DATE,
-    FILTER,
-    INSTRUMENT,
-    OBJECT,
+    SELECTION,
     inputs_of,
     per_chip_units,
     product_keys,
@@ -34,11 +30,7 @@ from sequences.imaging import (
 #: Frame types a source list can be made of, in the order a chain step looks for them.
 SOURCE_FRAMES = ("CoaddedRegriddedFrame", "RegriddedFrame", "ReducedScienceFrame")
 OPTIONS = [
-    INSTRUMENT,
-    DATE,
-    CHIP,
-    FILTER,
-    OBJECT,
+    *SELECTION,
     Option("t", "frame_type", str, "ReducedScienceFrame", help=", ".join(SOURCE_FRAMES)),
 ]
 PARAMETERS = {

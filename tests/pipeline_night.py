@@ -45,12 +45,8 @@ def true_calibration(truth: NightTruth, chip: str, filter_name: str | None) -> d
     """Arrays of the true calibration of a chip (trimmed to the data section)."""
     model = truth.chip_model(chip)
     instrument = truth.instrument
-    amp = instrument.detector.amplifiers[0]
-    columns = model.column_pattern
-    overscan = columns[amp.overscan.slices[1]]
-    data = columns[model.x0 : model.x0 + model.nx] - np.median(overscan)
     result: dict[str, Any] = {
-        "BiasFrame": np.broadcast_to(data, (model.ny, model.nx)).astype(np.float32),
+        "BiasFrame": model.overscan_corrected_bias(),
         "MasterFlatFrame": model.flat.astype(np.float32),
     }
     hot = np.ones((model.ny, model.nx), np.uint8)
@@ -106,12 +102,13 @@ def add_true_calibration(truth: NightTruth, database: Any, data_root: str, chips
 def reduce_with_truth(truth: NightTruth, file_name: str, chip: str, **options: Any):
     """A raw chip reduced by :func:`awe.science.reduce.reduce_ccd` with the true
     calibration (every map applied, fringes for a fringing filter)."""
-    from awe.science.reduce import AmplifierLayout, reduce_ccd
+    from awe.science.overscan import Region
+    from awe.science.reduce import reduce_ccd
 
     with fits.open(truth.out / file_name) as hdul:
         raw, header = hdul[chip].data, hdul[chip].header
     detector = truth.instrument.detector.from_header(header)
-    layout = [AmplifierLayout(a.data.slices, a.overscan.slices) for a in detector.amplifiers]
+    layout = [Region(a.data.slices, a.overscan.slices) for a in detector.amplifiers]
     entry = next(e for e in truth.exposures if e["file"] == file_name)
     calibration = true_calibration(truth, chip, entry["filter"])
     amp = detector.amplifiers[0]

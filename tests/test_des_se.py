@@ -21,7 +21,7 @@ from awe.db.models import Task, TaskState
 from awe.dpu import Processor
 from awe.errors import AweError
 from awe.science import des_bliss
-from awe.science.des_astrometry import pixel_to_sky
+from awe.science.astrometry import pixel_to_sky
 from awe.science.des_detrend import AmpLayout, crosstalk_correct
 from tests.des_archive import EXPOSURE, NITE, SCALE, make_archive
 

@@ -8,7 +8,8 @@ import pytest
 from astropy.io import fits
 
 from awe.dpu import Processor
-from awe.science.reduce import AmplifierLayout, reduce_ccd
+from awe.science.overscan import Region
+from awe.science.reduce import reduce_ccd
 from tests.pipeline_night import (
     NIGHT,
     add_true_calibration,
@@ -38,7 +39,7 @@ def _raw(night, entry):
 
 def _layout(night, header):
     detector = night.instrument.detector.from_header(header)
-    return [AmplifierLayout(a.data.slices, a.overscan.slices) for a in detector.amplifiers]
+    return [Region(a.data.slices, a.overscan.slices) for a in detector.amplifiers]
 
 
 def near_stars(exposure, model, shape) -> np.ndarray:
@@ -67,7 +68,7 @@ def test_reduce_equals_ccdproc_with_the_same_calibration(night) -> None:
     calibration = true_calibration(night, CHIP, entry["filter"])
     flat = calibration["MasterFlatFrame"] / np.float32(calibration["MasterFlatFrame"].mean())
     bias = calibration["BiasFrame"]
-    ours = reduce_ccd(raw, _layout(night, header), bias=bias, flat=flat, overscan=2, cosmics=False)
+    ours = reduce_ccd(raw, _layout(night, header), bias=bias, flat=flat, overscan=5, cosmics=False)
     rows = night.instrument.detector.amplifiers[0].overscan.slices[0]  # ccdproc wants equal rows
     theirs = ccdproc.ccd_process(
         CCDData(raw[rows].astype(np.float32), unit="adu"),

@@ -113,6 +113,8 @@ def read_calibration(path: Path) -> dict[str, Any]:
 def write_calibration(path: Path, set_name: str, values: dict[str, Any]) -> None:
     from astropy.io import fits
 
+    from awe.data.fits import write_hdus
+
     header = fits.Header()
     header["CALSET"] = set_name
     header["AMPS"] = ",".join(values["gain"])
@@ -130,9 +132,7 @@ def write_calibration(path: Path, set_name: str, values: dict[str, Any]) -> None
         ]
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.part")
-    hdus.writeto(temporary, overwrite=True)
-    os.replace(temporary, path)
+    write_hdus(path, hdus)
 
 
 def build_calibration_from_truth(
@@ -141,9 +141,10 @@ def build_calibration_from_truth(
     """Write calibration set ``set_name`` for every working CCD of a simulated night.
 
     From the truth: the bias is the fixed column pattern left after a row-by-row
-    overscan subtraction, plus the hot pixels' dark signal; the flat is the gain-corrected
-    response (chip sensitivity, pixel response, vignetting) relative to the mean nominal
-    gain, so one zeropoint holds for the whole focal plane; the BPM holds hot and cold
+    overscan subtraction, plus the hot pixels' dark signal; the flat is the chip's
+    response (``ChipModel.response``: sensitivity, pixel response, vignetting) times its
+    nominal gain relative to the mean nominal gain, so that with the true gains applied
+    one zeropoint holds for the whole focal plane; the BPM holds hot and cold
     pixels; gains and read noise are the true ones."""
     from awe.data.simulate import NightTruth
 
@@ -153,12 +154,7 @@ def build_calibration_from_truth(
     written = []
     for chip in instrument.working_chips:
         model = truth.chip_model(chip.name)
-        bias = np.zeros((model.ny, model.nx), np.float32)
-        data_columns = np.arange(model.x0, model.x0 + model.nx)
-        for index, amp in enumerate(instrument.detector.amplifiers):
-            overscan = model.column_pattern[amp.overscan.slices[1]]
-            columns = model.data_amp == index
-            bias[:, columns] = model.column_pattern[data_columns[columns]] - np.median(overscan)
+        bias = model.overscan_corrected_bias()
         bias[model.hot] += model.hot_level
         bpm = np.zeros((model.ny, model.nx), bool)
         bpm[model.hot] = True

@@ -17,7 +17,7 @@ import numpy as np
 from awe.data import refcat
 from awe.data.des_archive import Archive, ccd_tag, reference_stars
 from awe.science import des_bliss
-from awe.science.des_astrometry import nearest_match
+from awe.science.astrometry import nearest_match
 
 ZERO_COLUMNS = ["EXPNUM", "CCDNUM", "BAND", "NSTARS", "NCLIPPED", "ZP", "ZPERR", "ZPRMS", "FLAG"]
 

@@ -199,10 +199,18 @@ def write_mef(
             hdus.append(fits.CompImageHDU(data=data, header=header, compression_type="RICE_1"))
         else:
             hdus.append(fits.ImageHDU(data=data, header=header))
+    # Our own cards, each already checked by astropy when it was set: skip the slow re-check.
+    write_hdus(path, hdus, output_verify="ignore")
+
+
+def write_hdus(
+    path: str | os.PathLike[str], hdus: Sequence[Any], output_verify: str = "exception"
+) -> None:
+    """Write HDUs as one FITS file, atomically: a temporary file beside ``path``, renamed
+    over it (``os.replace`` is atomic on one filesystem), so no reader finds half a file."""
     path = Path(path)
     temp = path.with_name(f".{path.name}.part")
-    # Our own cards, each already checked by astropy when it was set: skip the slow re-check.
-    fits.HDUList(hdus).writeto(temp, overwrite=True, output_verify="ignore")
+    fits.HDUList(list(hdus)).writeto(temp, overwrite=True, output_verify=output_verify)
     os.replace(temp, path)
 
 

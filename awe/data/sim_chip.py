@@ -132,6 +132,18 @@ class ChipModel:
             "cold_pixels": _pixel_list(self.cold, self.x0, self.y0, self.cold_response),
         }
 
+    def overscan_corrected_bias(self) -> np.ndarray:
+        """The true master bias after a per-row overscan correction (ADU, data section,
+        float32): each amplifier's fixed column pattern minus the median of its overscan
+        columns (the row structure and the levels go with the overscan). Hot pixels'
+        dark signal is not in it."""
+        detector = self.instrument.detector
+        offset = np.array(
+            [np.median(self.column_pattern[a.overscan.slices[1]]) for a in detector.amplifiers]
+        )
+        row = self.column_pattern[self.x0 : self.x0 + self.nx] - offset[self.data_amp]
+        return np.broadcast_to(row, (self.ny, self.nx)).astype(np.float32)
+
     def row_pattern(self, row_wave_phase: float) -> np.ndarray:
         """The bias structure along rows (a column vector, ADU): a ramp at the start of
         the read-out, fixed, and a slow wave whose phase changes from one exposure to the

@@ -129,12 +129,10 @@ def focal_plane_of_sky(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Undistorted focal-plane pixels (u, v) of sky positions for a pointing (gnomonic):
     a cheap first cut of which stars can fall on a chip, before the exact WCS."""
-    a0, d0 = math.radians(ra0), math.radians(dec0)
-    a, d = np.radians(ra), np.radians(dec)
-    cos_c = np.sin(d) * math.sin(d0) + np.cos(d) * math.cos(d0) * np.cos(a - a0)
-    xi = np.cos(d) * np.sin(a - a0) / cos_c
-    eta = (np.sin(d) * math.cos(d0) - np.cos(d) * math.sin(d0) * np.cos(a - a0)) / cos_c
-    per_pixel = math.radians(instrument.pixel_scale / 3600.0)
+    from awe.science.astrometry import tangent_plane
+
+    xi, eta = tangent_plane(ra, dec, ra0, dec0)
+    per_pixel = instrument.pixel_scale / 3600.0
     return -xi / per_pixel, eta / per_pixel
 
 

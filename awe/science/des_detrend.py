@@ -1,6 +1,7 @@
 """DES-style detrending of one raw DECam CCD, as pure functions over arrays.
 
-The order is the DES single-epoch one: overscan and crosstalk (``DECam_crosstalk``), then
+The order is the DES single-epoch one: overscan (:mod:`awe.science.overscan`, the per-row
+median, method 5) and crosstalk (``DECam_crosstalk``), then
 bias, bad-pixel mask, linearity, gain and flat with a weight plane (``pixcorrect_im``),
 then the bleed-trail (``mkbleedmask``) and cosmic-ray (``immask``) masks and the
 compressed sky (``sky_compress``). Images are float32 over the CCD's data section; masks
@@ -15,6 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from awe.science.flat import apply_flat
+from awe.science.gain import linearize
+from awe.science.overscan import Region
 
 # DES mask bits (the BADPIX_* values of the DESDM pipeline).
 BADPIX_BPM = 1
@@ -37,19 +42,9 @@ class AmpLayout:
     trimmed_columns: slice
     reads_left: bool  # its overscan lies left of its data
 
-
-def overscan_correct(raw: np.ndarray, amps: Sequence[AmpLayout]) -> np.ndarray:
-    """The data section minus each amplifier's overscan, row by row.
-
-    Each row's level is the median of that row's overscan columns, so row-dependent bias
-    structure (ramps, pick-up) goes with it; the result is float32 in the trimmed frame."""
-    rows = amps[0].data[0]
-    width = max(a.trimmed_columns.stop for a in amps)
-    out = np.empty((rows.stop - rows.start, width), np.float32)
-    for amp in amps:
-        level = np.median(raw[amp.overscan].astype(np.float32), axis=1)
-        out[:, amp.trimmed_columns] = raw[amp.data].astype(np.float32) - level[:, None]
-    return out
+    def region(self) -> Region:
+        """The amplifier as an :class:`awe.science.overscan.Region` (for the overscan)."""
+        return Region(data=self.data, overscan=self.overscan)
 
 
 def crosstalk_correct(
@@ -66,15 +61,6 @@ def crosstalk_correct(
                 mirrored = image[:, by_name[source].trimmed_columns][:, ::-1]
                 out[:, by_name[victim].trimmed_columns] -= np.float32(coefficient) * mirrored
     return out
-
-
-def linearity_correct(image: np.ndarray, coefficient: float) -> np.ndarray:
-    """Undo a quadratic non-linearity ``observed = true (1 + c true)`` (ADU)."""
-    if coefficient == 0:
-        return image
-    return (2 * image / (1 + np.sqrt(np.clip(1 + 4 * coefficient * image, 0, None)))).astype(
-        np.float32
-    )
 
 
 def detrend(
@@ -94,11 +80,9 @@ def detrend(
     values stay (the weight plane ignores them)."""
     mask = np.where(bpm, BADPIX_BPM, 0).astype(np.int32)
     mask[image >= saturation] |= BADPIX_SATURATE
-    corrected = linearity_correct(image - bias, linearity)
-    electrons = corrected * gain
-    good_flat = flat > 0.05
-    mask[~good_flat] |= BADPIX_BPM
-    science = np.where(good_flat, electrons / np.where(good_flat, flat, 1), 0).astype(np.float32)
+    corrected = linearize(image - bias, linearity)
+    science = (corrected * gain).astype(np.float32, copy=False)
+    mask[apply_flat(science, flat, minimum=0.05)] |= BADPIX_BPM
     return science, mask
 
 

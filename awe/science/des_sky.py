@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _terms(u: np.ndarray, v: np.ndarray, order: int) -> np.ndarray:
-    return np.stack([u**i * v**j for i in range(order + 1) for j in range(order + 1 - i)], -1)
+from awe.science.astrometry import polynomial_terms
 
 
 def fit_sky(
@@ -27,7 +25,7 @@ def fit_sky(
     if good.sum() < (order + 1) * (order + 2) // 2:
         order = 0
     scale = max(float(np.max(np.abs(np.concatenate([u[good], v[good]])))), 1e-6)
-    design = _terms(u / scale, v / scale, order)
+    design = polynomial_terms(u / scale, v / scale, order)[1]
     coefficients = np.zeros(design.shape[1])
     for _ in range(5):
         coefficients, *_ = np.linalg.lstsq(design[good], values[good], rcond=None)
@@ -50,32 +48,5 @@ def fit_sky(
 def evaluate_sky(model: dict[str, object], u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """The fitted sky at focal-plane positions ``u, v`` (any shape)."""
     scale = float(model["scale_deg"])
-    terms = _terms(np.asarray(u) / scale, np.asarray(v) / scale, int(model["order"]))
+    terms = polynomial_terms(np.asarray(u) / scale, np.asarray(v) / scale, int(model["order"]))[1]
     return terms @ np.asarray(model["coefficients"], float)
-
-
-def tangent_plane(ra, dec, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gnomonic (TAN) projection of (ra, dec) about (ra0, dec0): standard coordinates
-    (xi, eta) in degrees."""
-    ra, dec = np.radians(np.asarray(ra, float)), np.radians(np.asarray(dec, float))
-    a0, d0 = np.radians(ra0), np.radians(dec0)
-    cos_c = np.sin(d0) * np.sin(dec) + np.cos(d0) * np.cos(dec) * np.cos(ra - a0)
-    xi = np.cos(dec) * np.sin(ra - a0) / cos_c
-    eta = (np.cos(d0) * np.sin(dec) - np.sin(d0) * np.cos(dec) * np.cos(ra - a0)) / cos_c
-    return np.degrees(xi), np.degrees(eta)
-
-
-def from_tangent_plane(xi, eta, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
-    """The inverse of :func:`tangent_plane`: (ra, dec) in degrees."""
-    x, y = np.radians(np.asarray(xi, float)), np.radians(np.asarray(eta, float))
-    a0, d0 = np.radians(ra0), np.radians(dec0)
-    rho = np.hypot(x, y)
-    c = np.arctan(rho)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dec = np.arcsin(
-            np.cos(c) * np.sin(d0) + np.where(rho > 0, y * np.sin(c) * np.cos(d0) / rho, 0)
-        )
-        ra = a0 + np.arctan2(
-            x * np.sin(c), rho * np.cos(d0) * np.cos(c) - y * np.sin(d0) * np.sin(c)
-        )
-    return np.degrees(ra) % 360.0, np.degrees(dec)

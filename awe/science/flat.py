@@ -43,6 +43,16 @@ def level(image: np.ndarray, good: np.ndarray | None = None) -> float:
     return float(np.median(values))
 
 
+def apply_flat(image: np.ndarray, flat: np.ndarray, minimum: float = 0.0) -> np.ndarray:
+    """Flat-field ``image`` (a float array, in place): divided by ``flat`` where the flat
+    is above ``minimum``, 0 where it is not (dead or vignetted pixels, which no division
+    could rescue). Returns the mask of those bad-flat pixels, for the caller's flags."""
+    bad = ~(flat > minimum)
+    np.divide(image, flat, out=image, where=~bad)
+    image[bad] = 0.0
+    return bad
+
+
 def combine_flats(stack: np.ndarray, sigma: float = 3.0) -> tuple[Combined, list[float]]:
     """Normalise each flat of ``stack`` by its median (in place), take the clipped mean,
     and normalise the result to a median of 1. Returns it and the input levels."""

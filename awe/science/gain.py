@@ -67,7 +67,7 @@ def fit_gain(points: Sequence[TransferPoint], maximum_signal: float | None = Non
         linearity = float(b / a**2)
         deviation = float(b * times.max() / a)
     if linearity:
-        linear = (np.sqrt(np.maximum(1 + 4 * linearity * signal, 0)) - 1) / (2 * linearity)
+        linear = linearize(signal, linearity)
         variance = variance / (1 + 2 * linearity * linear) ** 2
         signal = linear
     use = signal <= maximum_signal if maximum_signal else np.ones(signal.size, bool)
@@ -81,3 +81,13 @@ def fit_gain(points: Sequence[TransferPoint], maximum_signal: float | None = Non
         raise ValueError("the variance does not grow with the signal: not flats of one lamp")
     read_noise = float(np.sqrt(intercept)) if intercept > 0 else 0.0
     return GainFit(float(1.0 / slope), read_noise, linearity, deviation, len(points))
+
+
+def linearize(observed: np.ndarray, coefficient: float) -> np.ndarray:
+    """Undo a quadratic non-linearity ``observed = true (1 + c true)`` (ADU): the root
+    ``2 m / (1 + sqrt(1 + 4 c m))``, which stays exact as ``c`` goes to 0. Keeps the
+    input's float type (float32 images stay float32)."""
+    if coefficient == 0:
+        return observed
+    root = np.sqrt(np.clip(1 + 4 * coefficient * observed, 0, None))
+    return 2 * observed / (1 + root)

@@ -1,7 +1,8 @@
 """Reduce one raw CCD image: overscan, bias, flat, fringes, bad pixels, cosmic rays, weight.
 
 The order is Astro-WISE's ReduceTask: per amplifier the overscan level is subtracted and
-the image trimmed to its data section; the master bias (trimmed, overscan corrected) is
+the image trimmed to its data section (:mod:`awe.science.overscan`, the same methods the
+calibration sequences use); the master bias (trimmed, overscan corrected) is
 subtracted and the result divided by the master flat; a fringe frame, scaled to this
 exposure by least squares on the sky pixels, is subtracted. Pixels that are hot, cold,
 saturated (with their bleed trails) or hit by a cosmic ray (astroscrappy's L.A.Cosmic) get
@@ -20,27 +21,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Overscan correction methods (the ``oc`` option), by number.
-OVERSCAN_METHODS = {
-    0: "none",
-    1: "median of the whole overscan region",
-    2: "median of each row of the overscan (as ccdproc's subtract_overscan(median=True))",
-    3: "mean of each row of the overscan",
-    6: "median of each row of the overscan, smoothed over 5 rows by a running mean",
-}
-DEFAULT_OVERSCAN = 6
-SMOOTH_ROWS = 5
+from awe.science.flat import apply_flat
+from awe.science.overscan import DEFAULT_METHOD, Region, correct, trimmed_box
+
+#: Rows in the running mean of the smoothed overscan methods (6-9). Narrower than the
+#: calibration default (9): a science frame's row structure is followed more closely, and
+#: with 9 rows the residual row noise lets a spurious source through on the test night.
+OVERSCAN_SMOOTH_ROWS = 5
 
 #: Bits of the reduced frame's flag image (0 is a good pixel).
 FLAG_HOT, FLAG_COLD, FLAG_SATURATED, FLAG_COSMIC, FLAG_FLAT = 1, 2, 4, 8, 16
-
-
-@dataclass(frozen=True)
-class AmplifierLayout:
-    """Where one amplifier's data and overscan are in the raw image (numpy slices)."""
-
-    data: tuple[slice, slice]
-    overscan: tuple[slice, slice]
 
 
 @dataclass
@@ -51,53 +41,6 @@ class Reduced:
     weight: np.ndarray
     flags: np.ndarray
     stats: dict[str, float] = field(default_factory=dict)
-
-
-def overscan_levels(raw: np.ndarray, overscan: tuple[slice, slice], method: int) -> np.ndarray:
-    """The bias level to subtract, per row of the overscan's rows (shape (rows, 1))."""
-    if method not in OVERSCAN_METHODS:
-        valid = ", ".join(f"{k} ({v})" for k, v in OVERSCAN_METHODS.items())
-        raise ValueError(f"overscan method {method} is not known; choose one of {valid}")
-    region = raw[overscan].astype(np.float64)
-    rows = region.shape[0]
-    if method == 0:
-        return np.zeros((rows, 1))
-    if method == 1:
-        return np.full((rows, 1), np.median(region))
-    if method == 3:
-        return region.mean(axis=1, keepdims=True)
-    levels = np.median(region, axis=1)
-    if method == 6:
-        kernel = np.ones(SMOOTH_ROWS) / SMOOTH_ROWS
-        padded = np.pad(levels, SMOOTH_ROWS // 2, mode="edge")
-        levels = np.convolve(padded, kernel, mode="valid")
-    return levels[:, None]
-
-
-def subtract_overscan_and_trim(
-    raw: np.ndarray, amplifiers: Sequence[AmplifierLayout], method: int
-) -> np.ndarray:
-    """The data section (all amplifiers together) as float32, each amplifier's overscan
-    level subtracted from its own columns."""
-    rows = _union(a.data[0] for a in amplifiers)
-    columns = _union(a.data[1] for a in amplifiers)
-    out = raw[rows, columns].astype(np.float32)
-    for amp in amplifiers:
-        levels = overscan_levels(raw, amp.overscan, method)
-        row_index = np.arange(raw.shape[0])[amp.overscan[0]]
-        wanted = np.arange(raw.shape[0])[amp.data[0]]
-        per_row = np.interp(wanted, row_index, levels[:, 0]).astype(np.float32)[:, None]
-        target = (
-            slice(amp.data[0].start - rows.start, amp.data[0].stop - rows.start),
-            slice(amp.data[1].start - columns.start, amp.data[1].stop - columns.start),
-        )
-        out[target] -= per_row
-    return out
-
-
-def _union(slices) -> slice:
-    slices = list(slices)
-    return slice(min(s.start for s in slices), max(s.stop for s in slices))
 
 
 def fringe_scale(image: np.ndarray, fringe: np.ndarray, usable: np.ndarray) -> float:
@@ -120,7 +63,7 @@ def fringe_scale(image: np.ndarray, fringe: np.ndarray, usable: np.ndarray) -> f
 
 def reduce_ccd(
     raw: np.ndarray,
-    amplifiers: Sequence[AmplifierLayout],
+    amplifiers: Sequence[Region],
     *,
     bias: np.ndarray | None,
     flat: np.ndarray | None,
@@ -130,18 +73,20 @@ def reduce_ccd(
     saturation: float = 65535.0,
     gain: float = 1.0,
     read_noise: float = 0.0,
-    overscan: int = DEFAULT_OVERSCAN,
+    overscan: int = DEFAULT_METHOD,
     cosmics: bool = True,
     cosmic_sigma: float = 4.5,
 ) -> Reduced:
     """Reduce a raw CCD (the full raw layout, any integer or float type).
 
+    ``overscan`` is an Astro-WISE ``OVERSCAN_CORRECTION`` method of
+    :mod:`awe.science.overscan` (the one the master bias was made with).
     ``bias`` and ``flat`` are trimmed to the data section; ``hot``/``cold`` are masks with 1
     good and 0 bad. ``gain`` (e-/ADU) and ``read_noise`` (e-) are for the cosmic-ray
     search. Returns the image in ADU with the sky kept (sky subtraction belongs to source
     extraction and coaddition)."""
-    image = subtract_overscan_and_trim(raw, amplifiers, overscan)
-    trimmed_raw = raw[_union(a.data[0] for a in amplifiers), _union(a.data[1] for a in amplifiers)]
+    image = correct(raw, amplifiers, overscan, smooth=OVERSCAN_SMOOTH_ROWS)
+    trimmed_raw = raw[trimmed_box(amplifiers)]
     stats: dict[str, float] = {}
     _check_shape("bias", bias, image.shape)
     _check_shape("flat", flat, image.shape)
@@ -150,10 +95,7 @@ def reduce_ccd(
     flags = np.zeros(image.shape, dtype=np.uint8)
     if flat is not None:
         flat = flat.astype(np.float32, copy=False)
-        bad_flat = ~(flat > 0)
-        flags[bad_flat] |= FLAG_FLAT
-        np.divide(image, flat, out=image, where=~bad_flat)
-        image[bad_flat] = 0.0
+        flags[apply_flat(image, flat)] |= FLAG_FLAT
     for name, mask, bit in (("hot", hot, FLAG_HOT), ("cold", cold, FLAG_COLD)):
         _check_shape(name, mask, image.shape)
         if mask is not None:
