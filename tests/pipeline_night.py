@@ -144,10 +144,10 @@ def ingested_night(base: Path, database: Any, chips=("ccd51",)) -> NightTruth:
     return truth
 
 
-#: The standard field of the night observed three times as it sets (airmass about 1.14,
-#: 1.39 and 1.9), for Photcat and Photom; one science exposure.
+#: The standard field of the night observed twice at each of three times as it sets
+#: (airmass about 1.14, 1.39 and 1.9), for Photcat and Photom; one science exposure.
 STANDARDS_PLAN = PLAN | {
-    "standard": {"count": 1, "exposure_time": 300.0, "hours": [8.0, 10.5, 11.75]},
+    "standard": {"count": 2, "exposure_time": 300.0, "hours": [8.0, 10.5, 11.75]},
     "science": {"count": 1},
     "stars_per_chip": 100,  # standard fields are chosen rich in stars
 }

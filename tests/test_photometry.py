@@ -26,7 +26,7 @@ def _effective_zeropoints(night) -> list[tuple[str, float, float, float]]:
     """(chip, ZP - k X, its error, airmass) of every standard-field CCD."""
     rows = []
     standards = [e for e in night.exposures if e["frame_type"] == "RawStandardFrame"]
-    assert len({round(e["airmass"], 2) for e in standards}) == 3
+    assert len({round(e["airmass"], 1) for e in standards}) == 3 and len(standards) == 6
     for entry in standards:
         for chip in CHIPS:
             model = night.chip_model(chip)
@@ -62,7 +62,7 @@ def test_zeropoints_and_extinction_match_the_truth(tmp_path_factory) -> None:
     fixed = solve_photometry(effective, errors, airmass, chips, extinction=truth["extinction"])
     assert fixed.extinction_error is None
     for zeropoint, _ in fixed.zeropoints.values():
-        assert abs(zeropoint - truth["zeropoint"]) < 0.01
+        assert abs(zeropoint - truth["zeropoint"]) < 0.02
 
 
 def test_solve_photometry_recovers_a_known_model_and_refuses_one_airmass() -> None:
@@ -100,28 +100,30 @@ def test_photcat_then_photom_through_the_dpu(tmp_path_factory, database_url) -> 
     from tests.pipeline_night import NIGHT, ingested_standards_night
 
     database = open_database(database_url)
-    night = ingested_standards_night(tmp_path_factory.getbasetemp(), database, chips=CHIPS)
+    night = ingested_standards_night(tmp_path_factory.getbasetemp(), database, chips=("ccd50",))
     dpu = Processor(database_url=database_url, username="alice")
     folder = str(night.out / "refcat")
-    job_id = dpu.run("Reduce>Photcat", i="WFI", d=NIGHT, f="#842", o="SA*", refcat=folder, C=1)
+    job_id = dpu.run(
+        "Reduce>Photcat", i="WFI", d=NIGHT, c="ccd50", f="#842", o="SA*", refcat=folder, C=1
+    )
     (status,) = dpu.wait(job_id, timeout=600)
     logs = "\n".join(dpu.get_logs(job_id)[job_id])
-    assert status.counts["N"] == 2 * 3 * len(CHIPS), logs  # Reduce and Photcat, 3 airmasses
+    assert status.counts["N"] == 2 * 6, logs  # Reduce and Photcat, 2 frames at 3 airmasses
     catalogues = PhotSrcCatalog.select(database=dpu.database, instrument="WFI")
-    assert len(catalogues) == 3 * len(CHIPS)
+    assert len(catalogues) == 6
     assert "standard stars, ZP - k X = " in logs
     job_id = dpu.run("Photom", i="WFI", d=NIGHT, f="#842", C=1)
     (status,) = dpu.wait(job_id, timeout=300)
     logs = "\n".join(dpu.get_logs(job_id)[job_id])
     assert status.counts["N"] == 1, logs
     truth = night.night["filters"]["#842"]
-    for chip in CHIPS:
+    for chip in ("ccd50",):
         found = PhotometricParameters.newest_valid(
             instrument="WFI", chip=chip, filter="#842", night=NIGHT, database=dpu.database
         )
         assert abs(found.results["zeropoint"] - truth["zeropoint"]) < 0.02, logs
         assert abs(found.results["extinction"] - truth["extinction"]) < 0.02, logs
     assert "Extinction 0." in logs and "Zeropoint ccd50 #842: " in logs
-    with pytest.raises(Exception, match="give the extinction"):
-        job_id = dpu.run("Photom", i="WFI", d=NIGHT, f="#842", o="none*", C=0)
+    with pytest.raises(Exception, match="found none; run Photcat on the standard fields"):
+        dpu.run("Photom", i="WFI", d=NIGHT, f="#879", C=0)
     database.dispose()
