@@ -63,6 +63,7 @@ def measure_standards(
         TOTAL_FWHM,
         aperture_correction,
         instrumental_magnitudes,
+        point_like,
     )
     from awe.science.sources import FLAG_BAD_PIXELS, extract
 
@@ -74,8 +75,10 @@ def measure_standards(
     s = extract(image, weight, threshold=threshold, aperture_radius=APERTURE_FWHM * fwhm).sources
     total = extract(image, weight, threshold=threshold, aperture_radius=TOTAL_FWHM * fwhm).sources
     snr = s["flux_aper"] / np.maximum(s["fluxerr_aper"], 1e-30)
-    # masked pixels (cosmic rays) in the outskirts of the large aperture hardly matter
-    bright = ((total["flags"] & ~FLAG_BAD_PIXELS) == 0) & (snr > 30)
+    # clean cores (no saturated or masked pixel); a masked pixel (a cosmic ray) in the
+    # outskirts of the large aperture hardly matters
+    stellar = point_like(s["peak"], s["flux_aper"])
+    bright = stellar & (s["flags"] == 0) & ((total["flags"] & ~FLAG_BAD_PIXELS) == 0) & (snr > 30)
     correction, n_bright = aperture_correction(
         s["x"], s["y"], s["flux_aper"], total["flux_aper"], bright, (TOTAL_FWHM + 1) * fwhm
     )
@@ -101,6 +104,8 @@ def measure_standards(
     )
     reference = near[solution.reference_index]
     index = usable[solution.source_index]
+    keep = stellar[index]  # all pairs placed the chip; only unsaturated stars measure it
+    index, reference = index[keep], reference[keep]
     mag, err = instrumental_magnitudes(
         correction * s["flux_aper"][index], correction * s["fluxerr_aper"][index], exposure_time
     )

@@ -71,6 +71,14 @@ def instrumental_magnitudes(
     return mag, err
 
 
+def point_like(peak: np.ndarray, flux: np.ndarray, low: float = 0.8, high: float = 1.25):
+    """Sources whose peak-to-flux ratio is the stars' usual one: a saturated star has a
+    flat top (a low ratio), a cosmic ray or hot pixel on a star a spike (a high one)."""
+    ratio = np.asarray(peak, float) / np.asarray(flux, float)
+    typical = np.nanmedian(ratio[np.isfinite(ratio) & (ratio > 0)])
+    return (ratio > low * typical) & (ratio < high * typical)
+
+
 def aperture_correction(
     x: np.ndarray,
     y: np.ndarray,
@@ -78,7 +86,7 @@ def aperture_correction(
     flux_large: np.ndarray,
     usable: np.ndarray,
     isolation: float,
-    min_stars: int = 2,
+    min_stars: int = 1,
 ) -> tuple[float, int]:
     """The factor from small-aperture to total flux: ``sum(flux_large) / sum(flux_small)``
     over the ``usable`` (bright, clean) sources that have no other source within
@@ -110,7 +118,7 @@ def frame_zeropoint(
     *,
     clip: float = 3.0,
     floor: float = 0.005,
-    min_stars: int = 3,
+    min_stars: int = 5,
 ) -> FrameZeropoint:
     """The weighted mean of ``reference - instrumental`` over the matched stars, with
     outliers (blends, variables, mismatches) clipped at ``clip`` times a robust scatter.
@@ -135,9 +143,10 @@ def frame_zeropoint(
     value = float(np.sum(w * difference[use]) / np.sum(w))
     rms = float(np.sqrt(np.mean((difference[use] - value) ** 2)))
     n = int(use.sum())
-    # the larger of the formal error and the scatter's error of the mean
+    # the larger of the formal error and the scatter's error of the mean, with the
+    # uncertainty of the frame's aperture correction (about 0.01 mag) beside it
     formal = float(1.0 / np.sqrt(np.sum(w)))
-    return FrameZeropoint(value, max(formal, rms / np.sqrt(n)), n, rms)
+    return FrameZeropoint(value, float(np.hypot(max(formal, rms / np.sqrt(n)), 0.01)), n, rms)
 
 
 def solve_photometry(
@@ -148,9 +157,11 @@ def solve_photometry(
     *,
     extinction: float | None = None,
     min_airmass_range: float = MIN_AIRMASS_RANGE,
+    clip: float = 3.0,
 ) -> PhotometricSolution:
     """Fit ``effective_i = ZP[chip_i] - k * airmass_i`` by weighted least squares: one
-    zeropoint per chip and one extinction ``k`` shared by all (or ``extinction`` given)."""
+    zeropoint per chip and one extinction ``k`` shared by all (or ``extinction`` given);
+    frames off by more than ``clip`` sigma are left out (``n_frames`` counts those used)."""
     y = np.asarray(effective, float)
     sigma = np.asarray(errors, float)
     x = np.asarray(airmass, float)
@@ -176,14 +187,23 @@ def solve_photometry(
         raise PhotometryError(
             f"{y.size} frames for {design.shape[1]} unknowns: every chip needs a frame"
         )
-    weighted = design / sigma[:, None]
-    params, *_ = np.linalg.lstsq(weighted, target / sigma, rcond=None)
+    use = np.ones(y.size, bool)
+    for attempt in range(4):  # a frame off by more than 3 sigma (a bad match) is dropped
+        weighted = design[use] / sigma[use, None]
+        params, *_ = np.linalg.lstsq(weighted, target[use] / sigma[use], rcond=None)
+        residual = target - design @ params
+        spread = 1.4826 * np.median(np.abs(residual[use]))
+        keep = np.abs(residual) <= clip * np.maximum(spread, sigma)
+        every_chip = np.bincount(column[keep], minlength=len(names)).min() > 0
+        if attempt == 3 or (keep == use).all() or keep.sum() <= design.shape[1] or not every_chip:
+            break
+        use = keep
     covariance = np.linalg.pinv(weighted.T @ weighted)
-    residual = target - design @ params
-    dof = y.size - design.shape[1]
-    rms = float(np.sqrt(np.mean(residual**2)))
+    dof = int(use.sum()) - design.shape[1]
+    rms = float(np.sqrt(np.mean(residual[use] ** 2)))
     # errors scaled by the reduced chi^2 when the frames scatter more than their errors say
-    scale = max(1.0, float(np.sum((residual / sigma) ** 2) / dof)) if dof > 0 else 1.0
+    chi2 = float(np.sum((residual[use] / sigma[use]) ** 2))
+    scale = max(1.0, chi2 / dof) if dof > 0 else 1.0
     errors_out = np.sqrt(np.diag(covariance) * scale)
     zeropoints = {n: (float(params[i]), float(errors_out[i])) for i, n in enumerate(names)}
     return PhotometricSolution(
@@ -191,5 +211,5 @@ def solve_photometry(
         extinction=float(params[-1]) if fit_k else float(extinction),
         extinction_error=float(errors_out[-1]) if fit_k else None,
         rms=rms,
-        n_frames=int(y.size),
+        n_frames=int(use.sum()),
     )
