@@ -91,3 +91,38 @@ def test_gnomonic_round_trip_and_too_few_references() -> None:
     frame = Frame(x=np.array([10.0]), y=np.array([10.0]), wcs=wcs, chip="a", shape=(100, 100))
     with pytest.raises(GlobalAstrometryError, match="only 0 reference-star matches"):
         solve_global([frame], ra, dec)
+
+
+def test_reduce_then_gastrometry_through_the_dpu(tmp_path_factory, database_url) -> None:
+    from astropy.wcs import WCS
+
+    from awe.data.store import DataStore
+    from awe.db.engine import open_database
+    from awe.db.frames import AstrometricParameters, GAstromSourceList
+    from awe.dpu import Processor
+    from tests.pipeline_night import NIGHT, ingested_night
+
+    database = open_database(database_url)
+    night = ingested_night(tmp_path_factory.getbasetemp(), database, chips=("ccd51",))
+    dpu = Processor(database_url=database_url, username="alice")
+    folder = str(night.out / "refcat")
+    job_id = dpu.run(
+        "Reduce>GAstrometry", i="WFI", d=NIGHT, c="ccd51", f="#842", o="AWE*", refcat=folder, C=1
+    )
+    (status,) = dpu.wait(job_id, timeout=300)
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert status.counts["N"] == 3 + 3 + 1, logs  # Reduce and GAstromSL per exposure, GAstrom
+    assert len(GAstromSourceList.select(database=dpu.database, instrument="WFI")) == 3
+    solutions = AstrometricParameters.select(database=dpu.database, instrument="WFI")
+    assert len(solutions) == 3 and all(s.results["global"] for s in solutions)
+    assert "Global solution of 3 frames (1 chips)" in logs
+    store = DataStore(dpu.env.data_root)
+    errors = []
+    for solution in solutions:
+        entry = next(e for e in night.exposures if e["exposure_number"] == solution.exposure_number)
+        wcs = WCS(fits.getheader(store.path(solution.sha256)))
+        errors.append(_errors(night, entry, "ccd51", wcs))
+    assert np.sqrt(np.mean(np.concatenate(errors) ** 2)) < 0.05
+    with pytest.raises(Exception, match="GAstrom needs a filter"):
+        dpu.run("GAstrom", i="WFI", d=NIGHT, refcat=folder)
+    database.dispose()
