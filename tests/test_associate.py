@@ -58,3 +58,39 @@ def test_chains_follow_a_source_through_many_lists_near_the_pole() -> None:
     for source, count in members_of.items():
         assert count == sum(source in seen[2] for seen in lists)
     assert chains([(np.empty(0), np.empty(0))], 1.0) == []
+
+
+def test_sourcelists_then_associatelist_through_the_dpu(tmp_path_factory, database_url) -> None:
+    from astropy.io import fits
+
+    from awe.data.store import DataStore
+    from awe.db.engine import open_database
+    from awe.db.frames import AssociateList, SourceList
+    from awe.dpu import Processor
+    from tests.pipeline_night import NIGHT, ingested_night
+
+    database = open_database(database_url)
+    ingested_night(tmp_path_factory.getbasetemp(), database, chips=("ccd51",))
+    dpu = Processor(database_url=database_url, username="alice")
+    job_id = dpu.run("Reduce>SourceList", i="WFI", d=NIGHT, c="ccd51", f="#842", o="AWE*", C=1)
+    (status,) = dpu.wait(job_id, timeout=300)
+    assert status.counts["N"] == 6, dpu.get_logs(job_id)
+    lists = SourceList.select(database=dpu.database, instrument="WFI")
+    assert len(lists) == 3
+    # a reduced frame's ra/dec come from its header WCS, off by the pointing error (3 arcsec
+    # rms, different for each dither): only some sources chain at 2 arcsec, which is enough
+    # here; the science tests above check the matching itself
+    job_id = dpu.run("AssociateList", i="WFI", f="#842", r=2.0, C=1)
+    (status,) = dpu.wait(job_id, timeout=300)
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert status.counts["N"] == 1, logs
+    (product,) = AssociateList.select(database=dpu.database, instrument="WFI")
+    assert product.results["lists"] == 3 and product.results["chains"] >= 5, logs
+    table = fits.getdata(DataStore(dpu.env.data_root).path(product.sha256), "ASSOCIATIONS")
+    assert len(np.unique(table["GROUP"])) == product.results["chains"]
+    for group in np.unique(table["GROUP"]):  # each chain links at least two of the lists
+        members = table[table["GROUP"] == group]
+        assert len(set(members["SOURCELIST_ID"])) >= 2
+        assert set(members["SOURCELIST_ID"]) <= {s.id for s in lists}
+    assert "Associated 3 lists within 2.00 arcsec" in logs
+    database.dispose()
