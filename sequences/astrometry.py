@@ -126,13 +126,11 @@ def read_refcat(inputs: list[dict[str, Any]]) -> dict[str, Any]:
     return {name: table[:, i] for i, name in enumerate(columns)}
 
 
-def solve_frame(path: str, stars: dict[str, Any], params: Mapping[str, Any]) -> Any:
-    """Extract the bright sources of a reduced frame and solve its astrometry."""
+def usable_sources(path: str, params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The header of a reduced frame and its bright, clean sources (sep)."""
     import numpy as np
     from astropy.io import fits
-    from astropy.wcs import WCS
 
-    from awe.science.astrometry import proj_plane_scale_arcsec, solve
     from awe.science.sources import extract
 
     with fits.open(path, memmap=False) as hdul:
@@ -147,20 +145,31 @@ def solve_frame(path: str, stars: dict[str, Any], params: Mapping[str, Any]) -> 
     )
     s = found.sources
     usable = (s["flags"] <= 3) & (s["flux_aper"] > 10 * s["fluxerr_aper"])
+    return header, {name: values[usable] for name, values in s.items()}
+
+
+def solve_frame(path: str, stars: dict[str, Any], params: Mapping[str, Any]) -> Any:
+    """Extract the bright sources of a reduced frame and solve its astrometry; the
+    solution, the frame's header, its pixel scale and the sources."""
+    from astropy.wcs import WCS
+
+    from awe.science.astrometry import proj_plane_scale_arcsec, solve
+
+    header, s = usable_sources(path, params)
     guess = WCS(header)
     scale = proj_plane_scale_arcsec(guess)
     solution = solve(
-        s["x"][usable],
-        s["y"][usable],
+        s["x"],
+        s["y"],
         stars["ra"],
         stars["dec"],
         guess,
         search_radius=params["AstrometricParameters.process_params.MAX_OFFSET_ARCSEC"] / scale,
         sip_degree=params["AstrometricParameters.process_params.SIP_DEGREE"],
         min_stars=params["AstrometricParameters.process_params.MIN_STARS"],
-        shape=data.shape,
+        shape=(header["NAXIS2"], header["NAXIS1"]),
     )
-    return solution, header, scale
+    return solution, header, scale, s
 
 
 @sequence(
@@ -178,7 +187,7 @@ def Astrometry(task: TaskContext) -> None:
     task.log.info("Reference catalogue: %d stars around the pointing", len(stars["ra"]))
     for image in inputs_of(task, "ReducedScienceFrame", "image"):
         task.log.info("Solving %s", image["name"])
-        solution, header, scale = solve_frame(image["path"], stars, task.parameters)
+        solution, header, scale, _ = solve_frame(image["path"], stars, task.parameters)
         dx, dy = solution.shift_pixels
         task.log.info("Pointing offset: %.2f, %.2f arcsec", dx * scale, dy * scale)
         task.log.info(

@@ -139,3 +139,37 @@ def ingested_night(base: Path, database: Any, chips=("ccd51",)) -> NightTruth:
     assert report.ok, report.summary()
     add_true_calibration(truth, database, root, chips)
     return truth
+
+
+#: The standard field of the night observed twice at each of three times as it sets
+#: (airmass about 1.14, 1.39 and 1.9), for Photcat and Photom; one science exposure.
+STANDARDS_PLAN = PLAN | {
+    "standard": {"count": 2, "exposure_time": 300.0, "hours": [8.0, 10.5, 11.75]},
+    "science": {"count": 1},
+    "stars_per_chip": 100,  # standard fields are chosen rich in stars
+}
+
+
+def standards_night(base: Path) -> NightTruth:
+    """A night with standard fields at three airmasses, simulated once per test session."""
+    if "standards" not in _made:
+        out = base / "standards-night-WFI"
+        simulate_night(
+            "WFI", NIGHT, out, progress=False, scale=SCALE, filters=FILTERS[:1], plan=STANDARDS_PLAN
+        )
+        _made["standards"] = out
+    return NightTruth(_made["standards"])
+
+
+def ingested_standards_night(base: Path, database: Any, chips=("ccd51",)) -> NightTruth:
+    """The standards night ingested, with the true calibration of ``chips`` registered."""
+    from awe.data.ingestion import ingest
+    from awe.data.store import DataStore
+    from awe.env import load_env
+
+    truth = standards_night(base)
+    root = load_env().data_root
+    report = ingest([truth.out], database=database, store=DataStore(root), progress=False)
+    assert report.ok, report.summary()
+    add_true_calibration(truth, database, root, chips)
+    return truth

@@ -236,13 +236,17 @@ def plan_night(
             add("RawTwilightFlatFrame", filt, exptime, hours, "SKYFLAT", science, offset, level)
             hours += 2 / 60
     standard = plan["standard"]
-    hours = 8.0
-    field_ = _standard_field(standard["fields"], _mjd(site.local_time(night, hours)), site)
-    for filt in filters:
-        for _ in range(standard["count"]):
-            where = (field_["ra"], field_["dec"])
-            add("RawStandardFrame", filt, standard["exposure_time"], hours, field_["name"], where)
-            hours += 2 / 60
+    # ``hours`` (optional): the same standard field observed again as it sets, so that its
+    # airmass grows and Photom can fit the extinction (default: once, at 8 h).
+    visits = [float(h) for h in standard.get("hours", [8.0])]
+    field_ = _standard_field(standard["fields"], _mjd(site.local_time(night, visits[0])), site)
+    for hours in visits:
+        for filt in filters:
+            for _ in range(standard["count"]):
+                where = (field_["ra"], field_["dec"])
+                exptime = standard["exposure_time"]
+                add("RawStandardFrame", filt, exptime, hours, field_["name"], where)
+                hours += 2 / 60
     hours = 9.0
     for filt in filters:
         for i in range(science_plan["count"]):
@@ -257,7 +261,20 @@ def plan_night(
                 _dither(i, dither),
             )
             hours += step
-    return exposures
+    return _in_time_order(exposures) if "hours" in standard else exposures
+
+
+def _in_time_order(exposures: list[Exposure]) -> list[Exposure]:
+    """The exposures sorted by start and numbered in that order: late standard-field visits
+    come after the science."""
+    from dataclasses import replace
+
+    ordered = sorted(exposures, key=lambda e: e.start)
+    numbers = sorted(e.exposure_number for e in exposures)
+    return [
+        replace(e, index=i, exposure_number=n)
+        for i, (e, n) in enumerate(zip(ordered, numbers, strict=True))
+    ]
 
 
 def _dither(index: int, size: float) -> tuple[float, float]:

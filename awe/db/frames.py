@@ -466,6 +466,10 @@ class GAstromSourceList(ScienceProduct):
     """Sources of a reduced frame prepared for a global astrometric solution."""
 
 
+class AssociateList(ScienceProduct):
+    """Sources of several SourceLists linked within a radius (chains across the lists)."""
+
+
 class PhotSrcCatalog(ScienceProduct):
     """Standard stars measured in a reduced standard field, matched to the catalogue."""
 
