@@ -357,7 +357,6 @@ def test_a_command_over_its_command_timeout_is_stopped(awe_home, sshd, remote_wo
 def test_setup_lines_run_before_every_remote_command(dpu, sshd, remote_work, tmp_path) -> None:
     marker = tmp_path / "setup-ran"
     dpu.env.set("dpus", {"far": sshd.dpu(remote_work, setup=[f"echo ran >> {marker}"])})
-    dpu._backends.clear()
     job_id = dpu.run("Echo", n=1)
     (status,) = dpu.wait(job_id, timeout=TIMEOUT)
     assert status.counts["N"] == 1

@@ -85,6 +85,7 @@ class JobService:
         self._registry: Registry | None = None
         self._backends: dict[str, Backend] = {}
         env.observe(self._forget_database, names=["database_url"])
+        env.observe(self._forget_backends, names=["dpus"])
 
     # ---- what the service works with ----
     @property
@@ -120,6 +121,10 @@ class JobService:
 
             self._backends[name] = make_backend(name, self.env)
         return self._backends[name]
+
+    def _forget_backends(self, _change: Any = None) -> None:
+        """DPU definitions changed: backends are made again from the new ones on use."""
+        self._backends.clear()
 
     def _forget_database(self, _change: Any = None) -> None:
         if self._database is not None:
