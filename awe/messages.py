@@ -26,6 +26,22 @@ FORMAT_VERSION = 1
 FILE_MARK = "awe_file"
 
 
+#: The columns that say what a frame shows (not its file, validity or provenance): a
+#: product inherits them from the frame it was made from, and a task reports them.
+INHERITED_COLUMNS = (
+    "instrument",
+    "chip",
+    "filter",
+    "object",
+    "exposure_number",
+    "mjd",
+    "exposure_time",
+    "ra",
+    "dec",
+    "airmass",
+)
+
+
 class FormatError(ValueError):
     """A message in a format this code does not read (written by another AWE version)."""
 

@@ -13,21 +13,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from awe.messages import INHERITED_COLUMNS
 from awe.sequence import NoInputs, Option, SelectionContext, TaskContext, Unit
-
-#: Frame columns a product inherits from the frame it was made from.
-INHERITED_KEYS = (
-    "instrument",
-    "chip",
-    "filter",
-    "object",
-    "exposure_number",
-    "mjd",
-    "exposure_time",
-    "ra",
-    "dec",
-    "airmass",
-)
 
 INSTRUMENT = Option("i", "instrument", str, required=True, help="instrument, e.g. WFI")
 DATE = Option("d", "date", str, help="observing night YYYY-MM-DD")
@@ -51,7 +38,7 @@ def frame_unit_key(frame: Any) -> str:
 
 def frame_keys(frame: Any) -> dict[str, Any]:
     """The keys a product of ``frame`` inherits, plus its night."""
-    keys = {name: getattr(frame, name) for name in INHERITED_KEYS}
+    keys = {name: getattr(frame, name) for name in INHERITED_COLUMNS}
     keys["night"] = frame.night.isoformat() if frame.night else None
     return keys
 
@@ -180,7 +167,7 @@ def inputs_of(task: TaskContext, kind: str, role: str) -> list[dict[str, Any]]:
 
 def product_keys(keys: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     """Metadata for ``task.add_product``: the inherited keys that are set, plus ``extra``."""
-    metadata = {k: v for k, v in keys.items() if (k in INHERITED_KEYS or k == "night")}
+    metadata = {k: v for k, v in keys.items() if (k in INHERITED_COLUMNS or k == "night")}
     metadata = {k: v for k, v in metadata.items() if v is not None}
     metadata.update(extra)
     return metadata

@@ -30,26 +30,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from awe.db.models import Base, BigId, UTCDateTime, utcnow
 
-#: The 16 parameters of a MAGPHYS fit, in POGS' ``pixel_result`` column order.
-PARAMETER_COLUMNS = (
-    "fmu_sfh",
-    "fmu_ir",
-    "mu",
-    "tauv",
-    "s_sfr",
-    "m",
-    "ldust",
-    "t_c_ism",
-    "t_w_bc",
-    "xi_c_tot",
-    "xi_pah_tot",
-    "xi_mir_tot",
-    "xi_w_tot",
-    "tvism",
-    "mdust",
-    "sfr",
-)
-
 
 class GalaxyStatus(enum.IntEnum):
     """POGS' ``galaxy_status`` rows."""

@@ -26,23 +26,11 @@ from awe.db.database import Database
 from awe.db.models import Job, LogRecord, Task, TaskState, utcnow
 from awe.dpu.backends.base import Backend
 from awe.dpu.journal import last_try_products, parse_new_bytes
+from awe.messages import INHERITED_COLUMNS
 
 #: Product metadata that becomes frame columns; ``results=`` and anything else goes to
 #: the frame's ``results``.
-FRAME_KEYS = (
-    "instrument",
-    "chip",
-    "filter",
-    "object",
-    "exposure_number",
-    "mjd",
-    "exposure_time",
-    "ra",
-    "dec",
-    "airmass",
-    "is_valid",
-    "quality_flags",
-)
+FRAME_KEYS = (*INHERITED_COLUMNS, "is_valid", "quality_flags")
 
 
 def commit_products(database: Database, backend: Backend, job_id: int, data_root: str) -> None:
