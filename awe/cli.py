@@ -16,6 +16,7 @@ arguments pass through, so ``awe -c "print(dpu)"`` runs a scripted session. Subc
   awe web [--host 127.0.0.1] [--port 8700] | awe web token   queue pages, JSON API, tokens
   awe se submit|status            DES single-epoch seasons (see `awe se --help`)
   awe wu register-run|build-library|register-galaxy|fits2wu|assimilate   POGS work units
+  awe demo --pipeline             the demo, then Reduce>Astrometry>Regrid>Coadd, SourceList
   awe demo --pogs                 a POGS run and a simulated galaxy, fitted on the local DPU
 """
 

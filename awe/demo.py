@@ -119,8 +119,25 @@ def calibration(demo: Demo) -> bool:
     return demo_calibration(demo.dpu, INSTRUMENT, NIGHT, filter="#842")
 
 
+def image_pipeline(demo: Demo) -> bool:
+    """After calibration: 'Reduce>Astrometry>Regrid>Coadd' on the science frames of filter
+    #842, then 'Coadd>SourceList'; prints the astrometric rms and the coadd's statistics."""
+    from awe.data.simulate import REFCAT_FOLDER
+    from awe.pipeline_demo import run_pipeline_demo
+
+    print()
+    refcat = demo.folder / REFCAT_FOLDER
+    demo.examples.append(
+        f"dpu.run('Reduce>Astrometry>Regrid>Coadd', i='{INSTRUMENT}', d='{NIGHT}', "
+        f"f='#842', refcat='{refcat}', C=1)"
+    )
+    return run_pipeline_demo(demo.dpu, INSTRUMENT, NIGHT, refcat, filters=["#842"])
+
+
 #: The demo, in order. Add a step here to show a new sequence.
 STEPS: list[Step] = [simulate_and_ingest, list_frames, read_noise, calibration]
+#: With ``awe demo --pipeline``: the image pipeline after the calibration.
+PIPELINE_STEPS: list[Step] = [image_pipeline]
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -129,6 +146,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--scale", type=scale_factor, default=SCALE, help=f"default {SCALE}")
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--pogs", action="store_true", help="the POGS work-unit demo instead")
+    demo.add_argument(
+        "--pipeline", action="store_true", help="go on to Reduce, Astrometry, Regrid, Coadd"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
     env, database, store = open_installation()
     demo = Demo(env, database, store, scale=args.scale, seed=args.seed)
     try:
-        ok = [step(demo) for step in STEPS]
+        steps = STEPS + (PIPELINE_STEPS if getattr(args, "pipeline", False) else [])
+        ok = [step(demo) for step in steps]
     finally:
         database.dispose()
     print()

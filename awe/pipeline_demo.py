@@ -14,15 +14,22 @@ from typing import Any
 CHAINS = ("Reduce>Astrometry>Regrid>Coadd", "Coadd>SourceList")
 
 
-def run_pipeline_demo(dpu: Any, instrument: str, night: str, refcat: str | Path) -> bool:
-    """'Reduce>Astrometry>Regrid>Coadd' per filter on the science frames, then
-    'Coadd>SourceList'; prints the astrometric rms, the coadd's statistics and where its
-    PNG preview is."""
+def run_pipeline_demo(
+    dpu: Any,
+    instrument: str,
+    night: str,
+    refcat: str | Path,
+    filters: list[str] | None = None,
+) -> bool:
+    """'Reduce>Astrometry>Regrid>Coadd' per filter (``filters``: those only, for which the
+    night is calibrated) on the science frames, then 'Coadd>SourceList'; prints the
+    astrometric rms, the coadd's statistics and where its PNG preview is."""
     from awe.db.frames import AstrometricParameters, CoaddedRegriddedFrame, RawScienceFrame
 
     science = RawScienceFrame.select(database=dpu.database, instrument=instrument, date=night)
     ok = True
-    for filter_name, target in sorted({(f.filter, f.object) for f in science}):
+    chosen = {(f.filter, f.object) for f in science if filters is None or f.filter in filters}
+    for filter_name, target in sorted(chosen):
         job_id = dpu.run(
             CHAINS[0], i=instrument, d=night, f=filter_name, o=target, refcat=str(refcat), C=1
         )
