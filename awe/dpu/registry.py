@@ -38,12 +38,17 @@ class UnknownSequence(AweError):
 
 @dataclass
 class Registry:
-    """The sequences known in this process, and the problems met while loading them."""
+    """The sequences of this registry's sources (the built-in ``sequences`` package, the
+    ``awe.sequences`` entry points, and the files in ``home/sequences``), and the problems
+    met while loading them. Declarations live in one table per process; a registry shows
+    only those its own sources made, so a second home in the same process (a web service,
+    a test) never sees another home's sequences."""
 
     home: Path
     problems: list[str] = field(default_factory=list)
     _user_files: dict[Path, float] = field(default_factory=dict)
     _loaded_builtins: bool = False
+    _source_modules: set[str] = field(default_factory=set)
 
     def refresh(self) -> None:
         """Import what is new or changed since the last call."""
@@ -54,15 +59,22 @@ class Registry:
         self._load_user_files()
 
     def identifiers(self) -> list[str]:
-        self.refresh()
-        return sorted(DECLARED)
+        return sorted(self._declared())
 
     def get(self, name: str) -> SequenceSpec:
-        self.refresh()
+        declared = self._declared()
         try:
-            return DECLARED[name]
+            return declared[name]
         except KeyError:
-            raise UnknownSequence(_unknown_message(name, sorted(DECLARED))) from None
+            raise UnknownSequence(_unknown_message(name, sorted(declared))) from None
+
+    def _declared(self) -> dict[str, SequenceSpec]:
+        """The declarations this registry's sources made (refreshed first)."""
+        self.refresh()
+        folder = self.home / USER_FOLDER
+        users = {_user_module_name(p) for p in folder.glob("*.py")} if folder.is_dir() else set()
+        mine = self._source_modules | users
+        return {name: spec for name, spec in DECLARED.items() if spec.module in mine}
 
     def resolve(self, chain: str) -> list[SequenceSpec]:
         """The steps of ``'A>B>C'`` (or of a single name), checked to fit together."""
@@ -94,10 +106,13 @@ class Registry:
             return
         for module in pkgutil.iter_modules(package.__path__, prefix="sequences."):
             self._import(module.name, module.name)
+            self._source_modules.add(module.name)
 
     def _load_entry_points(self) -> None:
         for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-            self._import(entry_point.value.split(":")[0], f"entry point {entry_point.name}")
+            module_name = entry_point.value.split(":")[0]
+            self._import(module_name, f"entry point {entry_point.name}")
+            self._source_modules.add(module_name)
 
     def _import(self, module_name: str, origin: str) -> None:
         try:
