@@ -78,12 +78,14 @@ def file_input(path: str | Path) -> dict[str, str]:
 @dataclass(frozen=True)
 class SelectionContext:
     """What ``select`` may consult: the job database and the session's settings, and in a
-    chain the units of the step before (whose products this step's tasks will receive as
-    ``task.upstream``; e.g. 'Reduce>Astrometry' plans one Astrometry per Reduce unit)."""
+    chain the units and the name of the step before (whose products this step's tasks will
+    receive as ``task.upstream``; e.g. 'Reduce>Astrometry' plans one Astrometry per Reduce
+    unit, 'Bias>HotPixels' a hot pixel map from the bias the job is making)."""
 
     database: Any
     env: Any
     previous: tuple[Unit, ...] = ()
+    previous_step: str | None = None
 
 
 class NoInputs(Exception):

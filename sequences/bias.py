@@ -173,15 +173,14 @@ def calibration_units(
 
     instrument = get_instrument(options["instrument"])
     chips = [options["chip"]] if options.get("chip") else [c.name for c in instrument.working_chips]
-    store = common.store_of(context)
     units, missing = [], []
     for chip in chips:
         try:
-            frame = common.newest_calibration(type_name, options, context, chip, filt)
+            found = common.calibration_input(type_name, options, context, chip, filt, role)
         except NoInputs as err:
             missing.append(str(err))
             continue
-        units.append(Unit(key=chip, inputs=(common.frame_input(frame, store, role),)))
+        units.append(Unit(key=chip, inputs=(found,)))
     if not units:
         raise NoInputs(
             missing[0]

@@ -163,9 +163,48 @@ _SEQUENCE_OF = {
     "DomeFlatFrame": "DomeFlat",
     "TwilightFlatFrame": "TwilightFlat",
     "NightSkyFlatFrame": "NightSkyFlat",
+    "MasterFlatFrame": "MasterFlat",
+    "FringeFrame": "FringeFlat",
     "HotPixelMap": "HotPixels",
     "ColdPixelMap": "ColdPixels",
 }
+
+
+def made_by(type_name: str) -> str | None:
+    """The sequence that makes frames of ``type_name`` (None for raw frames)."""
+    return _SEQUENCE_OF.get(type_name)
+
+
+def calibration_input(
+    type_name: str,
+    options: Mapping[str, Any],
+    context: SelectionContext,
+    chip: str,
+    filt: str | None,
+    role: str,
+) -> dict[str, Any]:
+    """The ``type_name`` frame a task of this chip (and filter) uses, as an input tagged
+    ``role``: in a chain whose step before makes that type ('Bias>HotPixels'), the one that
+    step's task of this chip is making (it does not exist yet; the task receives it as an
+    upstream product, see ``inputs_with_role``); otherwise the newest valid one stored."""
+    step = context.previous_step
+    if step is not None and made_by(type_name) == step:
+        return {"role": role, "type": type_name, "chip": chip, "filter": filt, "chained": step}
+    frame = newest_calibration(type_name, options, context, chip, filt)
+    return frame_input(frame, store_of(context), role)
+
+
+def one_filter_in_a_chain(context: SelectionContext, filters: Sequence[str | None]) -> None:
+    """A per-filter step chained after a per-chip one ('Bias>DomeFlat') must cover one
+    filter: its tasks are matched to the step before by chip."""
+    per_chip_before = any(" " not in str(unit.key) for unit in context.previous)
+    if per_chip_before and len(set(filters)) > 1:
+        night = ", ".join(sorted(map(str, set(filters))))
+        raise NoInputs(
+            f"after {context.previous_step} in a chain, this step makes one frame per chip and "
+            f"filter: give one filter (f=...; the night has {night}) or run the steps as "
+            f"separate jobs"
+        )
 
 
 def _newest_flagged(cls: Any, context: SelectionContext, keys: dict[str, Any]) -> Any:
@@ -197,7 +236,47 @@ def note_input(left_out: Sequence[Any], chip: str) -> dict[str, Any]:
 
 
 def inputs_with_role(task: TaskContext, role: str) -> list[dict[str, Any]]:
-    return [item for item in task.unit.inputs if item.get("role") == role]
+    """The task's inputs tagged ``role``; one made by the chain's step before is taken from
+    the task's upstream products."""
+    return [
+        _made_upstream(task, item) if "chained" in item else item
+        for item in task.unit.inputs
+        if item.get("role") == role
+    ]
+
+
+def _made_upstream(task: TaskContext, wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The upstream product a chained input names, in the shape of ``frame_input``; a
+    product that failed its quality checks is refused unless F=1, as a stored one is."""
+    kind, chip, filt, step = wanted["type"], wanted["chip"], wanted["filter"], wanted["chained"]
+    for product in task.upstream:
+        meta = product.metadata
+        if product.kind == kind and meta.get("chip") == chip and meta.get("filter") == filt:
+            break
+    else:
+        raise RuntimeError(
+            f"the {step} step of this job reported no {kind} for chip {chip}"
+            + (f" filter {filt}" if filt else "")
+        )
+    name = Path(product.path).name
+    if meta.get("quality_flags") and not task.options.get("flagged"):
+        raise ValueError(
+            f"the {kind} {name} that {step} made in this job failed a quality check (see "
+            f"its log); run the chain again with F=1 to use it anyway"
+        )
+    return {
+        "path": product.path,
+        "sha256": product.sha256,
+        "name": name,
+        "frame_id": None,
+        "role": wanted["role"],
+        "type": kind,
+        "chip": chip,
+        "filter": filt,
+        "exposure_time": None,
+        "created_at": f"by {step} in this chain",
+        "job_id": task.job_id,
+    }
 
 
 def log_left_out(task: TaskContext) -> None:
@@ -356,7 +435,8 @@ def write_product(
         is_valid=not failed,
         valid_from=valid_from,
         valid_to=valid_to,
-        input_ids=[item["frame_id"] for item in inputs if "frame_id" in item],
+        input_ids=[item["frame_id"] for item in inputs if item.get("frame_id") is not None],
+        input_sha256=[item["sha256"] for item in inputs if item.get("frame_id", 0) is None],
         results={
             **(results or {}),
             "checks": {

@@ -54,20 +54,22 @@ def select_flats(raw_type: str, flat: bool = False):
         groups, bad = common.raw_groups(
             options, context, raw_type, per_filter=True, minimum=MINIMUM_FLATS
         )
+        common.one_filter_in_a_chain(context, [filt for _chip, filt in groups])
         store = common.store_of(context)
         biases: dict[str, Any] = {}
         for chip, _filt in groups:
             if chip not in biases:
-                biases[chip] = common.newest_calibration("BiasFrame", options, context, chip)
+                biases[chip] = common.calibration_input(
+                    "BiasFrame", options, context, chip, None, "bias"
+                )
 
         def extra(chip: str, filt: str | None) -> list[dict[str, Any]]:
-            items = [
-                common.frame_input(biases[chip], store, "bias"),
-                common.note_input(bad, chip),
-            ]
+            items = [biases[chip], common.note_input(bad, chip)]
             if flat:
-                master = common.newest_calibration("MasterFlatFrame", options, context, chip, filt)
-                items.append(common.frame_input(master, store, "flat"))
+                master = common.calibration_input(
+                    "MasterFlatFrame", options, context, chip, filt, "flat"
+                )
+                items.append(master)
             return items
 
         return [
@@ -350,13 +352,13 @@ def calibration_units_per_filter(
     instrument = get_instrument(options["instrument"])
     chips = [options["chip"]] if options.get("chip") else [c.name for c in instrument.working_chips]
     filters = [options["filter"]] if options.get("filter") else night_filters(options, context)
-    store = common.store_of(context)
+    common.one_filter_in_a_chain(context, filters)
     units, missing = [], []
     for filt in filters:
         for chip in chips:
             try:
                 inputs = tuple(
-                    common.frame_input(_first(types, options, context, chip, filt), store, role)
+                    _first(types, options, context, chip, filt, role)
                     for role, types in needs.items()
                 )
             except NoInputs as err:
@@ -376,12 +378,15 @@ def _first(
     context: SelectionContext,
     chip: str,
     filt: str | None,
-) -> Any:
-    """The newest valid frame of the first type that has one (NoInputs names the first)."""
+    role: str,
+) -> dict[str, Any]:
+    """As input ``role``: the frame of these types that the chain's step before makes,
+    else the newest valid frame of the first type that has one (NoInputs names the first)."""
+    made_before = [t for t in types if common.made_by(t) == context.previous_step]
     problem = None
-    for type_name in types:
+    for type_name in made_before or types:
         try:
-            return common.newest_calibration(type_name, options, context, chip, filt)
+            return common.calibration_input(type_name, options, context, chip, filt, role)
         except NoInputs as err:
             problem = problem or err
     raise problem

@@ -318,6 +318,37 @@ def test_flagged_calibration_is_not_used_unless_asked(night_dir: Path, tmp_path:
     assert "oc=0 but the BiasFrame" in logs(dpu, job_id)
 
 
+def test_calibration_steps_chain_in_one_job(night_dir: Path, tmp_path: Path) -> None:
+    """'Bias>HotPixels' with no bias stored: the map is made from the bias the job makes
+    (provenance and log say so); per-filter steps after per-chip ones need one filter; a
+    bias the chain made that fails its checks is not used unless F=1."""
+    dpu = ingested(night_dir, f"sqlite:///{tmp_path / 'jobs.db'}")
+    job_id, (hot,) = run(dpu, "Bias>HotPixels", c=CHIP)  # the last step's products
+    (bias,) = hot.inputs
+    assert type(bias).__name__ == "BiasFrame" and bias.job_id == hot.job_id == job_id
+    assert f"Using BiasFrame {bias.filename} (made by Bias in this chain by job" in logs(
+        dpu, job_id
+    )
+    with pytest.raises(Exception, match=r"after Bias in a chain.*give one filter.*#842, #879"):
+        dpu.run("Bias>DomeFlat", i="WFI", d=NIGHT, c=CHIP)
+    job_id, (cold,) = run(dpu, "Bias>DomeFlat>ColdPixels", c=CHIP, f="#842")
+    (dome,) = with_inputs(dpu, cold.inputs)
+    assert type(dome).__name__ == "DomeFlatFrame" and dome.job_id == job_id
+    assert [f.sha256 for f in dome.inputs if type(f).__name__ == "BiasFrame"] == [bias.sha256]
+    # the chain's own bias fails a check: the flat is refused, with what to do
+    strict = {"BiasFrame.process_params.MAXIMUM_STDEV": 0.01}
+    job_id = dpu.run("Bias>DomeFlat", i="WFI", d=NIGHT, c=CHIP, f="#842", C=1, p=strict)
+    (status,) = dpu.wait(job_id, timeout=600)
+    assert (status.counts["N"], status.counts["E"]) == (1, 1)
+    assert "that Bias made in this job failed a quality check" in logs(dpu, job_id)
+    job_id, _frames = run(dpu, "Bias>DomeFlat", c=CHIP, f="#842", F=1, p=strict)
+    assert "flagged (quality flags 4)" in logs(dpu, job_id)
+    assert (
+        "Using BiasFrame BiasFrame_WFI_2000-04-28_ccd50.fits (made by Bias in this chain"
+        in logs(dpu, job_id)
+    )
+
+
 def test_calibration_end_to_end_on_mariadb(night_dir: Path, mysql_database_url: str) -> None:
     dpu = ingested(night_dir, mysql_database_url)
     _job, (bias,) = run(dpu, "Bias", c="ccd51")

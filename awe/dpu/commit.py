@@ -50,7 +50,7 @@ def commit_products(database: Database, backend: Backend, job_id: int, data_root
         return
     journals = backend.read_journals(work_dir, dict.fromkeys(tasks, 0))
     store = DataStore(data_root)
-    for number, task_id in tasks.items():
+    for number, task_id in sorted(tasks.items()):  # a task's upstream first: its provenance
         events, _ = parse_new_bytes(journals.get(number, b""))
         products = last_try_products(events)
         with tempfile.TemporaryDirectory(prefix="awe-commit-") as scratch:
@@ -94,6 +94,8 @@ def _stage(
                 values[key] = datetime.fromisoformat(str(metadata.pop(key)))
         if "input_ids" in metadata:  # provenance: the frames it was made from
             values["input_ids"] = [int(i) for i in metadata.pop("input_ids")]
+        if "input_sha256" in metadata:  # ... and those made earlier in the same job
+            values["input_sha256"] = [str(d) for d in metadata.pop("input_sha256")]
         local = backend.fetch(product["path"], scratch / Path(product["path"]).name)
         digest = sha256_file(local)  # checked before it enters the store: nothing to undo
         if digest != product["sha256"]:
@@ -141,15 +143,22 @@ def _record(
             if present is not None:
                 continue
             input_ids = values.get("input_ids", [])
+            input_sha256 = values.get("input_sha256", [])
             frame = cls(
-                **{key: value for key, value in values.items() if key != "input_ids"},
+                **{k: v for k, v in values.items() if k not in ("input_ids", "input_sha256")},
                 job_id=job_id,
                 task_id=task_id,
                 code_snapshot_id=snapshot,
                 process_params=parameters,
             )
-            if input_ids:
-                frame.inputs = list(session.scalars(select(Frame).where(Frame.id.in_(input_ids))))
+            if input_ids or input_sha256:
+                frame.inputs = list(
+                    session.scalars(
+                        select(Frame).where(
+                            Frame.id.in_(input_ids) | Frame.sha256.in_(input_sha256)
+                        )
+                    )
+                )
             # Another job may commit the same content meanwhile: its frame is this one.
             with contextlib.suppress(IntegrityError), session.begin_nested():
                 session.add(frame)

@@ -39,9 +39,12 @@ def plan_job(
     previous_units: tuple[Unit, ...] = ()
     groups: dict[int, str | None] = {}  # task number -> its unit's group
     before_fan_out = "global"
+    before: str | None = None
     for step_number, (spec, options) in enumerate(zip(steps, parsed.per_step, strict=True)):
         try:
-            units = spec.select(options, replace(context, previous=previous_units))
+            units = spec.select(
+                options, replace(context, previous=previous_units, previous_step=before)
+            )
         except NoInputs as err:
             raise PlanError(f"{spec.name}: nothing to process: {err}") from None
         if not units:
@@ -73,6 +76,7 @@ def plan_job(
             tasks.append(current[-1])
             groups[current[-1].number] = unit.group
         previous, previous_units, before_fan_out = current, tuple(units), spec.fan_out
+        before = spec.name
     return tasks
 
 
