@@ -32,7 +32,7 @@ NEGLIGIBLE_DELTA_CHI2 = 92.0
 #: The scaling's Gaussian is spread over +-SPREAD_SIGMAS, at most MAX_SPREAD fine bins wide.
 SPREAD_SIGMAS = 5.0
 MAX_SPREAD = 20.0
-#: Memory the fit may keep between its two passes (chi2 and scale of every pair).
+#: Memory for the chi2 and scaling of a block of pixels against every pair.
 CACHE_BYTES = 256 * 2**20
 
 
@@ -219,181 +219,243 @@ def _bins(parameter: Parameter, value: np.ndarray, spread: np.ndarray):
     return np.concatenate(out_entry), index, np.concatenate(out_share)
 
 
+#: Fine-bin offsets of each parameter in a pixel's row of histograms.
+OFFSETS = np.concatenate([[0], np.cumsum([p.bins * FINE for p in PARAMETERS])])
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """The energy-balanced pairs of a library: their model fluxes (and squares), their
+    parameter values, and the fine bin of every parameter the scaling leaves alone."""
+
+    i_sfh: np.ndarray
+    i_ir: np.ndarray
+    flux: np.ndarray  # [pair, filter]
+    flux2: np.ndarray
+    values: dict[str, np.ndarray]
+    ldust: np.ndarray
+
+    @classmethod
+    def of(cls, models: Models) -> _Pairs:
+        i_sfh, i_ir = allowed_pairs(models.sfh["fmu_sfh"], models.ir["fmu_ir"])
+        ldust = models.sfh["ldust"][i_sfh]
+        flux = models.sfh_flux[i_sfh] + ldust[:, None] * models.ir_flux[i_ir]
+        return cls(i_sfh, i_ir, flux, flux**2, _pair_values(models, i_sfh, i_ir), ldust)
+
+
 def fit_pixels(
     flux: np.ndarray,
     sigma: np.ndarray,
     optical: np.ndarray,
     models: Models,
-    chunk: int = 4096,
+    chunk: int = 1024,
 ) -> list[PixelFit]:
     """Fit every pixel (rows of ``flux``/``sigma`` in Jy, one column per filter) against
-    every energy-balanced pair of ``models``, ``chunk`` pairs at a time.
+    every energy-balanced pair of ``models``.
 
-    Two passes over the pairs: the first finds each pixel's lowest chi-square, the second
-    adds to the histograms only the pairs within ``NEGLIGIBLE_DELTA_CHI2`` of it. Those left
-    out weigh less than 1e-20 of the best pair each, so with fewer than 1e6 pairs the
+    The chi-square of every pixel and pair comes from two matrix products per tile of
+    ``chunk`` pairs (small enough to stay in cache); pixels are taken in blocks whose
+    chi-square and scaling arrays fit in ``CACHE_BYTES``. Only the pairs within
+    ``NEGLIGIBLE_DELTA_CHI2`` of a pixel's lowest chi-square go into its histograms: those
+    left out weigh less than 1e-20 of the best pair each, so with fewer than 1e6 pairs the
     normalised histograms differ from the full sums by less than 1e-14."""
     flux = np.asarray(flux, float)
     w = weights(flux, np.asarray(sigma, float))
+    pairs = _Pairs.of(models)
     npix = flux.shape[0]
-    i_sfh, i_ir = allowed_pairs(models.sfh["fmu_sfh"], models.ir["fmu_ir"])
-    terms = _Terms(flux, w, optical)
-    fine = np.array([p.bins * FINE for p in PARAMETERS])
-    offsets = np.concatenate([[0], np.cumsum(fine)])
+    histograms = np.zeros((npix, OFFSETS[-1]))
     best_chi2 = np.full(npix, np.inf)
     best_pair = np.zeros(npix, dtype=np.int64)
     best_scale = np.zeros(npix)
-    pixels = np.arange(npix)
-    chunks = range(0, i_sfh.size, chunk)
-    keep = npix * i_sfh.size * 16 <= CACHE_BYTES  # pass 2 reuses pass 1's chi2 if it fits
-    cache = {}
-    for start in chunks:
-        scale, chi2, norm = terms.chi2(
-            models, i_sfh[start : start + chunk], i_ir[start : start + chunk]
-        )
-        if keep:
-            cache[start] = scale, chi2, norm
-        lowest = np.argmin(chi2, axis=1)
-        better = chi2[pixels, lowest] < best_chi2
-        best_chi2 = np.where(better, chi2[pixels, lowest], best_chi2)
-        best_pair = np.where(better, start + lowest, best_pair)
-        best_scale = np.where(better, scale[pixels, lowest], best_scale)
-    histograms = np.zeros(npix * offsets[-1])
-    for start in chunks:
-        s, r = i_sfh[start : start + chunk], i_ir[start : start + chunk]
-        scale, chi2, norm = cache.pop(start) if keep else terms.chi2(models, s, r)
-        pixel, pair = np.nonzero(chi2 <= best_chi2[:, None] + NEGLIGIBLE_DELTA_CHI2)
-        if pixel.size == 0:
-            continue
-        likelihood = np.exp(-0.5 * chi2[pixel, pair])
-        values = _pair_values(models, s[pair], r[pair])
-        ldust = models.sfh["ldust"][s[pair]]
-        a, spread = scale[pixel, pair], _log_spread(scale[pixel, pair], norm[pixel, pair])
-        targets, weights_ = [], []
-        for k, p in enumerate(PARAMETERS):
-            value = _scaled(p, values[p.column], a, ldust)
-            entry, index, share = _bins(p, value, spread)
-            targets.append(pixel[entry] * offsets[-1] + offsets[k] + index)
-            weights_.append(likelihood[entry] * share)
-        histograms += np.bincount(
-            np.concatenate(targets), np.concatenate(weights_), minlength=histograms.size
-        )
-    histograms = histograms.reshape(npix, -1)
-    return [
-        _summarise(
-            models,
-            flux[p],
-            w[p],
-            histograms[p],
-            offsets,
-            best_chi2[p],
-            i_sfh[best_pair[p]],
-            i_ir[best_pair[p]],
-            best_scale[p],
-        )
-        for p in range(npix)
-    ]
+    rows = max(1, CACHE_BYTES // (16 * max(1, pairs.i_sfh.size)))
+    for first in range(0, npix, rows):
+        block = slice(first, min(npix, first + rows))
+        scale, chi2 = _chi2(flux[block], w[block], optical, pairs, chunk)
+        lowest = np.fmin.reduce(chi2, axis=1)  # NaN (a model dark in every band) ignored
+        pixel, pair = np.nonzero(chi2 <= (lowest + NEGLIGIBLE_DELTA_CHI2)[:, None])
+        chi2, scale = chi2[pixel, pair], scale[pixel, pair]
+        order = np.lexsort((chi2, pixel))  # stable: the first pair among equal chi2
+        head = order[np.searchsorted(pixel[order], np.unique(pixel))]
+        best_chi2[first + pixel[head]] = chi2[head]
+        best_pair[first + pixel[head]] = pair[head]
+        best_scale[first + pixel[head]] = scale[head]
+        norm = np.einsum("ef,ef->e", w[block][pixel], pairs.flux2[pair])
+        _histogram(histograms[block], pairs, models, pixel, pair, chi2, scale, norm)
+    return _summarise(models, pairs, w, histograms, best_chi2, best_pair, best_scale)
 
 
-class _Terms:
-    """The per-pixel sums that do not depend on the model, split optical / infrared."""
+def _chi2(flux: np.ndarray, w: np.ndarray, optical: np.ndarray, pairs: _Pairs, chunk: int):
+    """(best scale, chi2) [pixel, pair] for every pair.
 
-    def __init__(self, flux: np.ndarray, w: np.ndarray, optical: np.ndarray) -> None:
-        self.w, self.wo = w, w * flux
-        self.opt, self.ir = optical, ~optical
-        self.woo_opt = (self.wo[:, self.opt] * flux[:, self.opt]).sum(1, keepdims=True)
-        self.woo_ir = (self.wo[:, self.ir] * flux[:, self.ir]).sum(1, keepdims=True)
+    With c = sum(w o m), n = sum(w m^2) and a = c/n, the chi2 over all filters is
+    sum(w o^2) - a c. It is MAGPHYS' chi2 wherever it is below 600 (the optical part is
+    then below 600 too, so the infrared filters count); where it is not, MAGPHYS' is 600 or
+    more as well. So only a pixel whose lowest chi2 comes within NEGLIGIBLE_DELTA_CHI2 of
+    600 needs the optical part on its own (:func:`_gated_chi2`)."""
+    wo = w * flux
+    woo = (wo * flux).sum(1, keepdims=True)
+    npix, npairs = flux.shape[0], pairs.i_sfh.size
+    scale, chi2 = np.empty((npix, npairs)), np.empty((npix, npairs))
+    cross, norm = np.empty((npix, chunk)), np.empty((npix, chunk))
+    for start in range(0, npairs, chunk):
+        stop = min(npairs, start + chunk)
+        c, n = cross[:, : stop - start], norm[:, : stop - start]
+        np.matmul(wo, pairs.flux[start:stop].T, out=c)
+        np.matmul(w, pairs.flux2[start:stop].T, out=n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.divide(c, n, out=scale[:, start:stop])
+        np.multiply(a, c, out=c)
+        np.subtract(woo, c, out=chi2[:, start:stop])
+    near = np.fmin.reduce(chi2, axis=1) >= CHI2_IR_LIMIT - NEGLIGIBLE_DELTA_CHI2
+    if near.any():
+        chi2[near] = _gated_chi2(flux[near], w[near], optical, pairs.flux)
+    return scale, chi2
 
-    def chi2(self, models: Models, s: np.ndarray, r: np.ndarray):
-        """(best scale, chi2, sum(w m^2)) [pixel, pair] for pairs (s, r): four matrix products.
 
-        With c = sum(w o m), n = sum(w m^2) and a = c/n, the chi2 over all filters is
-        sum(w o^2) - a c; over the optical ones sum_opt(w o^2) - a (2 c_opt - a n_opt)."""
-        ldust = models.sfh["ldust"][s]
-        pair_flux = models.sfh_flux[s] + ldust[:, None] * models.ir_flux[r]  # [pair, filter]
-        opt, ir = self.opt, self.ir
-        cross_opt = self.wo[:, opt] @ pair_flux[:, opt].T
-        cross = cross_opt + self.wo[:, ir] @ pair_flux[:, ir].T
-        norm_opt = self.w[:, opt] @ (pair_flux[:, opt] ** 2).T
-        norm = norm_opt + self.w[:, ir] @ (pair_flux[:, ir] ** 2).T
+def _gated_chi2(flux: np.ndarray, w: np.ndarray, optical: np.ndarray, model: np.ndarray):
+    """MAGPHYS' chi2 [pixel, pair] as it computes it: the optical filters, and the infrared
+    ones only where the optical chi2 (with the scaling fitted to all) is below 600."""
+    wo, opt, ir = w * flux, optical, ~optical
+    woo_opt = (wo[:, opt] * flux[:, opt]).sum(1, keepdims=True)
+    woo = woo_opt + (wo[:, ir] * flux[:, ir]).sum(1, keepdims=True)
+    cross_opt = wo[:, opt] @ model[:, opt].T
+    cross = cross_opt + wo[:, ir] @ model[:, ir].T
+    norm_opt = w[:, opt] @ (model[:, opt] ** 2).T
+    norm = norm_opt + w[:, ir] @ (model[:, ir] ** 2).T
+    with np.errstate(divide="ignore", invalid="ignore"):
         scale = cross / norm
-        total = self.woo_opt + self.woo_ir - scale * cross
-        optical = self.woo_opt - scale * (2 * cross_opt - scale * norm_opt)
-        return scale, np.where(optical < CHI2_IR_LIMIT, total, optical), norm
+    total = woo - scale * cross
+    chi2_opt = woo_opt - scale * (2 * cross_opt - scale * norm_opt)
+    return np.where(chi2_opt < CHI2_IR_LIMIT, total, chi2_opt)
+
+
+def _histogram(histograms, pairs: _Pairs, models: Models, pixel, pair, chi2, scale, norm) -> None:
+    """Add the likelihood of each (pixel, pair) entry to the pixels' fine histograms.
+
+    A parameter of the stellar model alone (or the dust model alone) bins the same for
+    every pixel: the likelihoods are first summed per (pixel, model), then binned. The
+    scaled ones (a times a model value) bin per entry."""
+    npix = histograms.shape[0]
+    likelihood = np.exp(-0.5 * chi2)
+    targets, amounts = [], []
+    for source, index, size in (
+        ("sfh", pairs.i_sfh, models.sfh_flux.shape[0]),
+        ("ir", pairs.i_ir, models.ir_flux.shape[0]),
+    ):
+        summed = np.bincount(pixel * size + index[pair], likelihood, minlength=npix * size)
+        cell = np.flatnonzero(summed)
+        rows, model = np.divmod(cell, size)
+        values = models.sfh if source == "sfh" else models.ir
+        for k, parameter in enumerate(PARAMETERS):
+            if parameter.source == source and not parameter.scale:
+                targets.append(
+                    rows * OFFSETS[-1]
+                    + OFFSETS[k]
+                    + _fine_bin(parameter, values[parameter.key][model])
+                )
+                amounts.append(summed[cell])
+    spread = _log_spread(scale, norm)
+    for part in range(0, pixel.size, 8192):  # bounded temporaries, in cache
+        e = slice(part, part + 8192)
+        for k, parameter in enumerate(PARAMETERS):
+            if parameter.scale:
+                value = _scaled(
+                    parameter,
+                    pairs.values[parameter.column][pair[e]],
+                    scale[e],
+                    pairs.ldust[pair[e]],
+                )
+                entry, index, share = _bins(parameter, value, spread[e])
+                targets.append(pixel[e][entry] * OFFSETS[-1] + OFFSETS[k] + index)
+                amounts.append(likelihood[e][entry] * share)
+    histograms += np.bincount(
+        np.concatenate(targets), np.concatenate(amounts), minlength=histograms.size
+    ).reshape(histograms.shape)
 
 
 def fit_pixel_loop(
     flux: np.ndarray, sigma: np.ndarray, optical: np.ndarray, models: Models
 ) -> list[PixelFit]:
-    """The same fit, plainly: one pixel at a time, every pair at once (the reference)."""
-    i_sfh, i_ir = allowed_pairs(models.sfh["fmu_sfh"], models.ir["fmu_ir"])
-    ldust = models.sfh["ldust"][i_sfh]
-    pair_flux = models.sfh_flux[i_sfh] + ldust[:, None] * models.ir_flux[i_ir]
-    values = _pair_values(models, i_sfh, i_ir)
-    fine = np.array([p.bins * FINE for p in PARAMETERS])
-    offsets = np.concatenate([[0], np.cumsum(fine)])
-    fits = []
-    for o, sig in zip(np.asarray(flux, float), np.asarray(sigma, float), strict=True):
-        w = weights(o, sig)
-        scale = (pair_flux * (w * o)).sum(1) / (pair_flux**2 * w).sum(1)
-        residual = w * (o - scale[:, None] * pair_flux) ** 2
+    """The same fit, plainly: one pixel at a time, every pair at once, every parameter
+    binned from every pair (the reference the vectorised fit is checked against)."""
+    pairs = _Pairs.of(models)
+    flux = np.asarray(flux, float)
+    w = weights(flux, np.asarray(sigma, float))
+    histograms = np.zeros((flux.shape[0], OFFSETS[-1]))
+    best_chi2 = np.full(flux.shape[0], np.inf)
+    best_pair = np.zeros(flux.shape[0], dtype=np.int64)
+    best_scale = np.zeros(flux.shape[0])
+    for row, (o, wp) in enumerate(zip(flux, w, strict=True)):
+        scale = (pairs.flux * (wp * o)).sum(1) / (pairs.flux2 * wp).sum(1)
+        residual = wp * (o - scale[:, None] * pairs.flux) ** 2
         chi2_opt = residual[:, optical].sum(1)
         chi2 = chi2_opt + np.where(chi2_opt < CHI2_IR_LIMIT, residual[:, ~optical].sum(1), 0.0)
+        if np.isnan(chi2).all():
+            continue
         likelihood = np.exp(-0.5 * chi2)
-        histograms = np.zeros(offsets[-1])
-        spread = _log_spread(scale, (pair_flux**2 * w).sum(1))
+        spread = _log_spread(scale, (pairs.flux2 * wp).sum(1))
         for k, parameter in enumerate(PARAMETERS):
-            value = _scaled(parameter, values[parameter.column], scale, ldust)
+            value = _scaled(parameter, pairs.values[parameter.column], scale, pairs.ldust)
             entry, index, share = _bins(parameter, value, spread)
-            histograms[offsets[k] : offsets[k + 1]] = np.bincount(
-                index, likelihood[entry] * share, minlength=fine[k]
+            histograms[row, OFFSETS[k] : OFFSETS[k + 1]] = np.bincount(
+                index,
+                np.nan_to_num(likelihood[entry] * share),
+                minlength=OFFSETS[k + 1] - OFFSETS[k],
             )
-        best = int(np.argmin(chi2))
-        fits.append(
-            _summarise(
-                models, o, w, histograms, offsets, chi2[best], i_sfh[best], i_ir[best], scale[best]
-            )
-        )
-    return fits
+        best_pair[row] = np.nanargmin(chi2)
+        best_chi2[row], best_scale[row] = chi2[best_pair[row]], scale[best_pair[row]]
+    return _summarise(models, pairs, w, histograms, best_chi2, best_pair, best_scale)
 
 
-def _summarise(models, flux, w, histogram, offsets, chi2, i_sfh, i_ir, scale) -> PixelFit:
-    ldust = models.sfh["ldust"][i_sfh]
-    values = _pair_values(models, np.array([i_sfh]), np.array([i_ir]))
-    best = {p.column: float(_scaled(p, values[p.column], scale, ldust)[0]) for p in PARAMETERS}
+def _summarise(models, pairs: _Pairs, w, histograms, best_chi2, best_pair, best_scale):
+    """PixelFits from the fine histograms [pixel, bin] and the best pair of each pixel."""
+    i_sfh, i_ir = pairs.i_sfh[best_pair], pairs.i_ir[best_pair]
+    ldust = pairs.ldust[best_pair]
+    best = {
+        p.column: _scaled(p, pairs.values[p.column][best_pair], best_scale, ldust)
+        for p in PARAMETERS
+    }
+    model_flux = best_scale[:, None] * pairs.flux[best_pair]
     coarse, percentiles = [], []
     for k, parameter in enumerate(PARAMETERS):
-        fine = histogram[offsets[k] : offsets[k + 1]]
-        total = fine.sum()
-        fine = fine / total if total > 0 else fine
-        coarse.append(fine.reshape(parameter.bins, FINE).sum(1))
+        fine = histograms[:, OFFSETS[k] : OFFSETS[k + 1]]
+        total = fine.sum(1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fine = np.where(total > 0, fine / total, fine)
+        coarse.append(fine.reshape(-1, parameter.bins, FINE).sum(2))
         percentiles.append(_percentiles(parameter, fine))
-    model_flux = scale * (models.sfh_flux[i_sfh] + ldust * models.ir_flux[i_ir])
-    return PixelFit(
-        best_chi2=float(chi2),
-        i_sfh=int(i_sfh),
-        i_ir=int(i_ir),
-        scale=float(scale),
-        best=best,
-        model_flux=model_flux,
-        histograms=coarse,
-        percentiles=np.array(percentiles),
-        fitted=bool(np.isfinite(chi2)),
-    )
+    percentiles = np.stack(percentiles, axis=1)  # [pixel, parameter, 5]
+    fitted = np.isfinite(best_chi2)
+    return [
+        PixelFit(
+            best_chi2=float(best_chi2[p]),
+            i_sfh=int(i_sfh[p]),
+            i_ir=int(i_ir[p]),
+            scale=float(best_scale[p]),
+            best={column: float(v[p]) for column, v in best.items()},
+            model_flux=model_flux[p],
+            histograms=[h[p] for h in coarse],
+            percentiles=percentiles[p],
+            fitted=bool(fitted[p]),
+        )
+        for p in range(best_chi2.size)
+    ]
 
 
-def _percentiles(parameter: Parameter, fine: np.ndarray) -> list[float]:
-    """Values below which 2.5/16/50/84/97.5 % of the likelihood lies (linear within a bin)."""
-    edges = np.linspace(parameter.low, parameter.high, fine.size + 1)
-    cumulative = np.cumsum(fine)
-    if cumulative[-1] <= 0:
-        return [float("nan")] * len(PERCENTILES)
-    out = []
-    for q in PERCENTILES:
-        i = min(int(np.searchsorted(cumulative, q, side="left")), fine.size - 1)
-        below = cumulative[i] - fine[i]
-        inside = (q - below) / fine[i] if fine[i] > 0 else 0.0
-        out.append(float(edges[i] + np.clip(inside, 0.0, 1.0) * (edges[i + 1] - edges[i])))
+def _percentiles(parameter: Parameter, fine: np.ndarray) -> np.ndarray:
+    """[pixel, 5]: values below which 2.5/16/50/84/97.5 % of each normalised fine
+    histogram [pixel, bin] lies (linear within a bin); NaN for an empty one."""
+    edges = np.linspace(parameter.low, parameter.high, fine.shape[1] + 1)
+    cumulative = np.cumsum(fine, axis=1)
+    rows = np.arange(fine.shape[0])
+    out = np.empty((fine.shape[0], len(PERCENTILES)))
+    for j, q in enumerate(PERCENTILES):
+        i = np.minimum((cumulative < q).sum(1), fine.shape[1] - 1)
+        width = fine[rows, i]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inside = np.where(width > 0, (q - (cumulative[rows, i] - width)) / width, 0.0)
+        out[:, j] = edges[i] + np.clip(inside, 0.0, 1.0) * (edges[i + 1] - edges[i])
+    out[~(cumulative[:, -1] > 0)] = np.nan
     return out
 
 
