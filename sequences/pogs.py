@@ -23,7 +23,7 @@ OPTIONS = [
     ),
     Option("n", "limit", int, 0, help="at most this many work units (0: all)"),
 ]
-PARAMETERS = {"FitSED.process_params.CHUNK_PAIRS": 4096}
+PARAMETERS = {"FitSED.process_params.CHUNK_PAIRS": 2048}
 
 
 def select_workunits(options: Mapping[str, Any], context: SelectionContext) -> list[Unit]:

@@ -3,13 +3,18 @@
 For every pixel and every allowed (stellar, dust) model pair the best scaling
 ``a = sum(w o m) / sum(w m^2)`` (the stellar mass, w = 1/sigma^2) and the chi-square over
 the optical filters (rest wavelength < 2.5 microns) are computed; the infrared filters are
-added only where the optical chi-square is below 600, as MAGPHYS does. Likelihoods
-``exp(-chi2/2)`` are summed into histograms of the 16 POGS parameters, from which come the
-2.5/16/50/84/97.5 percentiles; the pair of lowest chi-square is the best fit.
+added only where the optical chi-square is below 600, as MAGPHYS does. The marginal PDFs
+are built as MAGPHYS builds them: each pair's likelihood ``exp(-chi2/2)`` is added to the
+histogram bin of each of the 16 POGS parameters, the scaled ones (M*, SFR, Ldust, Mdust)
+taken at the pair's best scaling ``a`` (no spread around it); the 2.5/16/50/84/97.5
+percentiles come from the normalised histograms, and the pair of lowest chi-square is the
+best fit. (That leaves out the scaling's own uncertainty, 1/sqrt(sum w m^2) relative, as
+MAGPHYS does: with a library of a few hundred stellar models the 16-84 % intervals of
+the scaled parameters are narrower than their errors; tests/test_pogs_fit.py measures it.)
 
-All sums are matrix products (BLAS) over a chunk of pairs at a time, so memory stays
-bounded whatever the library size. :func:`fit_pixel_loop` is the same fit written
-plainly, one pixel at a time, to check the vectorised one against.
+The chi-squares are matrix products (BLAS) over cache-sized tiles of pixels x pairs, so
+memory stays bounded whatever the library size. :func:`fit_pixel_loop` is the same fit
+written plainly, one pixel at a time, to check the vectorised one against.
 
 Pure numpy; nothing here knows about files, databases or the DPU, except the text
 formatting of MAGPHYS' ``.fit`` blocks (:func:`format_fit`, :func:`parse_fit`).
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -27,13 +33,10 @@ OPTICAL_LIMIT_UM = 2.5
 SIGMA_FLOOR = 0.05  # MAGPHYS: sigma is at least 5 % of the flux
 PERCENTILES = (0.025, 0.16, 0.5, 0.84, 0.975)
 FINE = 10  # fine bins per output bin for the percentiles
+#: Multiply-adds of one matrix product of the fit (rows of a block of pixels x a tile).
+TILE_MULTIPLY_ADDS = 200_000
 #: Pairs this far above a pixel's lowest chi2 weigh < 1e-20 of it: left out of the sums.
 NEGLIGIBLE_DELTA_CHI2 = 92.0
-#: The scaling's Gaussian is spread over +-SPREAD_SIGMAS, at most MAX_SPREAD fine bins wide.
-SPREAD_SIGMAS = 5.0
-MAX_SPREAD = 20.0
-#: Memory for the chi2 and scaling of a block of pixels against every pair.
-CACHE_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -159,88 +162,78 @@ def _scaled(parameter: Parameter, value: np.ndarray, scale: np.ndarray, ldust: n
     return value
 
 
+def _scaled_bin(parameter: Parameter, log_value: np.ndarray, log_scale: np.ndarray):
+    """Fine bin of a scaled parameter from log10 of its value per unit scaling and log10 of
+    the best scaling, as MAGPHYS bins M*, SFR, Ldust and Mdust: the scaling at its best
+    value for each model, no spread around it."""
+    n = parameter.bins * FINE
+    position = log_scale + log_value
+    position -= parameter.low
+    position *= n / (parameter.high - parameter.low)
+    return _bin_index(position, n)
+
+
 def _fine_bin(parameter: Parameter, value: np.ndarray) -> np.ndarray:
-    """Fine-bin index of each value (outside the range: the end bins)."""
+    """Fine-bin index of each value of an unscaled parameter."""
     if parameter.log:
         with np.errstate(divide="ignore", invalid="ignore"):
             value = np.log10(np.where(value > 0, value, 1e-300))
     n = parameter.bins * FINE
-    index = np.floor((value - parameter.low) / (parameter.high - parameter.low) * n)
-    return np.clip(np.nan_to_num(index, nan=0), 0, n - 1).astype(np.int64)
+    return _bin_index((value - parameter.low) * (n / (parameter.high - parameter.low)), n)
 
 
-def _log_spread(scale: np.ndarray, norm: np.ndarray) -> np.ndarray:
-    """Standard deviation of log10(a) for each pair: the scaling's own uncertainty,
-    sigma_a = 1 / sqrt(sum(w m^2)), which MAGPHYS leaves out (its PDFs of the scaled
-    parameters are then spikes at a-hat, too narrow for a library of a few thousand pairs)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.abs(1.0 / np.sqrt(norm) / scale) / np.log(10)
+def _bin_index(position: np.ndarray, n: int) -> np.ndarray:
+    """floor(position) within 0..n-1: outside the range (and NaN), the end bins."""
+    np.fmax(position, 0.0, out=position)  # NaN becomes 0
+    np.fmin(position, n - 1, out=position)
+    return position.astype(np.int64)
 
 
-def _bins(parameter: Parameter, value: np.ndarray, spread: np.ndarray):
-    """(entry, fine-bin index, share) triples, flat: one bin with share 1 per value for a
-    parameter the scaling leaves alone; for a scaled one, a Gaussian in log10 of width
-    ``spread`` over the bins within +-SPREAD_SIGMAS (its tails in the outermost two).
-    Outside the range: the end bins. Entries are grouped by how many bins they cover, so
-    a few wide ones do not widen them all."""
-    entries = np.arange(value.size)
-    if not parameter.scale:
-        return entries, _fine_bin(parameter, value), np.ones(value.size)
-    from scipy.special import ndtr
-
-    n = parameter.bins * FINE
-    step = (parameter.high - parameter.low) / n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        centre = np.log10(np.where(value > 0, value, 1e-300))
-    sigma = np.clip(np.nan_to_num(spread, nan=step, posinf=step), step * 1e-3, MAX_SPREAD * step)
-    first = np.floor((centre - SPREAD_SIGMAS * sigma - parameter.low) / step)
-    last = np.floor((centre + SPREAD_SIGMAS * sigma - parameter.low) / step)
-    count = (last - first + 1).astype(np.int64)
-    out_entry, out_index, out_share = [], [], []
-    limits = np.array([2, 8, 32, 128, np.iinfo(np.int64).max])
-    group = np.searchsorted(limits, count)
-    for g in np.unique(group):
-        rows = entries[group == g]
-        width = int(count[rows].max())
-        columns = np.arange(width + 1)[None, :]
-        edges = (parameter.low + (first[rows, None] + columns) * step - centre[rows, None]) / sigma[
-            rows, None
-        ]
-        cdf = ndtr(edges)
-        cdf[:, 0] = 0.0  # the lower tail goes to the first bin
-        inside = columns[:, 1:] < count[rows, None]
-        cdf[np.arange(rows.size), count[rows]] = 1.0  # the upper tail to the last one
-        share = np.where(inside, np.diff(cdf, axis=1), 0.0)
-        keep = inside.ravel()
-        out_entry.append(np.repeat(rows, width)[keep])
-        out_index.append((first[rows, None] + columns[:, :-1]).ravel()[keep])
-        out_share.append(share.ravel()[keep])
-    index = np.clip(np.concatenate(out_index), 0, n - 1).astype(np.int64)
-    return np.concatenate(out_entry), index, np.concatenate(out_share)
-
-
-#: Fine-bin offsets of each parameter in a pixel's row of histograms.
+#: Where each parameter's fine bins start in a pixel's histograms; each bin's edges.
 OFFSETS = np.concatenate([[0], np.cumsum([p.bins * FINE for p in PARAMETERS])])
+_EDGES = [np.linspace(p.low, p.high, p.bins * FINE + 1) for p in PARAMETERS]
+_LOWER = np.concatenate([e[:-1] for e in _EDGES])
+_WIDTH = np.concatenate([np.diff(e) for e in _EDGES])
 
 
 @dataclass(frozen=True)
 class _Pairs:
-    """The energy-balanced pairs of a library: their model fluxes (and squares), their
-    parameter values, and the fine bin of every parameter the scaling leaves alone."""
+    """The energy-balanced pairs of a library and their model fluxes [pair, filter]. The
+    parameters stay per model, looked up through ``i_sfh`` and ``i_ir``: log10 of the
+    scaled ones per unit scaling, and the fine bin of the others."""
 
+    models: Models
     i_sfh: np.ndarray
     i_ir: np.ndarray
-    flux: np.ndarray  # [pair, filter]
-    flux2: np.ndarray
-    values: dict[str, np.ndarray]
-    ldust: np.ndarray
+    flux: np.ndarray
+    logs: dict[str, tuple[np.ndarray, np.ndarray | None]]  # SFH part, IR part
+    model_bins: dict[str, np.ndarray]
 
     @classmethod
     def of(cls, models: Models) -> _Pairs:
         i_sfh, i_ir = allowed_pairs(models.sfh["fmu_sfh"], models.ir["fmu_ir"])
-        ldust = models.sfh["ldust"][i_sfh]
-        flux = models.sfh_flux[i_sfh] + ldust[:, None] * models.ir_flux[i_ir]
-        return cls(i_sfh, i_ir, flux, flux**2, _pair_values(models, i_sfh, i_ir), ldust)
+        flux = models.sfh_flux.take(i_sfh, 0)
+        dust = models.ir_flux.take(i_ir, 0)
+        dust *= models.sfh["ldust"].take(i_sfh)[:, None]
+        flux += dust
+        logs = {}
+        with np.errstate(divide="ignore"):
+            for p in PARAMETERS:
+                if p.source == "sfh" and p.scale:
+                    logs[p.column] = (np.log10(models.sfh[p.key]), None)
+                elif p.scale:  # a dust parameter per unit Ldust
+                    logs[p.column] = (np.log10(models.sfh["ldust"]), np.log10(models.ir[p.key]))
+        bins = {
+            p.column: _fine_bin(p, (models.sfh if p.source == "sfh" else models.ir)[p.key])
+            for p in PARAMETERS
+            if not p.scale
+        }
+        return cls(models, i_sfh, i_ir, flux, logs, bins)
+
+    def log_value(self, column: str, i_sfh: np.ndarray, i_ir: np.ndarray) -> np.ndarray:
+        """log10 of a scaled parameter per unit scaling, for the pairs of these models."""
+        sfh, ir = self.logs[column]
+        return sfh[i_sfh] if ir is None else sfh[i_sfh] + ir[i_ir]
 
 
 def fit_pixels(
@@ -248,71 +241,95 @@ def fit_pixels(
     sigma: np.ndarray,
     optical: np.ndarray,
     models: Models,
-    chunk: int = 1024,
+    chunk: int = 2048,
+    block: int = 64,
 ) -> list[PixelFit]:
     """Fit every pixel (rows of ``flux``/``sigma`` in Jy, one column per filter) against
     every energy-balanced pair of ``models``.
 
-    The chi-square of every pixel and pair comes from two matrix products per tile of
-    ``chunk`` pairs (small enough to stay in cache); pixels are taken in blocks whose
-    chi-square and scaling arrays fit in ``CACHE_BYTES``. Only the pairs within
+    Pixels are fitted ``block`` at a time against tiles of ``chunk`` pairs: the chi-square
+    of a tile comes from two matrix products into buffers reused from tile to tile, so
+    memory does not grow with the library (2 x 64 x 2048 doubles: 2 MB, in cache). The
+    products are split by rows into TILE_MULTIPLY_ADDS each, small enough that OpenBLAS
+    runs them on the calling thread (it threads products above 2^18 multiply-adds; threads
+    for products this small cost more than they bring, four times more on a loaded
+    machine, and the DPU already runs one task per core). Only the pairs within
     ``NEGLIGIBLE_DELTA_CHI2`` of a pixel's lowest chi-square go into its histograms: those
     left out weigh less than 1e-20 of the best pair each, so with fewer than 1e6 pairs the
     normalised histograms differ from the full sums by less than 1e-14."""
     flux = np.asarray(flux, float)
     w = weights(flux, np.asarray(sigma, float))
     pairs = _Pairs.of(models)
-    npix = flux.shape[0]
-    histograms = np.zeros((npix, OFFSETS[-1]))
-    best_chi2 = np.full(npix, np.inf)
-    best_pair = np.zeros(npix, dtype=np.int64)
-    best_scale = np.zeros(npix)
-    rows = max(1, CACHE_BYTES // (16 * max(1, pairs.i_sfh.size)))
-    for first in range(0, npix, rows):
-        block = slice(first, min(npix, first + rows))
-        scale, chi2 = _chi2(flux[block], w[block], optical, pairs, chunk)
-        lowest = np.fmin.reduce(chi2, axis=1)  # NaN (a model dark in every band) ignored
-        pixel, pair = np.nonzero(chi2 <= (lowest + NEGLIGIBLE_DELTA_CHI2)[:, None])
-        chi2, scale = chi2[pixel, pair], scale[pixel, pair]
-        order = np.lexsort((chi2, pixel))  # stable: the first pair among equal chi2
-        head = order[np.searchsorted(pixel[order], np.unique(pixel))]
-        best_chi2[first + pixel[head]] = chi2[head]
-        best_pair[first + pixel[head]] = pair[head]
-        best_scale[first + pixel[head]] = scale[head]
-        norm = np.einsum("ef,ef->e", w[block][pixel], pairs.flux2[pair])
-        _histogram(histograms[block], pairs, models, pixel, pair, chi2, scale, norm)
-    return _summarise(models, pairs, w, histograms, best_chi2, best_pair, best_scale)
+    tiles = _Tiles(min(block, flux.shape[0]), chunk)
+    fits: list[PixelFit] = []
+    for first in range(0, flux.shape[0], block):
+        rows = slice(first, first + block)
+        o, wp = flux[rows], w[rows]
+        pixel, pair, chi2, scale, lowest = tiles.near_best(o, wp, pairs, tiles.total_chi2)
+        near = lowest >= CHI2_IR_LIMIT - NEGLIGIBLE_DELTA_CHI2
+        if near.any():  # MAGPHYS' chi2 needs the optical part on its own: those pixels again
+            again = tiles.near_best(o[near], wp[near], pairs, partial(_gated_chi2, optical))
+            keep = ~near[pixel]
+            pixel = np.concatenate([pixel[keep], np.flatnonzero(near)[again[0]]])
+            pair, chi2, scale = (
+                np.concatenate([x[keep], y])
+                for x, y in zip((pair, chi2, scale), again[1:4], strict=True)
+            )
+            lowest[near] = again[4]
+        fits += _block_fits(pairs, pixel, pair, chi2, scale, lowest)
+    return fits
 
 
-def _chi2(flux: np.ndarray, w: np.ndarray, optical: np.ndarray, pairs: _Pairs, chunk: int):
-    """(best scale, chi2) [pixel, pair] for every pair.
+class _Tiles:
+    """Reused buffers for a block of pixels against a tile of pairs."""
 
-    With c = sum(w o m), n = sum(w m^2) and a = c/n, the chi2 over all filters is
-    sum(w o^2) - a c. It is MAGPHYS' chi2 wherever it is below 600 (the optical part is
-    then below 600 too, so the infrared filters count); where it is not, MAGPHYS' is 600 or
-    more as well. So only a pixel whose lowest chi2 comes within NEGLIGIBLE_DELTA_CHI2 of
-    600 needs the optical part on its own (:func:`_gated_chi2`)."""
-    wo = w * flux
-    woo = (wo * flux).sum(1, keepdims=True)
-    npix, npairs = flux.shape[0], pairs.i_sfh.size
-    scale, chi2 = np.empty((npix, npairs)), np.empty((npix, npairs))
-    cross, norm = np.empty((npix, chunk)), np.empty((npix, chunk))
-    for start in range(0, npairs, chunk):
-        stop = min(npairs, start + chunk)
-        c, n = cross[:, : stop - start], norm[:, : stop - start]
-        np.matmul(wo, pairs.flux[start:stop].T, out=c)
-        np.matmul(w, pairs.flux2[start:stop].T, out=n)
+    def __init__(self, rows: int, chunk: int) -> None:
+        self.chunk = chunk
+        self.first, self.second = np.empty((rows, chunk)), np.empty((rows, chunk))
+
+    def total_chi2(self, flux: np.ndarray, w: np.ndarray, model: np.ndarray, model2: np.ndarray):
+        """(best scale, chi2) [pixel, pair] over all filters, in the reused buffers.
+
+        With c = sum(w o m), n = sum(w m^2) and a = c/n it is sum(w o^2) - a c. That is
+        MAGPHYS' chi2 wherever it is below 600 (the optical part is then below 600 too, so
+        the infrared filters count); where it is not, MAGPHYS' is 600 or more as well. So
+        only a pixel whose lowest chi2 comes within NEGLIGIBLE_DELTA_CHI2 of 600 needs the
+        optical part on its own (:func:`_gated_chi2`)."""
+        shape = (flux.shape[0], model.shape[0])
+        c = self.first[: shape[0], : shape[1]]
+        a = self.second[: shape[0], : shape[1]]
+        wo = w * flux
+        rows = max(1, TILE_MULTIPLY_ADDS // model.size)  # one BLAS thread per product
+        for r in range(0, shape[0], rows):
+            np.matmul(wo[r : r + rows], model.T, out=c[r : r + rows])
+            np.matmul(w[r : r + rows], model2.T, out=a[r : r + rows])
         with np.errstate(divide="ignore", invalid="ignore"):
-            a = np.divide(c, n, out=scale[:, start:stop])
+            np.divide(c, a, out=a)
         np.multiply(a, c, out=c)
-        np.subtract(woo, c, out=chi2[:, start:stop])
-    near = np.fmin.reduce(chi2, axis=1) >= CHI2_IR_LIMIT - NEGLIGIBLE_DELTA_CHI2
-    if near.any():
-        chi2[near] = _gated_chi2(flux[near], w[near], optical, pairs.flux)
-    return scale, chi2
+        np.subtract((wo * flux).sum(1, keepdims=True), c, out=c)
+        return a, c
+
+    def near_best(self, flux, w, pairs: _Pairs, chi2_of):
+        """(pixel, pair, chi2, scale) of every pair within NEGLIGIBLE_DELTA_CHI2 of its
+        pixel's lowest chi2, and that lowest chi2 (inf: none finite), one tile at a time: a
+        tile's entries are kept against the lowest chi2 so far, the final one trims them."""
+        lowest = np.full(flux.shape[0], np.inf)
+        square = np.empty((self.chunk, pairs.flux.shape[1]))
+        found = []
+        for start in range(0, pairs.i_sfh.size, self.chunk):
+            stop = min(pairs.i_sfh.size, start + self.chunk)
+            model = pairs.flux[start:stop]
+            scale, chi2 = chi2_of(flux, w, model, np.square(model, out=square[: stop - start]))
+            np.fmin(lowest, np.fmin.reduce(chi2, axis=1), out=lowest)  # NaN ignored
+            entry = np.flatnonzero(chi2 <= (lowest + NEGLIGIBLE_DELTA_CHI2)[:, None])
+            pixel, pair = np.divmod(entry, stop - start)
+            found.append((pixel, pair + start, chi2[pixel, pair], scale[pixel, pair]))
+        pixel, pair, chi2, scale = (np.concatenate(x) for x in zip(*found, strict=True))
+        keep = chi2 <= lowest[pixel] + NEGLIGIBLE_DELTA_CHI2
+        return pixel[keep], pair[keep], chi2[keep], scale[keep], lowest
 
 
-def _gated_chi2(flux: np.ndarray, w: np.ndarray, optical: np.ndarray, model: np.ndarray):
+def _gated_chi2(optical: np.ndarray, flux: np.ndarray, w: np.ndarray, model, model2):
     """MAGPHYS' chi2 [pixel, pair] as it computes it: the optical filters, and the infrared
     ones only where the optical chi2 (with the scaling fitted to all) is below 600."""
     wo, opt, ir = w * flux, optical, ~optical
@@ -320,57 +337,67 @@ def _gated_chi2(flux: np.ndarray, w: np.ndarray, optical: np.ndarray, model: np.
     woo = woo_opt + (wo[:, ir] * flux[:, ir]).sum(1, keepdims=True)
     cross_opt = wo[:, opt] @ model[:, opt].T
     cross = cross_opt + wo[:, ir] @ model[:, ir].T
-    norm_opt = w[:, opt] @ (model[:, opt] ** 2).T
-    norm = norm_opt + w[:, ir] @ (model[:, ir] ** 2).T
+    norm_opt = w[:, opt] @ model2[:, opt].T
+    norm = norm_opt + w[:, ir] @ model2[:, ir].T
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = cross / norm
     total = woo - scale * cross
     chi2_opt = woo_opt - scale * (2 * cross_opt - scale * norm_opt)
-    return np.where(chi2_opt < CHI2_IR_LIMIT, total, chi2_opt)
+    return scale, np.where(chi2_opt < CHI2_IR_LIMIT, total, chi2_opt)
 
 
-def _histogram(histograms, pairs: _Pairs, models: Models, pixel, pair, chi2, scale, norm) -> None:
-    """Add the likelihood of each (pixel, pair) entry to the pixels' fine histograms.
+def _block_fits(pairs: _Pairs, pixel, pair, chi2, scale, lowest) -> list[PixelFit]:
+    """The PixelFits of a block of pixels from their entries near the best."""
+    npix = lowest.size
+    is_best = np.flatnonzero(chi2 == lowest[pixel])
+    found, first = np.unique(pixel[is_best], return_index=True)  # the first pair of lowest chi2
+    head = is_best[first]
+    best_chi2 = np.full(npix, np.inf)
+    best_pair = np.zeros(npix, np.int64)
+    best_scale = np.zeros(npix)
+    best_chi2[found], best_pair[found], best_scale[found] = chi2[head], pair[head], scale[head]
+    histograms = np.zeros((OFFSETS[-1], npix))
+    _histogram(histograms, pairs, pixel, pair, chi2, scale)
+    return _summarise(pairs, histograms, best_chi2, best_pair, best_scale)
+
+
+def _histogram(histograms, pairs: _Pairs, pixel, pair, chi2, scale) -> None:
+    """Add the likelihood of each (pixel, pair) entry to the fine histograms [bin, pixel].
 
     A parameter of the stellar model alone (or the dust model alone) bins the same for
     every pixel: the likelihoods are first summed per (pixel, model), then binned. The
     scaled ones (a times a model value) bin per entry."""
-    npix = histograms.shape[0]
+    npix = histograms.shape[1]
     likelihood = np.exp(-0.5 * chi2)
-    targets, amounts = [], []
+    i_sfh, i_ir = pairs.i_sfh[pair], pairs.i_ir[pair]
     for source, index, size in (
-        ("sfh", pairs.i_sfh, models.sfh_flux.shape[0]),
-        ("ir", pairs.i_ir, models.ir_flux.shape[0]),
+        ("sfh", i_sfh, pairs.models.sfh_flux.shape[0]),
+        ("ir", i_ir, pairs.models.ir_flux.shape[0]),
     ):
-        summed = np.bincount(pixel * size + index[pair], likelihood, minlength=npix * size)
+        summed = np.bincount(pixel * size + index, likelihood, minlength=npix * size)
         cell = np.flatnonzero(summed)
         rows, model = np.divmod(cell, size)
-        values = models.sfh if source == "sfh" else models.ir
         for k, parameter in enumerate(PARAMETERS):
             if parameter.source == source and not parameter.scale:
-                targets.append(
-                    rows * OFFSETS[-1]
-                    + OFFSETS[k]
-                    + _fine_bin(parameter, values[parameter.key][model])
-                )
-                amounts.append(summed[cell])
-    spread = _log_spread(scale, norm)
-    for part in range(0, pixel.size, 8192):  # bounded temporaries, in cache
-        e = slice(part, part + 8192)
-        for k, parameter in enumerate(PARAMETERS):
-            if parameter.scale:
-                value = _scaled(
-                    parameter,
-                    pairs.values[parameter.column][pair[e]],
-                    scale[e],
-                    pairs.ldust[pair[e]],
-                )
-                entry, index, share = _bins(parameter, value, spread[e])
-                targets.append(pixel[e][entry] * OFFSETS[-1] + OFFSETS[k] + index)
-                amounts.append(likelihood[e][entry] * share)
-    histograms += np.bincount(
-        np.concatenate(targets), np.concatenate(amounts), minlength=histograms.size
-    ).reshape(histograms.shape)
+                target = pairs.model_bins[parameter.column][model] * npix + rows
+                _add(histograms, k, target, summed[cell])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_scale = np.log10(scale)
+    for k, parameter in enumerate(PARAMETERS):
+        if parameter.scale:
+            log_value = pairs.log_value(parameter.column, i_sfh, i_ir)
+            _add(
+                histograms,
+                k,
+                _scaled_bin(parameter, log_value, log_scale) * npix + pixel,
+                likelihood,
+            )
+
+
+def _add(histograms: np.ndarray, k: int, target: np.ndarray, amount: np.ndarray) -> None:
+    """Add ``amount`` to parameter k's histograms [bin, pixel] at flat ``target``s."""
+    part = histograms[OFFSETS[k] : OFFSETS[k + 1]]
+    part += np.bincount(target, amount, minlength=part.size).reshape(part.shape)
 
 
 def fit_pixel_loop(
@@ -381,50 +408,47 @@ def fit_pixel_loop(
     pairs = _Pairs.of(models)
     flux = np.asarray(flux, float)
     w = weights(flux, np.asarray(sigma, float))
-    histograms = np.zeros((flux.shape[0], OFFSETS[-1]))
+    histograms = np.zeros((OFFSETS[-1], flux.shape[0]))
     best_chi2 = np.full(flux.shape[0], np.inf)
     best_pair = np.zeros(flux.shape[0], dtype=np.int64)
     best_scale = np.zeros(flux.shape[0])
     for row, (o, wp) in enumerate(zip(flux, w, strict=True)):
-        scale = (pairs.flux * (wp * o)).sum(1) / (pairs.flux2 * wp).sum(1)
+        with np.errstate(divide="ignore", invalid="ignore"):  # nothing measured: NaN
+            scale = (pairs.flux * (wp * o)).sum(1) / (pairs.flux**2 * wp).sum(1)
         residual = wp * (o - scale[:, None] * pairs.flux) ** 2
         chi2_opt = residual[:, optical].sum(1)
         chi2 = chi2_opt + np.where(chi2_opt < CHI2_IR_LIMIT, residual[:, ~optical].sum(1), 0.0)
         if np.isnan(chi2).all():
             continue
         likelihood = np.exp(-0.5 * chi2)
-        spread = _log_spread(scale, (pairs.flux2 * wp).sum(1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_scale = np.log10(scale)
         for k, parameter in enumerate(PARAMETERS):
-            value = _scaled(parameter, pairs.values[parameter.column], scale, pairs.ldust)
-            entry, index, share = _bins(parameter, value, spread)
-            histograms[row, OFFSETS[k] : OFFSETS[k + 1]] = np.bincount(
-                index,
-                np.nan_to_num(likelihood[entry] * share),
-                minlength=OFFSETS[k + 1] - OFFSETS[k],
+            if parameter.scale:
+                log_value = pairs.log_value(parameter.column, pairs.i_sfh, pairs.i_ir)
+                index = _scaled_bin(parameter, log_value, log_scale)
+            else:
+                model = pairs.i_sfh if parameter.source == "sfh" else pairs.i_ir
+                index = pairs.model_bins[parameter.column][model]
+            histograms[OFFSETS[k] : OFFSETS[k + 1], row] = np.bincount(
+                index, np.nan_to_num(likelihood), minlength=OFFSETS[k + 1] - OFFSETS[k]
             )
         best_pair[row] = np.nanargmin(chi2)
         best_chi2[row], best_scale[row] = chi2[best_pair[row]], scale[best_pair[row]]
-    return _summarise(models, pairs, w, histograms, best_chi2, best_pair, best_scale)
+    return _summarise(pairs, histograms, best_chi2, best_pair, best_scale)
 
 
-def _summarise(models, pairs: _Pairs, w, histograms, best_chi2, best_pair, best_scale):
-    """PixelFits from the fine histograms [pixel, bin] and the best pair of each pixel."""
+def _summarise(pairs: _Pairs, histograms, best_chi2, best_pair, best_scale) -> list[PixelFit]:
+    """PixelFits from the fine histograms [bin, pixel] and the best pair of each pixel."""
     i_sfh, i_ir = pairs.i_sfh[best_pair], pairs.i_ir[best_pair]
-    ldust = pairs.ldust[best_pair]
-    best = {
-        p.column: _scaled(p, pairs.values[p.column][best_pair], best_scale, ldust)
-        for p in PARAMETERS
-    }
+    ldust = pairs.models.sfh["ldust"][i_sfh]
+    values = _pair_values(pairs.models, i_sfh, i_ir)
+    best = {p.column: _scaled(p, values[p.column], best_scale, ldust) for p in PARAMETERS}
     model_flux = best_scale[:, None] * pairs.flux[best_pair]
-    coarse, percentiles = [], []
-    for k, parameter in enumerate(PARAMETERS):
-        fine = histograms[:, OFFSETS[k] : OFFSETS[k + 1]]
-        total = fine.sum(1, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            fine = np.where(total > 0, fine / total, fine)
-        coarse.append(fine.reshape(-1, parameter.bins, FINE).sum(2))
-        percentiles.append(_percentiles(parameter, fine))
-    percentiles = np.stack(percentiles, axis=1)  # [pixel, parameter, 5]
+    normalised, percentiles = _percentiles(histograms)
+    coarse = [
+        normalised[OFFSETS[k] // FINE : OFFSETS[k + 1] // FINE] for k in range(len(PARAMETERS))
+    ]
     fitted = np.isfinite(best_chi2)
     return [
         PixelFit(
@@ -434,7 +458,7 @@ def _summarise(models, pairs: _Pairs, w, histograms, best_chi2, best_pair, best_
             scale=float(best_scale[p]),
             best={column: float(v[p]) for column, v in best.items()},
             model_flux=model_flux[p],
-            histograms=[h[p] for h in coarse],
+            histograms=[h[:, p] for h in coarse],
             percentiles=percentiles[p],
             fitted=bool(fitted[p]),
         )
@@ -442,21 +466,44 @@ def _summarise(models, pairs: _Pairs, w, histograms, best_chi2, best_pair, best_
     ]
 
 
-def _percentiles(parameter: Parameter, fine: np.ndarray) -> np.ndarray:
-    """[pixel, 5]: values below which 2.5/16/50/84/97.5 % of each normalised fine
-    histogram [pixel, bin] lies (linear within a bin); NaN for an empty one."""
-    edges = np.linspace(parameter.low, parameter.high, fine.shape[1] + 1)
-    cumulative = np.cumsum(fine, axis=1)
-    rows = np.arange(fine.shape[0])
-    out = np.empty((fine.shape[0], len(PERCENTILES)))
-    for j, q in enumerate(PERCENTILES):
-        i = np.minimum((cumulative < q).sum(1), fine.shape[1] - 1)
-        width = fine[rows, i]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inside = np.where(width > 0, (q - (cumulative[rows, i] - width)) / width, 0.0)
-        out[:, j] = edges[i] + np.clip(inside, 0.0, 1.0) * (edges[i + 1] - edges[i])
-    out[~(cumulative[:, -1] > 0)] = np.nan
-    return out
+def _percentiles(histograms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The normalised coarse histograms [coarse bin, pixel] from the fine ones [bin, pixel],
+    and their 2.5/16/50/84/97.5 percentiles [pixel, parameter, 5] (linear within a fine
+    bin; NaN for an empty histogram).
+
+    The coarse cumulative sums say which coarse bin holds each percentile; only its
+    FINE fine bins are then summed up, for every parameter, pixel and percentile at once."""
+    npix = histograms.shape[1]
+    starts = OFFSETS[:-1] // FINE
+    sizes = np.diff(OFFSETS) // FINE
+    summed = histograms.reshape(-1, FINE, npix).sum(1)
+    cumulative = np.empty_like(summed)
+    for k in range(len(PARAMETERS)):
+        part = slice(starts[k], starts[k] + sizes[k])
+        np.cumsum(summed[part], axis=0, out=cumulative[part])
+    total = cumulative[starts + sizes - 1]  # [parameter, pixel]
+    inverse = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
+    coarse = summed * np.repeat(inverse, sizes, axis=0)
+    level = np.asarray(PERCENTILES)[:, None, None] * total  # [5, parameter, pixel]
+    below = cumulative[None] < np.repeat(level, sizes, axis=1)
+    count = np.add.reduceat(below.view(np.uint8), starts, axis=1, dtype=np.int64)
+    j = np.minimum(count, sizes[:, None] - 1)  # coarse bin of each percentile, in its parameter
+    pixel = np.arange(npix)
+    before = np.where(j > 0, cumulative[starts[:, None] + j - 1, pixel], 0.0)
+    first = OFFSETS[:-1, None] + j * FINE  # its first fine bin
+    where = (first * npix + pixel)[None] + npix * np.arange(FINE)[:, None, None, None]
+    fine = histograms.ravel().take(where)  # [FINE, 5, parameter, pixel]
+    running = np.cumsum(fine, axis=0)
+    running += before
+    i = np.minimum((running < level).sum(0), FINE - 1)
+    width = np.take_along_axis(fine, i[None], 0)[0]
+    upto = np.take_along_axis(running, i[None], 0)[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inside = np.where(width > 0, (level - (upto - width)) / width, 0.0)
+    b = first + i
+    values = _LOWER[b] + np.clip(inside, 0.0, 1.0) * _WIDTH[b]  # [5, parameter, pixel]
+    values[:, ~(total > 0)] = np.nan
+    return coarse, values.transpose(2, 1, 0)
 
 
 # ---- MAGPHYS' .fit blocks -------------------------------------------------------------
