@@ -443,7 +443,9 @@ def _summarise(pairs: _Pairs, histograms, best_chi2, best_pair, best_scale) -> l
     i_sfh, i_ir = pairs.i_sfh[best_pair], pairs.i_ir[best_pair]
     ldust = pairs.models.sfh["ldust"][i_sfh]
     values = _pair_values(pairs.models, i_sfh, i_ir)
-    best = {p.column: _scaled(p, values[p.column], best_scale, ldust) for p in PARAMETERS}
+    columns = [p.column for p in PARAMETERS]
+    best = np.column_stack([_scaled(p, values[p.column], best_scale, ldust) for p in PARAMETERS])
+    best = best.tolist()
     model_flux = best_scale[:, None] * pairs.flux[best_pair]
     normalised, percentiles = _percentiles(histograms)
     coarse = [
@@ -456,7 +458,7 @@ def _summarise(pairs: _Pairs, histograms, best_chi2, best_pair, best_scale) -> l
             i_sfh=int(i_sfh[p]),
             i_ir=int(i_ir[p]),
             scale=float(best_scale[p]),
-            best={column: float(v[p]) for column, v in best.items()},
+            best=dict(zip(columns, best[p], strict=True)),
             model_flux=model_flux[p],
             histograms=[h[:, p] for h in coarse],
             percentiles=percentiles[p],
