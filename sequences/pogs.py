@@ -23,7 +23,11 @@ OPTIONS = [
     ),
     Option("n", "limit", int, 0, help="at most this many work units (0: all)"),
 ]
-PARAMETERS = {"FitSED.process_params.CHUNK_PAIRS": 2048}
+#: Pairs per tile and pixels per block of the fit (memory: 16 bytes x their product x 2).
+PARAMETERS = {
+    "FitSED.process_params.CHUNK_PAIRS": 2048,
+    "FitSED.process_params.BLOCK_PIXELS": 64,
+}
 
 
 def select_workunits(options: Mapping[str, Any], context: SelectionContext) -> list[Unit]:
@@ -89,6 +93,7 @@ def FitSED(task: TaskContext) -> None:
         optical,
         models,
         chunk=int(task.parameters["FitSED.process_params.CHUNK_PAIRS"]),
+        block=int(task.parameters["FitSED.process_params.BLOCK_PIXELS"]),
     )
     blocks = [
         sed.format_fit(n, library.filters, f, s, fit, z)

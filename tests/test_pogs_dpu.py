@@ -95,39 +95,54 @@ def test_quorum_two_validates_and_a_mismatch_is_reissued(dpu: Processor, tmp_pat
         assert session.scalar(select(PogsGalaxy)).status_id == GalaxyStatus.PROCESSED
 
 
-def test_a_work_unit_whose_worker_was_killed_is_issued_again(
+def test_a_work_unit_whose_worker_was_killed_is_reissued_by_rerun(
     dpu: Processor, tmp_path: Path
 ) -> None:
+    """A FitSED task killed mid-fit ends A; ``dpu.rerun`` issues only that work unit again
+    (same description, same parameters) and its results complete the galaxy."""
     import os
     import signal
     import time
 
     from awe.db.models import Task, TaskState
 
-    slow = {"FitSED.process_params.CHUNK_PAIRS": 8}  # many small chunks: seconds per unit
+    slow = {  # one pair per tile, 8 pixels per block: seconds per unit, time to kill one
+        "FitSED.process_params.CHUNK_PAIRS": 1,
+        "FitSED.process_params.BLOCK_PIXELS": 8,
+    }
     job = dpu.run("FitSED", r=1, p=slow)
-    deadline, victim = time.monotonic() + TIMEOUT, None
-    while victim is None and time.monotonic() < deadline:
+    deadline, killed = time.monotonic() + TIMEOUT, None
+    while killed is None and time.monotonic() < deadline:
         dpu.sync([job])
         with dpu.database.session() as session:
-            victim = session.scalar(
+            running = session.scalars(
                 select(Task.pid).where(
                     Task.job_id == job, Task.state == TaskState.RUNNING, Task.pid.is_not(None)
                 )
-            )
+            ).all()
+        for pid in running:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # it finished meanwhile: try the next one
+                continue
+            killed = pid
+            break
         time.sleep(0.2)
-    assert victim is not None, "no FitSED task was seen running"
-    os.kill(victim, signal.SIGKILL)
+    assert killed is not None, "no FitSED task was seen running"
     (status,) = dpu.wait(job, timeout=TIMEOUT)
     assert status.counts["A"] == 1 and status.counts["N"] == status.total - 1
     assimilate(dpu.database, job, fit_results(dpu, job, tmp_path / "a"))
     with dpu.database.session() as session:
-        killed = session.scalar(select(Task).where(Task.job_id == job, Task.state == TaskState.A))
+        lost = session.scalar(select(Task).where(Task.job_id == job, Task.state == TaskState.A))
         left = session.scalars(select(PogsArea).where(PogsArea.state != AreaState.DONE.value))
-        assert [a.workunit_name for a in left] == [killed.key]
-    again = dpu.run("FitSED", r=1)
+        assert [a.workunit_name for a in left] == [lost.key]
+    again = dpu.rerun(job)
     (status,) = dpu.wait(again, timeout=TIMEOUT)
     assert status.total == 1 and status.counts["N"] == 1
     assimilate(dpu.database, again, fit_results(dpu, again, tmp_path / "b"))
     with dpu.database.session() as session:
+        assert (
+            session.scalar(select(PogsArea.workunit_id).where(PogsArea.workunit_name == lost.key))
+            == again
+        )
         assert session.scalar(select(PogsGalaxy)).status_id == GalaxyStatus.PROCESSED
