@@ -146,3 +146,70 @@ def test_a_work_unit_whose_worker_was_killed_is_reissued_by_rerun(
             == again
         )
         assert session.scalar(select(PogsGalaxy)).status_id == GalaxyStatus.PROCESSED
+
+
+def test_register_galaxy_and_fits2wu_run_as_sequences(
+    awe_home: Path, database_url: str, tmp_path: Path
+) -> None:
+    """RegisterGalaxy and Fits2WU on the local DPU, committed: the registration (with its S/N
+    cube and tags), the galaxy's areas and observations files are what the cube holds, and
+    FitSED fits them. A cube whose layer names no run filter is refused at submission."""
+    from awe.db.pogs import PogsRegister
+    from awe.science import workunits
+    from awe.wu.galaxies import GalaxyError
+
+    dpu = Processor(database_url=database_url, username="alice", dpu_name="local")
+    setup_demo_run(dpu.database, tmp_path / "run0001")
+    library = load_library(*library_paths(dpu.database, 1, "0.0300"))
+    image = simulate_galaxy(library, tmp_path / "POGS_SEQ.fits", shape=(7, 9), seed=5)
+    with fits.open(image) as hdul:  # an S/N cube: 20 everywhere but 8 in SDSSr
+        for hdu in hdul[1:]:
+            hdu.data = np.full_like(hdu.data, 8.0 if hdu.header["MAGPHYSN"] == "SDSSr" else 20.0)
+        hdul.writeto(tmp_path / "POGSSNR_SEQ.fits")
+    job = dpu.run(
+        "RegisterGalaxy",
+        f=str(image),
+        z="0.0300",
+        g="SEQ",
+        t="Sc",
+        s=str(tmp_path / "POGSSNR_SEQ.fits"),
+        y=5,
+        r=1,
+        T="disc,sequence",
+        C=1,
+    )
+    (status,) = dpu.wait(job, timeout=TIMEOUT)
+    assert status.counts["N"] == status.total == 1
+    with dpu.database.session() as session:
+        reg = session.scalar(select(PogsRegister))
+        assert (reg.galaxy_name, reg.priority, reg.sigma) == ("SEQ", 5, None)
+        assert sorted(t.tag_text for t in reg.tags) == ["disc", "sequence"]
+        assert Path(reg.filename).read_bytes() == image.read_bytes()  # in the data store
+    job = dpu.run("Fits2WU", C=1)
+    (status,) = dpu.wait(job, timeout=TIMEOUT)
+    assert status.counts["N"] == status.total == 1
+    with fits.open(image) as hdul:
+        cube = np.stack([h.data for h in hdul[1:]])
+        names = [h.header["MAGPHYSN"] for h in hdul[1:]]
+    snr = np.where(np.array(names) == "SDSSr", 8.0, 20.0).astype(np.float32)
+    with dpu.database.session() as session:
+        galaxy = session.scalar(select(PogsGalaxy))
+        areas = session.scalars(select(PogsArea).order_by(PogsArea.area_id)).all()
+        assert session.get(PogsRegister, reg.register_id).create_time is not None
+        files = [(a, Path(a.observations).read_text()) for a in areas]
+    assert galaxy.name == "SEQ" and galaxy.pixel_count == sum(a.pixels for a, _ in files)
+    for area, text in files:
+        header, pixels, flux, sigma = workunits.parse_observations(text)
+        assert header["area_id"] == area.area_id and len(pixels) == area.pixels
+        inside = cube[:, area.top_y : area.bottom_y + 1, area.top_x : area.bottom_x + 1]
+        assert np.all(np.isin(flux[flux > 0].astype(np.float32), inside))
+        measured = flux > 0
+        assert np.allclose(sigma[measured], (flux / snr[None, :])[measured], rtol=1e-6)
+    fit = dpu.run("FitSED", r=1)
+    (status,) = dpu.wait(fit, timeout=TIMEOUT)
+    assert status.counts["N"] == status.total == len(areas)
+    with fits.open(image) as hdul:
+        hdul[1].header["MAGPHYSN"] = "SDSSq"
+        hdul.writeto(tmp_path / "POGS_BAD.fits")
+    with pytest.raises(GalaxyError, match="SDSSq are not filters of the run"):
+        dpu.run("RegisterGalaxy", f=str(tmp_path / "POGS_BAD.fits"), z="0.03", g="BAD", r=1, C=1)
