@@ -122,21 +122,10 @@ def check_registration(
     return Registration(values, path, sigma_file, run_names)
 
 
-def register_galaxy(
-    database: Database,
-    filename: str | Path,
-    redshift: str | float,
-    name: str,
-    galaxy_type: str,
-    sigma_or_snr: str | float | None,
-    priority: int,
-    run_id: int,
-    tags: Sequence[str] = (),
-) -> int:
-    """Check the file against the run and record the registration; its id."""
-    checked = check_registration(
-        database, filename, redshift, name, galaxy_type, sigma_or_snr, priority, run_id, tags
-    )
+def register_galaxy(database: Database, *args: Any, **kwargs: Any) -> int:
+    """Check the file against the run (the arguments of :func:`check_registration`) and
+    record the registration; its id."""
+    checked = check_registration(database, *args, **kwargs)
     sigma_file = str(checked.sigma_file) if checked.sigma_file else None
     return database.run(
         lambda session: record_registration(session, checked.values, str(checked.path), sigma_file)
