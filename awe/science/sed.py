@@ -2,8 +2,9 @@
 
 For every pixel and every allowed (stellar, dust) model pair the best scaling
 ``a = sum(w o m) / sum(w m^2)`` (the stellar mass, w = 1/sigma^2) and the chi-square over
-the optical filters (rest wavelength < 2.5 microns) are computed; the infrared filters are
-added only where the optical chi-square is below 600, as MAGPHYS does. The marginal PDFs
+the filters of stellar light (rest wavelength < 10 microns: MAGPHYS' stellar and mixed
+filters) are computed; the dust-only filters are added only where that chi-square is below
+600, as MAGPHYS does. The marginal PDFs
 are built as MAGPHYS builds them: each pair's likelihood ``exp(-chi2/2)`` is added to the
 histogram bin of each of the 16 POGS parameters, the scaled ones (M*, SFR, Ldust, Mdust)
 taken at the pair's best scaling ``a`` (no spread around it); the 2.5/16/50/84/97.5
@@ -29,7 +30,8 @@ from functools import partial
 import numpy as np
 
 CHI2_IR_LIMIT = 600.0
-OPTICAL_LIMIT_UM = 2.5
+#: MAGPHYS' first chi2 (the one gated at 600) is over the filters below 10 microns rest.
+OPTICAL_LIMIT_UM = 10.0
 SIGMA_FLOOR = 0.05  # MAGPHYS: sigma is at least 5 % of the flux
 PERCENTILES = (0.025, 0.16, 0.5, 0.84, 0.975)
 FINE = 10  # fine bins per output bin for the percentiles
@@ -142,6 +144,8 @@ def weights(flux: np.ndarray, sigma: np.ndarray) -> np.ndarray:
 
 
 def optical_mask(eff_lambda_um: Sequence[float], redshift: float) -> np.ndarray:
+    """The filters of MAGPHYS' first chi2: rest-frame wavelength below 10 microns (its
+    stellar ones below 2.5 and mixed ones up to 10); the others are dust-only."""
     return np.asarray(eff_lambda_um, float) / (1 + redshift) < OPTICAL_LIMIT_UM
 
 
