@@ -149,16 +149,22 @@ def test_a_work_unit_whose_worker_was_killed_is_reissued_by_rerun(
 
 
 def test_register_galaxy_and_fits2wu_run_as_sequences(
-    awe_home: Path, database_url: str, tmp_path: Path
+    awe_home: Path, database_url: str, sshd, tmp_path: Path
 ) -> None:
-    """RegisterGalaxy and Fits2WU on the local DPU, committed: the registration (with its S/N
-    cube and tags), the galaxy's areas and observations files are what the cube holds, and
-    FitSED fits them. A cube whose layer names no run filter is refused at submission."""
+    """RegisterGalaxy on the SSH DPU and Fits2WU on the local one, committed: the
+    registration (with its S/N cube and tags), the galaxy's areas and observations files
+    are what the cube holds, and FitSED fits them. A cube whose layer names no run filter
+    is refused at submission."""
     from awe.db.pogs import PogsRegister
     from awe.science import workunits
     from awe.wu.galaxies import GalaxyError
 
-    dpu = Processor(database_url=database_url, username="alice", dpu_name="local")
+    dpu = Processor(
+        database_url=database_url,
+        username="alice",
+        dpu_name="local",
+        dpus={"far": sshd.dpu(tmp_path / "remote-work", max_workers=1)},
+    )
     setup_demo_run(dpu.database, tmp_path / "run0001")
     library = load_library(*library_paths(dpu.database, 1, "0.0300"))
     image = simulate_galaxy(library, tmp_path / "POGS_SEQ.fits", shape=(7, 9), seed=5)
@@ -177,6 +183,7 @@ def test_register_galaxy_and_fits2wu_run_as_sequences(
         r=1,
         T="disc,sequence",
         C=1,
+        dpu="far",
     )
     (status,) = dpu.wait(job, timeout=TIMEOUT)
     assert status.counts["N"] == status.total == 1
