@@ -280,7 +280,7 @@ def fit_pixels(
                 for x, y in zip((pair, chi2, scale), again[1:4], strict=True)
             )
             lowest[near] = again[4]
-        fits += _block_fits(pairs, pixel, pair, chi2, scale, lowest)
+        fits += _block_fits(pairs, pixel, pair, chi2, scale, lowest, tiles.histograms)
     return fits
 
 
@@ -290,6 +290,7 @@ class _Tiles:
     def __init__(self, rows: int, chunk: int) -> None:
         self.chunk = chunk
         self.first, self.second = np.empty((rows, chunk)), np.empty((rows, chunk))
+        self.histograms = np.empty((OFFSETS[-1], rows))  # [fine bin, pixel]
 
     def total_chi2(self, flux: np.ndarray, w: np.ndarray, model: np.ndarray, model2: np.ndarray):
         """(best scale, chi2) [pixel, pair] over all filters, in the reused buffers.
@@ -350,8 +351,9 @@ def _gated_chi2(optical: np.ndarray, flux: np.ndarray, w: np.ndarray, model, mod
     return scale, np.where(chi2_opt < CHI2_IR_LIMIT, total, chi2_opt)
 
 
-def _block_fits(pairs: _Pairs, pixel, pair, chi2, scale, lowest) -> list[PixelFit]:
-    """The PixelFits of a block of pixels from their entries near the best."""
+def _block_fits(pairs: _Pairs, pixel, pair, chi2, scale, lowest, buffer) -> list[PixelFit]:
+    """The PixelFits of a block of pixels from their entries near the best (their fine
+    histograms made in ``buffer``)."""
     npix = lowest.size
     is_best = np.flatnonzero(chi2 == lowest[pixel])
     found, first = np.unique(pixel[is_best], return_index=True)  # the first pair of lowest chi2
@@ -360,13 +362,13 @@ def _block_fits(pairs: _Pairs, pixel, pair, chi2, scale, lowest) -> list[PixelFi
     best_pair = np.zeros(npix, np.int64)
     best_scale = np.zeros(npix)
     best_chi2[found], best_pair[found], best_scale[found] = chi2[head], pair[head], scale[head]
-    histograms = np.zeros((OFFSETS[-1], npix))
+    histograms = buffer[:, :npix]
     _histogram(histograms, pairs, pixel, pair, chi2, scale)
     return _summarise(pairs, histograms, best_chi2, best_pair, best_scale)
 
 
 def _histogram(histograms, pairs: _Pairs, pixel, pair, chi2, scale) -> None:
-    """Add the likelihood of each (pixel, pair) entry to the fine histograms [bin, pixel].
+    """The fine histograms [bin, pixel] of the likelihoods of the (pixel, pair) entries.
 
     A parameter of the stellar model alone (or the dust model alone) bins the same for
     every pixel: the likelihoods are first summed per (pixel, model), then binned. The
@@ -384,13 +386,13 @@ def _histogram(histograms, pairs: _Pairs, pixel, pair, chi2, scale) -> None:
         for k, parameter in enumerate(PARAMETERS):
             if parameter.source == source and not parameter.scale:
                 target = pairs.model_bins[parameter.column][model] * npix + rows
-                _add(histograms, k, target, summed[cell])
+                _put(histograms, k, target, summed[cell])
     with np.errstate(divide="ignore", invalid="ignore"):
         log_scale = np.log10(scale)
     for k, parameter in enumerate(PARAMETERS):
         if parameter.scale:
             log_value = pairs.log_value(parameter.column, i_sfh, i_ir)
-            _add(
+            _put(
                 histograms,
                 k,
                 _scaled_bin(parameter, log_value, log_scale) * npix + pixel,
@@ -398,10 +400,10 @@ def _histogram(histograms, pairs: _Pairs, pixel, pair, chi2, scale) -> None:
             )
 
 
-def _add(histograms: np.ndarray, k: int, target: np.ndarray, amount: np.ndarray) -> None:
-    """Add ``amount`` to parameter k's histograms [bin, pixel] at flat ``target``s."""
+def _put(histograms: np.ndarray, k: int, target: np.ndarray, amount: np.ndarray) -> None:
+    """Parameter k's histograms [bin, pixel]: ``amount`` summed at flat ``target``s."""
     part = histograms[OFFSETS[k] : OFFSETS[k + 1]]
-    part += np.bincount(target, amount, minlength=part.size).reshape(part.shape)
+    part[...] = np.bincount(target, amount, minlength=part.size).reshape(part.shape)
 
 
 def fit_pixel_loop(
