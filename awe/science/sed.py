@@ -328,7 +328,7 @@ class _Tiles:
             np.fmin(lowest, np.fmin.reduce(chi2, axis=1), out=lowest)  # NaN ignored
             entry = np.flatnonzero(chi2 <= (lowest + NEGLIGIBLE_DELTA_CHI2)[:, None])
             pixel, pair = np.divmod(entry, stop - start)
-            found.append((pixel, pair + start, chi2[pixel, pair], scale[pixel, pair]))
+            found.append((pixel, pair + start, chi2.ravel().take(entry), scale.ravel().take(entry)))
         pixel, pair, chi2, scale = (np.concatenate(x) for x in zip(*found, strict=True))
         keep = chi2 <= lowest[pixel] + NEGLIGIBLE_DELTA_CHI2
         return pixel[keep], pair[keep], chi2[keep], scale[keep], lowest
