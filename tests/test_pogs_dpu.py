@@ -25,8 +25,8 @@ from awe.wu_results import fit_results
 TIMEOUT = 300
 
 
-@pytest.fixture
-def dpu(awe_home: Path, database_url: str, sshd, tmp_path: Path) -> Processor:
+def demo_run(database_url: str, sshd, tmp_path: Path, name: str, seed: int):
+    """A Processor (local DPU, and 'far' over SSH), the demo run, a simulated galaxy file."""
     dpu = Processor(
         database_url=database_url,
         username="alice",
@@ -35,7 +35,12 @@ def dpu(awe_home: Path, database_url: str, sshd, tmp_path: Path) -> Processor:
     )
     setup_demo_run(dpu.database, tmp_path / "run0001")
     library = load_library(*library_paths(dpu.database, 1, "0.0300"))
-    image = simulate_galaxy(library, tmp_path / "POGS_SIM.fits", shape=(7, 9), seed=3)
+    return dpu, simulate_galaxy(library, tmp_path / name, shape=(7, 9), seed=seed)
+
+
+@pytest.fixture
+def dpu(awe_home: Path, database_url: str, sshd, tmp_path: Path) -> Processor:
+    dpu, image = demo_run(database_url, sshd, tmp_path, "POGS_SIM.fits", seed=3)
     register_galaxy(dpu.database, image, "0.03", "SIM", "Sb", "0.1", 3, 1)
     fits2wu(dpu.database, dpu.env.data_root, Settings(), log=lambda _: None)
     return dpu
@@ -159,15 +164,7 @@ def test_register_galaxy_and_fits2wu_run_as_sequences(
     from awe.science import workunits
     from awe.wu.galaxies import GalaxyError
 
-    dpu = Processor(
-        database_url=database_url,
-        username="alice",
-        dpu_name="local",
-        dpus={"far": sshd.dpu(tmp_path / "remote-work", max_workers=1)},
-    )
-    setup_demo_run(dpu.database, tmp_path / "run0001")
-    library = load_library(*library_paths(dpu.database, 1, "0.0300"))
-    image = simulate_galaxy(library, tmp_path / "POGS_SEQ.fits", shape=(7, 9), seed=5)
+    dpu, image = demo_run(database_url, sshd, tmp_path, "POGS_SEQ.fits", seed=5)
     with fits.open(image) as hdul:  # an S/N cube: 20 everywhere but 8 in SDSSr
         for hdu in hdul[1:]:
             hdu.data = np.full_like(hdu.data, 8.0 if hdu.header["MAGPHYSN"] == "SDSSr" else 20.0)
