@@ -503,6 +503,43 @@ class ParameterPreview(ScienceProduct):
     filter_dependent = False
 
 
+class GalaxySNRCube(ScienceProduct):
+    """The S/N cube of a registered galaxy (its sigma = flux / S/N)."""
+
+    filter_dependent = False
+
+
+class GalaxyCube(ScienceProduct):
+    """A galaxy's FITS cube checked by RegisterGalaxy; committing it records the
+    ``pogs_register`` row (``results``: the registration) with the stored file."""
+
+    filter_dependent = False
+
+    def record_contents(self, session: Any, path: Any) -> None:
+        from awe.db.pogs_records import record_registration
+
+        values = dict(self.results or {})
+        snr = values.get("snr_sha256")
+        root = Path(path).parents[2]  # the data store: root/ab/cd/<sha256>
+        snr_path = str(root / snr[:2] / snr[2:4] / snr) if snr else None
+        record_registration(session, values, str(path), snr_path)
+
+
+class WorkUnitPlan(ScienceProduct):
+    """fits2wu's plan of one galaxy (areas, pixels, fluxes); committing it records the
+    galaxy, its areas and pixels and writes their observations files in the data root's
+    ``pogs/<galaxy>/``, as ``awe wu fits2wu`` does."""
+
+    filter_dependent = False
+
+    def record_contents(self, session: Any, path: Any) -> None:
+        from awe.db.pogs_records import GalaxyPlan, record_galaxy
+
+        plan = GalaxyPlan.load(path)
+        root = Path(path).parents[2]  # the data store's root is the data root
+        record_galaxy(session, plan, root / "pogs" / plan.meta["name"])
+
+
 #: The columns of a source list's FITS table that are kept as rows.
 SOURCE_COLUMNS = (
     "number", "x", "y", "ra", "dec", "flux_aper", "fluxerr_aper", "mag_aper", "magerr_aper",

@@ -19,7 +19,12 @@ photodissociation-region component (``Umin < U < Umax``, DL07's power law) with
 ``xi_PAH`` from the part of each spectrum that grows linearly with the PAH mass fraction
 ``q_PAH`` (below 20 microns), ``xi_MIR`` the rest below 20 microns, ``xi_W`` and ``xi_C``
 the PDR and diffuse emission beyond. ``Mdust = Ldust / (P0 <U>)`` with ``P0`` the power per
-unit dust mass at U = 1.
+unit dust mass at U = 1, for each component (Draine et al. 2007's dust mass); the fit
+scales it as MAGPHYS does, ``Mdust = mdust(IR model) x Ldust(SFH model) x a``. MAGPHYS'
+own library gets mdust from grey bodies instead (da Cunha et al. 2008:
+``1.1 (M_W^BC + M_W^ISM + M_C^ISM)`` with kappa_850um = 0.77 cm^2/g), so for the same
+luminosities its dust masses are not these: a different dust model, not a different
+scaling.
 
 A pair (stellar i, dust j) is allowed when ``|fmu_sfh_i - fmu_ir_j| <= 0.15`` (energy
 balance as MAGPHYS pairs them) and its model is ``F_i + Ldust_i G_j``.
@@ -41,7 +46,9 @@ LSUN_ERG_S = 3.828e33
 C_A_PER_S = 2.99792458e18
 JY = 1.0e-23
 MPC_CM = 3.0856775814913673e24
-#: DL07 power radiated per unit dust mass at U = 1 (Milky Way dust), Lsun/Msun.
+#: DL07 power radiated per unit dust mass at U = 1 (Milky Way dust), Lsun/Msun (Draine et
+#: al. 2007). The shipped DL07 grid agrees: its Milky Way model (q_PAH = 4.58 %) radiates
+#: 4.56e-24 erg/s per H at U = 1, 141 Lsun/Msun for M_dust/M_H = 0.0100 (tested).
 P0_LSUN_PER_MSUN = 138.0
 PAH_LIMIT_A = 2.0e5  # 20 microns: PAH and hot mid-IR continuum below, grains in equilibrium above
 #: MAGPHYS' energy-balance tolerance on |fmu_sfh - fmu_ir|.

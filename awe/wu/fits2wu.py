@@ -9,7 +9,7 @@ results. Each area's observations file goes to ``DATA_ROOT/pogs/<galaxy>/``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,15 +17,8 @@ import numpy as np
 from sqlalchemy import func, select
 
 from awe.db.database import Database
-from awe.db.models import utcnow
-from awe.db.pogs import (
-    AreaState,
-    PogsArea,
-    PogsGalaxy,
-    PogsPixelResult,
-    PogsRegister,
-    PogsRun,
-)
+from awe.db.pogs import AreaState, PogsArea, PogsRegister, PogsRun
+from awe.db.pogs_records import GalaxyPlan, record_galaxy
 from awe.science import workunits
 from awe.wu.galaxies import GalaxyError, layer_names
 
@@ -69,41 +62,83 @@ def fits2wu(
     log=print,
 ) -> list[int]:
     """Convert registrations into work units; the galaxy ids made."""
-    target = (
-        None
-        if register_id is not None
-        else workunits.results_to_add(
-            waiting_results(database, settings.quorum), settings.threshold, settings.high_water_mark
-        )
-    )
+    target = conversion_target(database, settings, register_id)
     if target == 0:
         log(
             f"{waiting_results(database, settings.quorum)} results are waiting (threshold "
             f"{settings.threshold}); nothing to do"
         )
         return []
-    made, added = [], 0
-    for rid in pending(database, register_id):
-        if target is not None and added >= target:
-            break
-        try:
-            galaxy_id, areas = convert(database, Path(data_root), rid, settings)
-        except GalaxyError as err:
-            _mark(database, rid, str(err))
-            log(f"registration {rid}: {err}")
+    jobs = [conversion_job(database, rid) for rid in pending(database, register_id)]
+    made = []
+    for plan in plans(jobs, settings, target):
+        folder = Path(data_root) / "pogs" / plan.meta["name"]
+        galaxy_id, areas = database.run(
+            lambda session, p=plan, f=folder: record_galaxy(session, p, f)
+        )
+        rid = plan.meta["register_id"]
+        if plan.meta.get("error"):
+            log(f"registration {rid}: {plan.meta['error']}")
             continue
         made.append(galaxy_id)
-        added += areas * settings.quorum
         log(f"registration {rid}: galaxy {galaxy_id}, {areas} work units")
     return made
 
 
-def _mark(database: Database, register_id: int, error: str | None) -> None:
-    def write(session) -> None:
-        row = session.get(PogsRegister, register_id)
-        row.create_time, row.error = utcnow(), error
+def conversion_target(database: Database, settings: Settings, register_id: int | None):
+    """How many results to add (None: no limit, one registration asked for by id)."""
+    if register_id is not None:
+        return None
+    waiting = waiting_results(database, settings.quorum)
+    return workunits.results_to_add(waiting, settings.threshold, settings.high_water_mark)
 
-    database.run(write)
+
+def conversion_job(database: Database, register_id: int) -> dict:
+    """What converting a registration needs to know, JSON-able: the registration, its
+    run's filters (eff_lambda order, with their UV/optical/IR flags) and credit."""
+    with database.session() as session:
+        reg = session.get(PogsRegister, register_id)
+        run = session.get(PogsRun, reg.run_id)
+        return {
+            "register_id": register_id,
+            "name": reg.galaxy_name,
+            "run_id": reg.run_id,
+            "redshift": str(reg.redshift),
+            "sigma": None if reg.sigma is None else str(reg.sigma),
+            "galaxy_type": reg.galaxy_type,
+            "priority": reg.priority,
+            "filename": reg.filename,
+            "sigma_filename": reg.sigma_filename,
+            "filters": [
+                {
+                    "name": f.name,
+                    "optical": bool(f.optical),
+                    "ultraviolet": bool(f.ultraviolet),
+                    "infrared": bool(f.infrared),
+                }
+                for f in run.filters
+            ],
+            "cobblestone_factor": run.cobblestone_factor,
+            "fpops_est": run.fpops_est,
+        }
+
+
+def plans(jobs: Sequence[dict], settings: Settings, target: int | None) -> Iterator[GalaxyPlan]:
+    """The plans of ``jobs`` in their order (POGS': priority, then registration), whole
+    galaxies until ``target`` results were added (None: all); a galaxy that cannot be
+    read is a plan with its error, so its registration is marked."""
+    added = 0
+    for job in jobs:
+        if target is not None and added >= target:
+            return
+        try:
+            plan = plan_galaxy(job, settings)
+        except GalaxyError as err:
+            plan = GalaxyPlan(
+                {"register_id": job["register_id"], "name": job["name"], "error": str(err)}
+            )
+        added += len(plan.counts) * settings.quorum
+        yield plan
 
 
 def read_cube(path: str | Path, names: Sequence[str]) -> tuple[np.ndarray, dict]:
@@ -122,31 +157,15 @@ def read_cube(path: str | Path, names: Sequence[str]) -> tuple[np.ndarray, dict]
     return cube, header
 
 
-def convert(database: Database, data_root: Path, register_id: int, settings: Settings):
-    """One registration into a galaxy, its areas and pixels; (galaxy id, work units)."""
-    with database.session() as session:
-        reg = session.get(PogsRegister, register_id)
-        run = session.get(PogsRun, reg.run_id)
-        filters = list(run.filters)
-        reg_values = {
-            c: getattr(reg, c)
-            for c in (
-                "galaxy_name",
-                "redshift",
-                "galaxy_type",
-                "sigma",
-                "filename",
-                "sigma_filename",
-                "priority",
-                "run_id",
-            )
-        }
-    names = [f.name for f in filters]
-    flux, header = read_cube(reg_values["filename"], names)
-    snr = (
-        read_cube(reg_values["sigma_filename"], names)[0] if reg_values["sigma_filename"] else None
-    )
-    sigma_fraction = float(reg_values["sigma"] if reg_values["sigma"] is not None else 0.1)
+def plan_galaxy(job: dict, settings: Settings) -> GalaxyPlan:
+    """A registration's galaxy cut into areas (``job`` from :func:`conversion_job`, its
+    file names where this process finds them): accepted pixels, POGS' areas, each
+    pixel's fluxes and sigmas (float32 as in the file), credit and FLOP estimates."""
+    filters = job["filters"]
+    names = [f["name"] for f in filters]
+    flux, header = read_cube(job["filename"], names)
+    snr = read_cube(job["sigma_filename"], names)[0] if job["sigma_filename"] else None
+    sigma_fraction = float(job["sigma"] if job["sigma"] is not None else 0.1)
     sigma = np.stack(
         [
             flux[b] * np.float32(sigma_fraction)
@@ -155,102 +174,43 @@ def convert(database: Database, data_root: Path, register_id: int, settings: Set
             for b in range(len(names))
         ]
     )
-    optical = np.array([f.optical for f in filters])
-    other = np.array([f.ultraviolet or f.infrared for f in filters])
-    mask = workunits.accepted(flux, optical, other)
+    optical = np.array([f["optical"] for f in filters])
+    ultraviolet = np.array([f["ultraviolet"] for f in filters])
+    infrared = np.array([f["infrared"] for f in filters])
+    mask = workunits.accepted(flux, optical, ultraviolet | infrared)
     areas = workunits.cut_areas(mask, settings.row_height, settings.min_pixels_per_file)
     present = ~np.all(np.isnan(flux), axis=(1, 2))
-    run_bands = (
-        int(sum(f.ultraviolet for f in filters)),
-        int(sum(f.infrared for f in filters)),
-        int(optical.sum()),
-    )
+    run_bands = (int(ultraviolet.sum()), int(infrared.sum()), int(optical.sum()))
     file_bands = (
-        int((present & np.array([f.ultraviolet for f in filters])).sum()),
-        int((present & np.array([f.infrared for f in filters])).sum()),
+        int((present & ultraviolet).sum()),
+        int((present & infrared).sum()),
         int((present & optical).sum()),
     )
     credit_factor, fpops_factor = workunits.credit_scaling(run_bands, file_bands)
-    credit_per_pixel = run.cobblestone_factor * credit_factor
-    fpops_per_pixel = run.fpops_est * fpops_factor
-    folder = data_root / "pogs" / reg_values["galaxy_name"]
-    folder.mkdir(parents=True, exist_ok=True)
-    redshift = str(reg_values["redshift"])
-
-    def write(session) -> tuple[int, int]:
-        galaxy = PogsGalaxy(
-            run_id=reg_values["run_id"],
-            register_id=register_id,
-            name=reg_values["galaxy_name"],
-            dimension_x=flux.shape[2],
-            dimension_y=flux.shape[1],
-            dimension_z=len(names),
-            redshift=reg_values["redshift"],
-            sigma=reg_values["sigma"],
-            galaxy_type=reg_values["galaxy_type"],
-            priority=reg_values["priority"],
-            ra_cent=_float(header.get("RA_CENT", header.get("CRVAL1"))),
-            dec_cent=_float(header.get("DEC_CENT", header.get("CRVAL2"))),
-            credit_per_pixel=credit_per_pixel,
-            fpops_per_pixel=fpops_per_pixel,
-        )
-        session.add(galaxy)
-        session.flush()
-        for area in areas:
-            row = PogsArea(
-                galaxy_id=galaxy.galaxy_id,
-                top_x=area.top_x,
-                top_y=area.top_y,
-                bottom_x=area.bottom_x,
-                bottom_y=area.bottom_y,
-                workunit_name="",
-                observations="",
-                pixels=len(area.pixels),
-                credit=0.0,
-                fpops_est=0.0,
-                fpops_bound=0.0,
-            )
-            session.add(row)
-            session.flush()
-            pixels = [
-                PogsPixelResult(area_id=row.area_id, galaxy_id=galaxy.galaxy_id, x=x, y=y)
-                for x, y in area.pixels
-            ]
-            session.add_all(pixels)
-            session.flush()
-            name = f"{galaxy.name}_area{row.area_id}"
-            estimate, bound, credit = workunits.workunit_cost(
-                len(pixels), fpops_per_pixel, credit_per_pixel
-            )
-            text = workunits.observations_text(
-                {
-                    "galaxy": galaxy.name,
-                    "run_id": galaxy.run_id,
-                    "galaxy_id": galaxy.galaxy_id,
-                    "area_id": row.area_id,
-                    "pixels": len(pixels),
-                    "top_x": area.top_x,
-                    "top_y": area.top_y,
-                    "bottom_x": area.bottom_x,
-                    "bottom_y": area.bottom_y,
-                },
-                [p.pxresult_id for p in pixels],
-                redshift,
-                [
-                    [(flux[b, y, x], sigma[b, y, x]) for b in range(len(names))]
-                    for x, y in area.pixels
-                ],
-            )
-            path = folder / f"{name}.obs"
-            path.write_text(text)
-            row.workunit_name, row.observations = name, str(path)
-            row.credit, row.fpops_est, row.fpops_bound = credit, estimate, bound
-        galaxy.pixel_count = sum(len(a.pixels) for a in areas)
-        reg = session.get(PogsRegister, register_id)
-        reg.create_time = utcnow()
-        return galaxy.galaxy_id, len(areas)
-
-    return database.run(write)
+    xy = np.array([p for area in areas for p in area.pixels], dtype=np.int64).reshape(-1, 2)
+    meta = {
+        key: job[key]
+        for key in ("register_id", "name", "run_id", "redshift", "sigma", "galaxy_type", "priority")
+    }
+    meta.update(
+        dimension_x=flux.shape[2],
+        dimension_y=flux.shape[1],
+        dimension_z=len(names),
+        ra_cent=_float(header.get("RA_CENT", header.get("CRVAL1"))),
+        dec_cent=_float(header.get("DEC_CENT", header.get("CRVAL2"))),
+        credit_per_pixel=job["cobblestone_factor"] * credit_factor,
+        fpops_per_pixel=job["fpops_est"] * fpops_factor,
+    )
+    return GalaxyPlan(
+        meta,
+        boxes=np.array(
+            [(a.top_x, a.top_y, a.bottom_x, a.bottom_y) for a in areas], dtype=np.int64
+        ).reshape(-1, 4),
+        counts=np.array([len(a.pixels) for a in areas], dtype=np.int64),
+        xy=xy,
+        flux=flux[:, xy[:, 1], xy[:, 0]].T.copy(),
+        sigma=sigma[:, xy[:, 1], xy[:, 0]].T.copy(),
+    )
 
 
 def _float(value) -> float | None:

@@ -9,13 +9,14 @@ moves down by 1e-4, and z >= 0.125 (beyond the model grid) is refused.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-
-from sqlalchemy import select
+from typing import Any
 
 from awe.db.database import Database
-from awe.db.pogs import PogsRegister, PogsRun, PogsTag
+from awe.db.pogs import PogsRun
+from awe.db.pogs_records import record_registration
 from awe.errors import AweError
 from awe.science.workunits import fix_redshift, rounded_redshift
 
@@ -56,7 +57,17 @@ def check_layers(path: Path, names: Sequence[str], run_filters: Sequence[str]) -
         )
 
 
-def register_galaxy(
+@dataclass(frozen=True)
+class Registration:
+    """A galaxy checked against its run, ready to be recorded."""
+
+    values: dict[str, Any]  # pogs_records.REGISTRATION_KEYS and tags
+    path: Path
+    sigma_file: Path | None
+    run_filters: list[str]
+
+
+def check_registration(
     database: Database,
     filename: str | Path,
     redshift: str | float,
@@ -66,8 +77,9 @@ def register_galaxy(
     priority: int,
     run_id: int,
     tags: Sequence[str] = (),
-) -> int:
-    """Check the file against the run and record the registration; its id."""
+) -> Registration:
+    """Everything ``register-galaxy`` checks before it records: the files, POGS' redshift
+    rules, sigma (a fraction or an S/N cube), the run and the layers' filter names."""
     path = Path(filename).expanduser().resolve()
     if not path.is_file():
         raise GalaxyError(f"no FITS file {path}")
@@ -98,23 +110,23 @@ def register_galaxy(
     check_layers(path, layer_names(path), run_names)
     if sigma_file is not None:
         check_layers(sigma_file, layer_names(sigma_file), run_names)
+    values = {
+        "galaxy_name": name,
+        "redshift": str(z),
+        "galaxy_type": galaxy_type,
+        "sigma": None if sigma is None else str(sigma),
+        "priority": int(priority),
+        "run_id": int(run_id),
+        "tags": list(tags),
+    }
+    return Registration(values, path, sigma_file, run_names)
 
-    def write(session) -> int:
-        row = PogsRegister(
-            galaxy_name=name,
-            redshift=z,
-            galaxy_type=galaxy_type,
-            sigma=sigma,
-            filename=str(path),
-            sigma_filename=str(sigma_file) if sigma_file else None,
-            priority=int(priority),
-            run_id=run_id,
-        )
-        for text in tags:
-            tag = session.scalar(select(PogsTag).where(PogsTag.tag_text == text))
-            row.tags.append(tag or PogsTag(tag_text=text))
-        session.add(row)
-        session.flush()
-        return row.register_id
 
-    return database.run(write)
+def register_galaxy(database: Database, *args: Any, **kwargs: Any) -> int:
+    """Check the file against the run (the arguments of :func:`check_registration`) and
+    record the registration; its id."""
+    checked = check_registration(database, *args, **kwargs)
+    sigma_file = str(checked.sigma_file) if checked.sigma_file else None
+    return database.run(
+        lambda session: record_registration(session, checked.values, str(checked.path), sigma_file)
+    )
