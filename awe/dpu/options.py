@@ -15,11 +15,23 @@ from typing import Any
 from awe.errors import AweError
 from awe.sequence import Option, SequenceSpec
 from awe.suggest import did_you_mean
+from awe.tables import ShowsAsTable, Table
 
 COMMON_OPTIONS = (
     Option("p", "pars", dict, {}, help="process parameters, e.g. Pars(...).get()"),
     Option("C", "commit", int, 0, help="1: store the products in the database"),
 )
+
+
+class OptionList(ShowsAsTable, list):
+    """A sequence's options (``dpu.show_sequence_options``), shown as a table."""
+
+    def table(self) -> Table:
+        rows = [
+            [o.short, o.long, o.type.__name__, o.describe_default(), o.required, o.help]
+            for o in self
+        ]
+        return Table(("short", "long", "type", "default", "required", "help"), rows)
 
 
 class OptionError(AweError):

@@ -1,0 +1,60 @@
+"""AWE inside IPython (the ``awe>`` prompt, the AWE kernel, ``from awe import dpu`` in a
+notebook): its own errors as one message, and no echo of what was just printed.
+
+- Every :class:`~awe.errors.AweError` shows as ``OptionError: Unknown option 'x' ...``,
+  the way Astro-WISE showed its errors; the traceback through the Processor and the
+  planner is one ``%tb`` away. Other exceptions keep IPython's full traceback: they are
+  bugs, and the traceback is what a bug report needs.
+- A value the Processor printed in this cell (the statuses ``dpu.get_status()`` returns
+  after printing their lines) is not echoed again; the same value typed in a later cell
+  shows as usual (a compact line at the prompt, a table in a notebook). See
+  :mod:`awe.dpu.echo`.
+
+:func:`install` is idempotent and is called by :func:`awe.startup.start_session` and when
+a notebook first asks for ``awe.dpu``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Said after an AWE error's message, once per error.
+TRACEBACK_HINT = "(%tb shows the traceback)"
+
+
+def install(shell: Any) -> None:
+    """Give ``shell`` (an IPython InteractiveShell) AWE's error display and echo rule."""
+    from awe.dpu.echo import forget_printed
+    from awe.errors import AweError
+
+    if getattr(shell, "_awe_installed", False):
+        return
+    shell._awe_installed = True
+    shell.set_custom_exc((AweError,), show_awe_error)
+    shell.events.register("pre_run_cell", lambda *_info: forget_printed())
+    _quiet_after_print(shell.displayhook)
+
+
+def show_awe_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset=None):
+    """IPython's custom exception handler: one line, the traceback kept for ``%tb``."""
+    shell._get_exc_info((etype, value, tb))  # keeps it as sys.last_* for %tb and %debug
+    stb = [f"{etype.__name__}: {value} {TRACEBACK_HINT}"]
+    shell._showtraceback(etype, value, stb)  # a terminal prints it; a kernel sends an error
+    return stb
+
+
+def _quiet_after_print(hook: Any) -> None:
+    """Make the display hook skip values marked as printed (they still become ``_``)."""
+    from awe.dpu.echo import was_printed
+
+    base = type(hook)
+
+    class QuietAfterPrint(base):
+        def __call__(self, result: Any = None) -> None:
+            if result is not None and was_printed(result):
+                self.update_user_ns(result)
+                return
+            super().__call__(result)
+
+    QuietAfterPrint.__name__ = f"AweQuiet{base.__name__}"
+    hook.__class__ = QuietAfterPrint
