@@ -4,6 +4,7 @@
 arguments pass through, so ``awe -c "print(dpu)"`` runs a scripted session. Subcommands:
 
   awe profile install [--force]   install the IPython profile (``ipython --profile=awe``)
+  awe kernel install [--user]     register the "AWE" Jupyter kernel
   awe config                      show every setting, its value and where it came from
   awe db upgrade [REVISION]       bring the job database schema up to date
   awe db current                  show the schema revision of the job database
@@ -30,6 +31,7 @@ import sys
 
 SUBCOMMANDS = (
     "profile",
+    "kernel",
     "config",
     "db",
     "ingest",
@@ -103,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     from awe.run_cli import add_parsers as add_run_parsers
 
     add_run_parsers(commands)
+    from awe.kernel import add_parsers as add_kernel_parsers
+
+    add_kernel_parsers(commands)
     from awe.calibration_cli import add_parsers as add_calibration_parsers
 
     add_calibration_parsers(commands)
@@ -143,6 +148,10 @@ def _run_subcommand(argv: list[str]) -> int:
             from awe.dpu.commands import run as run_dpu
 
             return run_dpu(args)
+        if args.command == "kernel":
+            from awe.kernel import run as run_kernel
+
+            return run_kernel(args)
         if args.command == "run":
             from awe.run_cli import run as run_sequence
 

@@ -9,6 +9,8 @@ notebook): its own errors as one message, and no echo of what was just printed.
   after printing their lines) is not echoed again; the same value typed in a later cell
   shows as usual (a compact line at the prompt, a table in a notebook). See
   :mod:`awe.dpu.echo`.
+- One frame shows in a notebook as a one-row table with a preview of its image (the web
+  page's preview: :func:`awe.report.render.inline_preview`).
 
 :func:`install` is idempotent and is called by :func:`awe.startup.start_session` and when
 a notebook first asks for ``awe.dpu``.
@@ -33,6 +35,8 @@ def install(shell: Any) -> None:
     shell.set_custom_exc((AweError,), show_awe_error)
     shell.events.register("pre_run_cell", lambda *_info: forget_printed())
     _quiet_after_print(shell.displayhook)
+    html = shell.display_formatter.formatters["text/html"]
+    html.for_type_by_name("awe.db.frames", "Frame", frame_html)  # no import until shown
 
 
 def show_awe_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset=None):
@@ -58,3 +62,23 @@ def _quiet_after_print(hook: Any) -> None:
 
     QuietAfterPrint.__name__ = f"AweQuiet{base.__name__}"
     hook.__class__ = QuietAfterPrint
+
+
+def frame_html(frame: Any) -> str:
+    """A frame as a one-row table, and its image as a PNG preview when it is one and its
+    file is in this session's data store."""
+    from html import escape
+
+    from awe.data.store import DataStore
+    from awe.db.frame_list import FRAME_COLUMNS, frame_row
+    from awe.report.render import inline_preview
+    from awe.report.view import IMAGE_SUFFIXES
+    from awe.tables import Table
+
+    table = Table(FRAME_COLUMNS, [frame_row(frame)]).html()
+    if not frame.filename.lower().endswith(IMAGE_SUFFIXES):
+        return table
+    uri = inline_preview(DataStore.for_session(), frame)
+    if uri is None:
+        return table
+    return f'{table}<img src="{uri}" alt="preview of {escape(frame.filename)}">'

@@ -1,6 +1,7 @@
-"""Frames as a table: what ``RawBiasFrame.select(...)`` and ``dpu.get_job_result(...)``
-return, a plain list that shows as aligned text at the prompt and as an HTML table in a
-notebook (one row per frame, the keys that find it and the job that made it)."""
+"""Query results as tables: what ``RawBiasFrame.select(...)``, ``dpu.get_job_result(...)``
+and ``Source.select(...)`` return, plain lists that show as aligned text at the prompt and
+as an HTML table in a notebook (one row per frame, the keys that find it and the job that
+made it; one row per source, its position, magnitude and flags)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,16 @@ class FrameList(ShowsAsTable, list):
         kinds = sorted({type(frame).__name__ for frame in self})
         caption = f"{len(self)} frames ({', '.join(kinds)})" if self else "no frames"
         return Table(FRAME_COLUMNS, [frame_row(frame) for frame in self], caption)
+
+
+SOURCE_COLUMNS = ("list", "number", "x", "y", "ra", "dec", "mag_auto", "magerr_auto", "fwhm")
+SOURCE_COLUMNS += ("flags",)
+
+
+class SourceRows(ShowsAsTable, list):
+    """Sources (``Source.select``, ``source_list.get_sources``), shown as a table."""
+
+    def table(self) -> Table:
+        keys = ("x", "y", "ra", "dec", "mag_auto", "magerr_auto", "fwhm", "flags")
+        rows = [[s.source_list_id, s.number, *(getattr(s, key) for key in keys)] for s in self]
+        return Table(SOURCE_COLUMNS, rows, f"{len(self)} sources")

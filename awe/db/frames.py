@@ -52,7 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship, selectinload
 
 from awe.context import session_database, site_midnight
-from awe.db.frame_list import FrameList
+from awe.db.frame_list import FrameList, SourceRows
 from awe.db.models import NAME_LENGTH, SNAPSHOT_ID_LENGTH, Base, BigId, UTCDateTime, utcnow
 from awe.messages import FileRef
 from awe.nights import parse_night
@@ -564,7 +564,7 @@ class Source(Base):
         radius: float | None = None,
         max_flags: int | None = None,
         database: Database | None = None,
-    ) -> list[Source]:
+    ) -> SourceRows:
         """Sources of one list (a SourceList or its id), within ``radius`` arcsec of
         (ra, dec), with flags at most ``max_flags``; any combination. Ordered by list and
         number."""
@@ -583,10 +583,10 @@ class Source(Base):
             conditions.append(cls.flags <= max_flags)
         query = select(cls).where(*conditions).order_by(cls.source_list_id, cls.number)
         with session_database(database).session() as session:
-            found = list(session.scalars(query))
+            found = SourceRows(session.scalars(query))
         if radius is None:
             return found
-        return [s for s in found if _separation_arcsec(s.ra, s.dec, ra, dec) <= radius]
+        return SourceRows(s for s in found if _separation_arcsec(s.ra, s.dec, ra, dec) <= radius)
 
     def __repr__(self) -> str:
         where = f"ra={self.ra:.6f} dec={self.dec:.6f}" if self.ra is not None else ""
