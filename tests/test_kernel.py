@@ -18,17 +18,22 @@ from tests.test_scripts import COUNT
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
-@pytest.fixture
-def awe_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, awe_home: Path) -> Iterator:
-    """The AWE kernel, installed for this 'user' only, started; its client."""
-    from jupyter_client.manager import start_new_kernel
-
+def install_awe_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``awe kernel install --user`` into a Jupyter data folder of this test's own."""
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
     installed = subprocess.run([AWE, "kernel", "install", "--user"], capture_output=True, text=True)
     assert installed.returncode == 0, installed.stderr
     spec = json.loads((tmp_path / "jupyter" / "kernels" / "awe" / "kernel.json").read_text())
     assert spec["display_name"] == "AWE"
     assert spec["argv"][:3] == [sys.executable, "-m", "awe.kernel"]
+
+
+@pytest.fixture
+def awe_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, awe_home: Path) -> Iterator:
+    """The AWE kernel, installed for this 'user' only, started; its client."""
+    from jupyter_client.manager import start_new_kernel
+
+    install_awe_kernel(tmp_path, monkeypatch)
     (awe_home / "sequences").mkdir(parents=True)
     (awe_home / "sequences" / "count.py").write_text(COUNT)
     manager, client = start_new_kernel(kernel_name="awe", env=dict(os.environ))
