@@ -26,12 +26,13 @@ TRACEBACK_HINT = "(%tb shows the traceback)"
 
 def install(shell: Any) -> None:
     """Give ``shell`` (an IPython InteractiveShell) AWE's error display and echo rule."""
-    from awe.dpu.echo import forget_printed
+    from awe.dpu.echo import activate, forget_printed
     from awe.errors import AweError
 
     if getattr(shell, "_awe_installed", False):
         return
     shell._awe_installed = True
+    activate()
     shell.set_custom_exc((AweError,), show_awe_error)
     shell.events.register("pre_run_cell", lambda *_info: forget_printed())
     _quiet_after_print(shell.displayhook)

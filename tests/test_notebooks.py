@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.test_kernel import install_awe_kernel
+from awe.kernel import install_kernel
 from tests.test_prompt import BANNER
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "docs" / "notebooks").glob("*.ipynb"))
@@ -29,7 +29,8 @@ def test_every_example_is_tested_and_has_no_stored_outputs() -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
 def test_example_notebook_runs_without_an_error(path: Path, tmp_path: Path, monkeypatch) -> None:
-    install_awe_kernel(tmp_path, monkeypatch)
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
+    install_kernel(user=True)  # as `awe kernel install --user` (tests/test_kernel.py) does
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook, kernel_name="awe", timeout=300, resources={"metadata": {"path": str(tmp_path)}}

@@ -54,7 +54,9 @@ def test_prompt_errors_and_echoes_as_a_user_sees_them() -> None:
         bug = ask(main, "{}['missing']")
         assert "KeyError" in bug and "----> 1" in bug  # not ours: the full traceback
 
-        ask(main, "job = dpu.run('Diagnose')")
+        submitted = ask(main, "dpu.run('Diagnose')").strip().splitlines()
+        assert "Sending job with identifier " in submitted[-1], submitted  # no echo after it
+        ask(main, "job = _")
         waited = ask(main, "dpu.wait(job)")
         assert "Jobid " in waited and "has status FINISHED N/E/A/S/U 1/0/0/0/0" in waited
         assert "JobStatus" not in waited and "<Job" not in waited  # printed once, not echoed

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from awe.context import current_session
-from awe.dpu.echo import PrintedList, printed
+from awe.dpu.echo import printed
 from awe.dpu.options import OptionError, check_parameters
 from awe.tables import Table
 
@@ -54,7 +54,7 @@ class Pars:
             note = "" if key in self._values else " (default)"
             lines.append("    " * (len(parts) - 1) + f"{parts[-1]} : {value!r}{note}")
         print("\n".join(lines))
-        return printed(PrintedList(lines))
+        return printed(lines)
 
     def _set(self, key: str, value: Any) -> None:
         check_parameters(self._steps, {key: value})

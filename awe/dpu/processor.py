@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from awe.database_url import mask_url
-from awe.dpu.echo import PrintedDict, PrintedList, printed
+from awe.dpu.echo import printed
 from awe.dpu.service import Interrupted, JobService
 from awe.dpu.session_log import SessionLog
 from awe.env import Env, configured_dpu_names, load_env
@@ -87,7 +87,7 @@ class Processor:
         for name in names:
             marker = " (selected)" if name == self.env.dpu_name else ""
             self.say(f"{name}{marker}: {self._describe_dpu(name)}")
-        return printed(PrintedList(names))
+        return printed(names)
 
     def _describe_dpu(self, name: str) -> str:
         if name == "local":
@@ -102,13 +102,13 @@ class Processor:
         report = self.jobs.check(name)
         for line in report.lines():
             self.say(line)
-        return printed(PrintedDict(report.as_dict()))
+        return printed(report.as_dict())
 
     def select_dpu(self, name: str) -> str:
         """Send this session's jobs to DPU ``name`` from now on."""
         self.env.set("dpu_name", name)
         self.say(f"Selected DPU {name}")
-        return name
+        return printed(name)
 
     # ---- sequences ----
     def get_sequence_identifiers(self) -> list[str]:
@@ -123,7 +123,7 @@ class Processor:
         for name in names:
             spec = self.registry.get(name)
             self.say(f"{name} : {spec.doc or '(no description)'} [per {spec.fan_out}]")
-        return printed(PrintedList(names))
+        return printed(names)
 
     def get_sequence_options(self, sequence: str) -> list[str]:
         """Short then long names of the options of ``sequence`` (or a chain 'A>B')."""
@@ -187,7 +187,7 @@ class Processor:
             raise
         self.say(f"Sending job with identifier {job_id} to DPU")
         self.session_jobs.append(job_id)
-        return job_id
+        return printed(job_id)
 
     def rerun(self, jobid: int, send_code: bool = False) -> int:
         """Run again, as a new job linked to job ``jobid``, only its tasks that did not end
@@ -204,7 +204,7 @@ class Processor:
             raise
         self.say(line)
         self.session_jobs.append(new_id)
-        return new_id
+        return printed(new_id)
 
     def _dry_run(self, plan: Plan) -> dict[int, str]:
         """Show what a run would submit; nothing is recorded, written or submitted."""
@@ -268,7 +268,7 @@ class Processor:
                 lines.append(f"{at} - {message}")
             for line in lines:
                 self._print(line)
-        return printed(PrintedDict(logs))
+        return printed(logs)
 
     def wait(
         self, jobids: int | list[int] | None = None, timeout: float | None = None
@@ -314,7 +314,7 @@ class Processor:
         ones marked); return the rows. See :mod:`awe.data.calibration_overview`."""
         from awe.data.calibration_overview import show_calibration
 
-        return printed(PrintedList(show_calibration(self.database, i=i, d=d, **options)))
+        return printed(show_calibration(self.database, i=i, d=d, **options))
 
     def report(self, jobid: int, path: str) -> Path:
         """Write job ``jobid`` as one self-contained HTML page (tasks, logs, products with
@@ -324,7 +324,7 @@ class Processor:
         self._statuses(jobid)  # the job exists, and the database has its newest state
         written = write_report(self.database, jobid, path, self.env.data_root)
         self.say(f"Wrote the report of job {jobid} to {written}")
-        return written
+        return printed(written)
 
     # ---- cancelling ----
     def cancel_job(self, jobid: int) -> JobStatus:
