@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from awe.dpu.status import JobStatus
@@ -55,7 +55,7 @@ class _display:
         self.shown: dict[int, str] = {}
 
     def __enter__(self) -> Callable[[list[JobStatus]], None]:
-        if in_notebook() or sys.stderr.isatty():
+        if not bar_disabled(sys.stderr):
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=self.total, unit="task", desc="Waiting for jobs", leave=True)
@@ -80,6 +80,15 @@ class _display:
             if self.shown.get(status.job_id) != status.state.value:
                 self.shown[status.job_id] = status.state.value
                 self.say(status.line())
+
+
+def bar_disabled(stream: TextIO | None = None) -> bool | None:
+    """tqdm's ``disable`` for a bar that should show in a notebook and on a terminal and
+    nowhere else. ``None`` lets tqdm ask its stream whether it is a terminal; with a
+    ``stream``, the answer is given here."""
+    if in_notebook():
+        return False
+    return None if stream is None else not stream.isatty()
 
 
 def in_notebook() -> bool:
