@@ -5,10 +5,8 @@ the Processor printed not echoed again."""
 from __future__ import annotations
 
 import os
-import pty
-import subprocess
 
-from tests.test_prompt import AWE, read_until
+from tests.test_prompt import awe_on_a_terminal, read_until
 
 PROMPT = b"awe> "
 
@@ -26,18 +24,7 @@ def job_id(status: str) -> int:
 
 
 def test_prompt_errors_and_echoes_as_a_user_sees_them() -> None:
-    main, child = pty.openpty()
-    env = {**os.environ, "TERM": "xterm", "COLUMNS": "200", "LINES": "40"}
-    process = subprocess.Popen(
-        [AWE, "--no-confirm-exit", "--colors=NoColor", "--simple-prompt"],
-        stdin=child,
-        stdout=child,
-        stderr=child,
-        env=env,
-        close_fds=True,
-    )
-    os.close(child)
-    try:
+    with awe_on_a_terminal() as (process, main):
         read_until(main, PROMPT)
         refused = ask(main, "dpu.run('ReadNoise', i='WFI', d='2000-04-29')")
         lines = [line for line in refused.splitlines() if line.strip()]
@@ -60,6 +47,7 @@ def test_prompt_errors_and_echoes_as_a_user_sees_them() -> None:
         waited = ask(main, "dpu.wait(job)")
         assert "Jobid " in waited and "has status FINISHED N/E/A/S/U 1/0/0/0/0" in waited
         assert "JobStatus" not in waited and "<Job" not in waited  # printed once, not echoed
+        assert "Waiting for jobs: 100%" in waited  # a terminal: tqdm's bar
 
         status = ask(main, "dpu.get_status(job)")
         assert status.count("has status FINISHED") == 1 and "<Job" not in status
@@ -72,6 +60,3 @@ def test_prompt_errors_and_echoes_as_a_user_sees_them() -> None:
         assert one.strip() == f"<Job {job_id(status)} Diagnose FINISHED N/E/A/S/U 1/0/0/0/0>"
         os.write(main, b"exit\n")
         assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
-        os.close(main)
