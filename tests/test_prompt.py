@@ -4,11 +4,14 @@ interactive session on a pseudo-terminal, and a Jupyter kernel doing `from awe i
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pty
 import select
 import shutil
+import struct
 import subprocess
+import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,6 +143,7 @@ def awe_on_a_terminal() -> Iterator[tuple[subprocess.Popen, int]]:
     """``awe`` on a pseudo-terminal, as a person starts it: the process and the terminal's
     file descriptor (write what is typed, read what is shown); killed at the end."""
     main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))  # rows, columns
     env = {**os.environ, "TERM": "xterm", "COLUMNS": "200", "LINES": "40"}
     process = subprocess.Popen(
         [AWE, "--no-confirm-exit", "--colors=NoColor", "--simple-prompt"],
