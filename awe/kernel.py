@@ -45,7 +45,7 @@ def install_kernel(user: bool = False, prefix: str | None = None) -> str:
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "kernel.json").write_text(json.dumps(kernel_spec(), indent=1))
         return KernelSpecManager().install_kernel_spec(
-            folder, KERNEL_NAME, user=user, prefix=None if user else prefix, replace=True
+            folder, KERNEL_NAME, user=user, prefix=None if user else prefix
         )
 
 

@@ -18,6 +18,9 @@ a notebook first asks for ``awe.dpu``.
 
 from __future__ import annotations
 
+import builtins
+import keyword
+import re
 from typing import Any
 
 #: Said after an AWE error's message, once per error.
@@ -38,6 +41,27 @@ def install(shell: Any) -> None:
     _quiet_after_print(shell.displayhook)
     html = shell.display_formatter.formatters["text/html"]
     html.for_type_by_name("awe.db.frames", "Frame", frame_html)  # no import until shown
+
+
+def frame_classes_on_first_use(shell: Any) -> None:
+    """Put ``Frame``, ``RawBiasFrame``, ``BiasFrame``, ... in the namespace just before the
+    first cell that names anything the namespace does not have yet.
+
+    The frame classes are SQLAlchemy models; importing them at startup would cost the
+    prompt a third of a second (SQLAlchemy is otherwise imported when the database is
+    first used). ``awe -c pass`` and a cell of known names never pay it; a cell that says
+    ``BiasFrame.select(...)`` finds the class there."""
+    known = set(dir(builtins)) | set(keyword.kwlist)
+
+    def push_if_named(info: Any) -> None:
+        names = set(re.findall(r"[A-Za-z_]\w*", getattr(info, "raw_cell", "") or ""))
+        if names - known - shell.user_ns.keys():
+            shell.events.unregister("pre_run_cell", push_if_named)
+            from awe.db.frames import Frame, frame_classes
+
+            shell.push({"Frame": Frame, **frame_classes()})
+
+    shell.events.register("pre_run_cell", push_if_named)
 
 
 def show_awe_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset=None):

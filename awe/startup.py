@@ -60,14 +60,16 @@ def profile_lines(env: Env) -> list[str]:
 
 
 def start_session(shell: Any) -> None:
-    """Print the banner and bind ``dpu``, ``Processor``, ``Pars`` and the frame classes
-    (``RawBiasFrame``, ``BiasFrame``, ...) in the user's namespace."""
+    """Print the banner and bind ``dpu``, ``Processor``, ``Pars`` and (when a cell first
+    names something new, see :func:`awe.shell.frame_classes_on_first_use`) the frame
+    classes (``RawBiasFrame``, ``BiasFrame``, ...) in the user's namespace."""
     from awe.dpu.pars import Pars
     from awe.dpu.processor import Processor
     from awe.errors import AweError
-    from awe.shell import install
+    from awe.shell import frame_classes_on_first_use, install
 
     install(shell)
+    frame_classes_on_first_use(shell)
     print(WELCOME.center(BANNER_WIDTH).rstrip())
     print("Initializing Distributed Processing Unit...")
     try:
@@ -78,14 +80,7 @@ def start_session(shell: Any) -> None:
             "dpu was not created. Fix the setting above, then run: dpu = Processor()",
             file=sys.stderr,
         )
-        shell.push({"Processor": Processor, "Pars": Pars, **_frame_classes()})
+        shell.push({"Processor": Processor, "Pars": Pars})
         return
     print("\n".join(profile_lines(dpu.env)))
-    shell.push({"dpu": dpu, "Processor": Processor, "Pars": Pars, **_frame_classes()})
-
-
-def _frame_classes() -> dict[str, type]:
-    """``RawBiasFrame``, ``BiasFrame``, ... by name, for queries at the prompt."""
-    from awe.db.frames import Frame, frame_classes
-
-    return {"Frame": Frame, **frame_classes()}
+    shell.push({"dpu": dpu, "Processor": Processor, "Pars": Pars})
