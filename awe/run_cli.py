@@ -7,7 +7,8 @@ Options are ``name=value`` (short or long names), typed by the sequence's declar
 the Processor types them (never evaluated). The exit status says the outcome, so a script
 can act on it: 0 every task ended N or S, 1 some task ended E, A or U (or the job was
 cancelled), 2 the run was refused (nothing was submitted), 3 ``--timeout`` passed first
-(the job goes on). Without ``--wait`` the command returns once the job is submitted (0).
+(the job goes on), 130 Ctrl-C while waiting (the job goes on). Without ``--wait`` the
+command returns once the job is submitted (0).
 ``--json`` prints the job's status as one JSON object on stdout for other programs; the
 Astro-WISE lines then go to stderr.
 """
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from awe.dpu.status import JobStatus
 
 OK, FAILED, REFUSED, TIMED_OUT = 0, 1, 2, 3
+#: Ctrl-C while waiting (128 + SIGINT, as shells report it); the job goes on.
+INTERRUPTED = 130
 
 
 def add_parsers(commands: Any) -> None:
@@ -58,16 +61,19 @@ def run(args: argparse.Namespace) -> int:
             return REFUSED
         code = OK
         if args.wait or args.timeout is not None:
+            follow = f"(awe dpu status {job_id}, awe dpu cancel {job_id})"
             try:
                 (status,) = dpu.wait(job_id, timeout=args.timeout)
                 code = outcome(status)
             except TimeoutError:
                 print(
-                    f"awe run: job {job_id} not final after {args.timeout} s; it goes on "
-                    f"(awe dpu status {job_id}, awe dpu cancel {job_id})",
+                    f"awe run: job {job_id} not final after {args.timeout} s; it goes on " + follow,
                     file=sys.stderr,
                 )
                 code = TIMED_OUT
+            except KeyboardInterrupt:
+                print(f"awe run: stopped waiting; job {job_id} goes on {follow}", file=sys.stderr)
+                return INTERRUPTED
     if args.json:
         (status,) = dpu.jobs.statuses([job_id])
         print(json.dumps(status_as_json(status)))

@@ -4,6 +4,7 @@ and JSON, through pipes (no carriage-return progress bar when the output is not 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -71,8 +72,27 @@ def test_awe_run_says_the_outcome_in_its_exit_status(count_sequence: None) -> No
     assert unknown.returncode == 2 and "Unknown option 'colour' for Count" in unknown.stderr
 
 
-def test_awe_run_times_out_with_status_3_and_the_job_goes_on(count_sequence: None) -> None:
-    slow = awe_run("Count", "n=1", "s=30", "--timeout", "1", "--json")
+def test_awe_run_stops_waiting_at_the_timeout_or_ctrl_c_and_the_jobs_go_on(
+    count_sequence: None,
+) -> None:
+    command = [sys.executable, "-m", "awe", "run", "Count", "n=1", "s=30", "--wait"]
+    interrupted = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        slow = awe_run("Count", "n=1", "s=30", "--timeout", "1", "--json")  # meanwhile
+        for line in interrupted.stdout:  # waiting has begun once the first state line is out
+            if "has status QUEUED" in line or "has status RUNNING" in line:
+                break
+        waited = int(line.split("Jobid ")[1].split()[0])
+        interrupted.send_signal(signal.SIGINT)
+        assert interrupted.wait(timeout=30) == 130
+        assert f"stopped waiting; job {waited} goes on" in interrupted.stderr.read()
+    finally:
+        interrupted.kill()
+        interrupted.stdout.close()
+        interrupted.stderr.close()
+
     assert slow.returncode == 3, slow.stderr
     status = json.loads(slow.stdout)
     assert status["state"] in ("QUEUED", "RUNNING") and status["exit_status"] is None
@@ -80,7 +100,11 @@ def test_awe_run_times_out_with_status_3_and_the_job_goes_on(count_sequence: Non
     assert f"awe run: job {job} not final after 1.0 s; it goes on" in slow.stderr
     assert f"Jobid {job} has status QUEUED" in slow.stderr  # a line per change, no bar
     assert "\r" not in slow.stderr
+
     cancel = subprocess.run(
-        [sys.executable, "-m", "awe", "dpu", "cancel", str(job)], capture_output=True, text=True
+        [sys.executable, "-m", "awe", "dpu", "cancel", str(job), str(waited)],
+        capture_output=True,
+        text=True,
     )
-    assert f"Cancelled job {job}" in cancel.stdout, cancel.stderr
+    for still_running in (job, waited):
+        assert f"Cancelled job {still_running}" in cancel.stdout, cancel.stderr
