@@ -21,7 +21,6 @@ from typing import Any
 
 KERNEL_NAME = "awe"
 DISPLAY_NAME = "AWE"
-STARTUP = "from awe.kernel import start; start(get_ipython()); del start"
 
 
 def kernel_spec() -> dict[str, Any]:
@@ -82,7 +81,16 @@ def run(args: argparse.Namespace) -> int:
 def main() -> None:
     from ipykernel.kernelapp import IPKernelApp
 
-    IPKernelApp.launch_instance(exec_lines=[STARTUP])
+    class AweKernelApp(IPKernelApp):
+        """IPython's kernel, with the AWE session started before the user's own startup
+        code (``exec_lines``, startup files), which a configuration may set freely; the
+        configuration files are IPython's kernel's own (``ipython_kernel_config.py``)."""
+
+        def init_code(self) -> None:
+            start(self.shell)
+            super().init_code()
+
+    AweKernelApp.launch_instance()
 
 
 if __name__ == "__main__":

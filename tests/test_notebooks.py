@@ -14,6 +14,13 @@ from awe.kernel import install_kernel
 from tests.test_prompt import BANNER
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "docs" / "notebooks").glob("*.ipynb"))
+#: What each notebook must show besides running: its tables and image previews.
+SHOWS = {
+    "first-sequence": "<td>NoiseFrame.process_params.SIGMA</td><td>3.0</td>",
+    "calibrate-a-night": '<img src="data:image/png;base64,',  # the master flat's preview
+    "se-on-an-exposure": "image/png",
+    "fit-a-galaxy": "<td>ParameterMap</td>",
+}
 
 
 def test_every_example_is_tested_and_has_no_stored_outputs() -> None:
@@ -40,3 +47,5 @@ def test_example_notebook_runs_without_an_error(path: Path, tmp_path: Path, monk
     assert not [output for output in outputs if output.output_type == "error"]
     first = outputs[0]
     assert first.output_type == "stream" and first.text.lstrip().startswith(BANNER[0])
+    rich = [f"{kind} {value}" for o in outputs for kind, value in o.get("data", {}).items()]
+    assert any(SHOWS[path.stem] in shown for shown in rich), path.stem

@@ -192,6 +192,16 @@ def test_jupyter_kernel_gets_the_same_processor_lazily() -> None:
         text = "".join(outputs)
         assert text.splitlines()[0] == "False"  # nothing created before it was asked for
         assert "Processor True True" in text
+        errors: list[dict] = []
+        reply = client.execute_interactive(
+            "dpu.run('Nope')",
+            timeout=60,
+            output_hook=lambda msg: msg["msg_type"] == "error" and errors.append(msg["content"]),
+        )
+        assert reply["content"]["status"] == "error"  # AWE's error display came with dpu
+        assert errors[0]["traceback"] == [
+            f"UnknownSequence: {errors[0]['evalue']} (%tb shows the traceback)"
+        ]
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
