@@ -217,7 +217,7 @@ class Processor:
             print(f"---- batch script of task {number} ({tasks[number].name}) ----")
             print(script, end="")
         self.say(f"Dry run: {len(tasks)} tasks for DPU {plan.backend.name}; nothing was submitted")
-        return scripts
+        return printed(scripts)
 
     def show_batch_script(self, jobid: int) -> dict[int, str]:
         """Print and return the batch scripts of job ``jobid`` (a Slurm DPU's), by task."""
@@ -225,7 +225,7 @@ class Processor:
         for number, script in scripts.items():
             print(f"---- batch script of job {jobid} task {number} ----")
             print(script, end="")
-        return scripts
+        return printed(scripts)
 
     # ---- following ----
     def get_jobids(self) -> list[int]:
