@@ -105,3 +105,15 @@ def test_wait_shows_a_widget_for_jobs_submitted_elsewhere_after_a_restart(awe_ke
     _, outputs = execute(client, "statuses[0]")
     (one,) = [o for o in outputs if o["type"] == "execute_result"]
     assert one["data"]["text/plain"] == f"<Job {job} Count FINISHED N/E/A/S/U 2/0/0/0/0>"
+
+
+def test_kernel_install_under_a_prefix(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from awe.cli import main
+
+    assert main(["kernel", "install", "--prefix", str(tmp_path / "env")]) == 0
+    folder = tmp_path / "env" / "share" / "jupyter" / "kernels" / "awe"
+    assert f'Installed the "AWE" Jupyter kernel in {folder}' in capsys.readouterr().out
+    assert json.loads((folder / "kernel.json").read_text())["argv"][-2:] == [
+        "-f",
+        "{connection_file}",
+    ]
