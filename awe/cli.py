@@ -4,6 +4,7 @@
 arguments pass through, so ``awe -c "print(dpu)"`` runs a scripted session. Subcommands:
 
   awe profile install [--force]   install the IPython profile (``ipython --profile=awe``)
+  awe kernel install [--user]     register the "AWE" Jupyter kernel
   awe config                      show every setting, its value and where it came from
   awe db upgrade [REVISION]       bring the job database schema up to date
   awe db current                  show the schema revision of the job database
@@ -12,6 +13,9 @@ arguments pass through, so ``awe -c "print(dpu)"`` runs a scripted session. Subc
   awe demo                        simulate a small WFI night, ingest it, list the frames,
                                   run ReadNoise on it on the local DPU
   awe dpu list|check|status|logs|cancel|rerun   DPUs and jobs (see `awe dpu --help`)
+  awe run SEQUENCE name=value ... [--dpu NAME] [--wait] [--timeout S] [--json]
+                                  submit from a script; the exit status is the outcome
+                                  (0 N/S, 1 E/A/U, 2 refused, 3 timed out)
   awe calibration -i WFI -d 2000-04-28   the calibration frames valid on a night, per chip
   awe web [--host 127.0.0.1] [--port 8700] | awe web token   queue pages, JSON API, tokens
   awe se submit|status            DES single-epoch seasons (see `awe se --help`)
@@ -27,12 +31,14 @@ import sys
 
 SUBCOMMANDS = (
     "profile",
+    "kernel",
     "config",
     "db",
     "ingest",
     "simulate",
     "demo",
     "dpu",
+    "run",
     "calibration",
     "web",
     "se",
@@ -96,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     from awe.dpu.commands import add_parsers as add_dpu_parsers
 
     add_dpu_parsers(commands)
+    from awe.run_cli import add_parsers as add_run_parsers
+
+    add_run_parsers(commands)
+    from awe.kernel import add_parsers as add_kernel_parsers
+
+    add_kernel_parsers(commands)
     from awe.calibration_cli import add_parsers as add_calibration_parsers
 
     add_calibration_parsers(commands)
@@ -136,6 +148,14 @@ def _run_subcommand(argv: list[str]) -> int:
             from awe.dpu.commands import run as run_dpu
 
             return run_dpu(args)
+        if args.command == "kernel":
+            from awe.kernel import run as run_kernel
+
+            return run_kernel(args)
+        if args.command == "run":
+            from awe.run_cli import run as run_sequence
+
+            return run_sequence(args)
         if args.command == "web":
             from awe.web.cli import run as run_web
 

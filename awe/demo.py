@@ -101,8 +101,7 @@ def read_noise(demo: Demo) -> bool:
     print()
     dpu = demo.dpu
     job_id = dpu.run("ReadNoise", i=INSTRUMENT, d=NIGHT, C=1)
-    (status,) = dpu.wait(job_id)
-    dpu.get_status(job_id)
+    (status,) = dpu.wait(job_id)  # prints the final status line
     dpu.get_logs(job_id)
     dpu.get_job_result(job_id)
     demo.examples.append(f"dpu.run('ReadNoise', i='{INSTRUMENT}', d='{NIGHT}', c='ccd50', C=1)")

@@ -133,7 +133,7 @@ def _build_library(folder, args) -> int:
     curves = _curves([name for name, *_ in rows])
     print(f"Building {args.sfh} stellar models and the DL07 dust models...")
     sfh, ir = build_models(args.sfh, args.ir_stride, args.seed)
-    with tqdm(total=len(REDSHIFTS), unit="z") as bar:
+    with tqdm(total=len(REDSHIFTS), unit="z", disable=None) as bar:  # none unless a terminal
         written = write_library(
             folder, [r[0] for r in rows], curves, sfh, ir, progress=lambda z: bar.update()
         )

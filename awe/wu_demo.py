@@ -75,8 +75,7 @@ def pogs_demo(seed: int = 1) -> int:
     register_galaxy(database, image, DEMO_REDSHIFT, DEMO_GALAXY, "Sb", "0.1", 10, DEMO_RUN)
     fits2wu(database, dpu.env.data_root, Settings(), None)
     job = dpu.run("FitSED>PogsMaps", r=DEMO_RUN, g=DEMO_GALAXY, C=1)
-    (status,) = dpu.wait(job)
-    dpu.get_status(job)
+    (status,) = dpu.wait(job)  # prints the final status line
     with tempfile.TemporaryDirectory() as scratch:
         summary = assimilate(database, job, fit_results(dpu, job, Path(scratch)))
     print(f"Assimilated {len(summary['assimilated'])} work units")

@@ -3,12 +3,17 @@ interactive session on a pseudo-terminal, and a Jupyter kernel doing `from awe i
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import pty
 import select
 import shutil
+import struct
 import subprocess
+import termios
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -133,9 +138,13 @@ def read_until(fd: int, marker: bytes, timeout: float = 30) -> bytes:
     return seen
 
 
-def test_interactive_prompt_on_a_terminal() -> None:
+@contextlib.contextmanager
+def awe_on_a_terminal() -> Iterator[tuple[subprocess.Popen, int]]:
+    """``awe`` on a pseudo-terminal, as a person starts it: the process and the terminal's
+    file descriptor (write what is typed, read what is shown); killed at the end."""
     main, child = pty.openpty()
-    env = {**os.environ, "TERM": "xterm", "COLUMNS": "120", "LINES": "40"}
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))  # rows, columns
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "200", "LINES": "40"}
     process = subprocess.Popen(
         [AWE, "--no-confirm-exit", "--colors=NoColor", "--simple-prompt"],
         stdin=child,
@@ -146,6 +155,14 @@ def test_interactive_prompt_on_a_terminal() -> None:
     )
     os.close(child)
     try:
+        yield process, main
+    finally:
+        process.kill()
+        os.close(main)
+
+
+def test_interactive_prompt_on_a_terminal() -> None:
+    with awe_on_a_terminal() as (process, main):
         startup = read_until(main, b"awe> ")
         assert b"Welcome to the AWE Environment" in startup
         os.write(main, b"dpu.get_dpu_identifiers()\n")
@@ -153,9 +170,6 @@ def test_interactive_prompt_on_a_terminal() -> None:
         assert b"['local']" in answer
         os.write(main, b"exit\n")
         assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
-        os.close(main)
 
 
 def test_jupyter_kernel_gets_the_same_processor_lazily() -> None:
@@ -178,6 +192,16 @@ def test_jupyter_kernel_gets_the_same_processor_lazily() -> None:
         text = "".join(outputs)
         assert text.splitlines()[0] == "False"  # nothing created before it was asked for
         assert "Processor True True" in text
+        errors: list[dict] = []
+        reply = client.execute_interactive(
+            "dpu.run('Nope')",
+            timeout=60,
+            output_hook=lambda msg: msg["msg_type"] == "error" and errors.append(msg["content"]),
+        )
+        assert reply["content"]["status"] == "error"  # AWE's error display came with dpu
+        assert errors[0]["traceback"] == [
+            f"UnknownSequence: {errors[0]['evalue']} (%tb shows the traceback)"
+        ]
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)

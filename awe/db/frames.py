@@ -52,6 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship, selectinload
 
 from awe.context import session_database, site_midnight
+from awe.db.frame_list import FrameList, SourceRows
 from awe.db.models import NAME_LENGTH, SNAPSHOT_ID_LENGTH, Base, BigId, UTCDateTime, utcnow
 from awe.messages import FileRef
 from awe.nights import parse_night
@@ -175,7 +176,7 @@ class Frame(Base):
         exposure_number: int | None = None,
         filename: str | None = None,
         valid_only: bool = False,
-    ) -> list[F]:
+    ) -> FrameList:
         """Frames of this type (and its subtypes) that match every key given.
 
         ``date`` is the observing night (``'YYYY-MM-DD'``); ``object`` may hold the
@@ -199,7 +200,7 @@ class Frame(Base):
             conditions.append(cls.is_valid.is_(True))
         query = query.where(*conditions).order_by(cls.mjd, cls.night, cls.chip, cls.id)
         with session_database(database).session() as session:
-            return list(session.scalars(query))
+            return FrameList(session.scalars(query))
 
     @classmethod
     def newest_valid(
@@ -270,11 +271,11 @@ def _moment(instrument: str, night: date | None) -> datetime:
     return site_midnight(instrument, night)  # the site lives in the instrument files
 
 
-def frames_with_sha256(digests: Sequence[str], *, database: Database | None = None) -> list[Frame]:
+def frames_with_sha256(digests: Sequence[str], *, database: Database | None = None) -> FrameList:
     """The frames of any type whose files have these hashes, in the order they were made."""
     query = select(Frame).where(Frame.sha256.in_(list(digests))).order_by(Frame.id)
     with session_database(database).session() as session:
-        return list(session.scalars(query))
+        return FrameList(session.scalars(query))
 
 
 @dataclass(frozen=True)
@@ -600,7 +601,7 @@ class Source(Base):
         radius: float | None = None,
         max_flags: int | None = None,
         database: Database | None = None,
-    ) -> list[Source]:
+    ) -> SourceRows:
         """Sources of one list (a SourceList or its id), within ``radius`` arcsec of
         (ra, dec), with flags at most ``max_flags``; any combination. Ordered by list and
         number."""
@@ -619,10 +620,10 @@ class Source(Base):
             conditions.append(cls.flags <= max_flags)
         query = select(cls).where(*conditions).order_by(cls.source_list_id, cls.number)
         with session_database(database).session() as session:
-            found = list(session.scalars(query))
+            found = SourceRows(session.scalars(query))
         if radius is None:
             return found
-        return [s for s in found if _separation_arcsec(s.ra, s.dec, ra, dec) <= radius]
+        return SourceRows(s for s in found if _separation_arcsec(s.ra, s.dec, ra, dec) <= radius)
 
     def __repr__(self) -> str:
         where = f"ra={self.ra:.6f} dec={self.dec:.6f}" if self.ra is not None else ""

@@ -15,11 +15,23 @@ from typing import Any
 from awe.errors import AweError
 from awe.sequence import Option, SequenceSpec
 from awe.suggest import did_you_mean
+from awe.tables import ShowsAsTable, Table
 
 COMMON_OPTIONS = (
     Option("p", "pars", dict, {}, help="process parameters, e.g. Pars(...).get()"),
     Option("C", "commit", int, 0, help="1: store the products in the database"),
 )
+
+
+class OptionList(ShowsAsTable, list):
+    """A sequence's options (``dpu.show_sequence_options``), shown as a table."""
+
+    def table(self) -> Table:
+        rows = [
+            [o.short, o.long, o.type.__name__, o.describe_default(), o.required, o.help]
+            for o in self
+        ]
+        return Table(("short", "long", "type", "default", "required", "help"), rows)
 
 
 class OptionError(AweError):
@@ -161,3 +173,44 @@ def _require_json(value: Any, what: str) -> None:
 
 def _chain_name(steps: Sequence[SequenceSpec]) -> str:
     return ">".join(step.name for step in steps)
+
+
+def options_from_text(steps: Sequence[SequenceSpec], pairs: Sequence[str]) -> dict[str, Any]:
+    """``['i=WFI', 'd=2000-04-28', 'C=1']`` from a command line, typed by the chain's
+    declarations: ``str`` as given, ``int``/``float`` as numbers, ``list`` as a JSON list or
+    comma-separated words, ``dict`` (``p``/``pars``) as a JSON object. Values are read as
+    data (JSON at most), never evaluated. Unknown names are passed on as text, so that
+    :func:`parse_options` refuses them with the valid names."""
+    options = all_options(steps)
+    by_name = {o.short: o for o in options} | {o.long: o for o in options}
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise OptionError(f"{pair!r} is not an option: write name=value, e.g. i=WFI")
+        option = by_name.get(name)
+        values[name] = text if option is None else _from_text(option, text)
+    return values
+
+
+def _from_text(option: Option, text: str) -> Any:
+    kind = option.type
+    try:
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if kind in (list, dict):
+            if kind is list and not text.lstrip().startswith("["):
+                return [word.strip() for word in text.split(",") if word.strip()]
+            value = json.loads(text)
+            if not isinstance(value, kind):
+                raise ValueError(f"JSON {type(value).__name__}, not {kind.__name__}")
+            return value
+    except ValueError as err:
+        example = {int: "3", float: "2.5", list: "a,b or '[1, 2]'", dict: "'{\"KEY\": 1.0}'"}
+        raise OptionError(
+            f"option {option.short!r}/{option.long!r} expects {kind.__name__}, got {text!r} "
+            f"({err}); e.g. {option.short}={example[kind]}"
+        ) from None
+    return text

@@ -16,7 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 from awe.context import current_session
+from awe.dpu.echo import printed
 from awe.dpu.options import OptionError, check_parameters
+from awe.tables import Table
 
 
 class Pars:
@@ -52,7 +54,7 @@ class Pars:
             note = "" if key in self._values else " (default)"
             lines.append("    " * (len(parts) - 1) + f"{parts[-1]} : {value!r}{note}")
         print("\n".join(lines))
-        return lines
+        return printed(lines)
 
     def _set(self, key: str, value: Any) -> None:
         check_parameters(self._steps, {key: value})
@@ -77,6 +79,22 @@ class Pars:
 
     def __repr__(self) -> str:
         return f"Pars({'>'.join(s.name for s in self._steps)!r}, changed={self._values!r})"
+
+    def _table(self) -> Table:
+        """Every parameter with its value and default (a method of ``Pars``, not a
+        parameter: names with ``_`` are not parameters)."""
+        rows = [
+            [key, repr(self._values.get(key, default)), repr(default), key in self._values]
+            for key, default in sorted(self._defaults.items())
+        ]
+        name = ">".join(step.name for step in self._steps)
+        return Table(("parameter", "value", "default", "changed"), rows, f"Pars({name!r})")
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self._table().text())
+
+    def _repr_html_(self) -> str:
+        return self._table().html()
 
 
 class _Node:

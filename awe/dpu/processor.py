@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from awe.database_url import mask_url
+from awe.dpu.echo import printed
 from awe.dpu.service import Interrupted, JobService
 from awe.dpu.session_log import SessionLog
 from awe.env import Env, configured_dpu_names, load_env
@@ -86,7 +87,7 @@ class Processor:
         for name in names:
             marker = " (selected)" if name == self.env.dpu_name else ""
             self.say(f"{name}{marker}: {self._describe_dpu(name)}")
-        return names
+        return printed(names)
 
     def _describe_dpu(self, name: str) -> str:
         if name == "local":
@@ -101,13 +102,13 @@ class Processor:
         report = self.jobs.check(name)
         for line in report.lines():
             self.say(line)
-        return report.as_dict()
+        return printed(report.as_dict())
 
     def select_dpu(self, name: str) -> str:
         """Send this session's jobs to DPU ``name`` from now on."""
         self.env.set("dpu_name", name)
         self.say(f"Selected DPU {name}")
-        return name
+        return printed(name)
 
     # ---- sequences ----
     def get_sequence_identifiers(self) -> list[str]:
@@ -122,7 +123,7 @@ class Processor:
         for name in names:
             spec = self.registry.get(name)
             self.say(f"{name} : {spec.doc or '(no description)'} [per {spec.fan_out}]")
-        return names
+        return printed(names)
 
     def get_sequence_options(self, sequence: str) -> list[str]:
         """Short then long names of the options of ``sequence`` (or a chain 'A>B')."""
@@ -132,16 +133,16 @@ class Processor:
 
     def show_sequence_options(self, sequence: str) -> list[Option]:
         """Print the options as Astro-WISE's OptionsParser does; return them."""
-        from awe.dpu.options import all_options
+        from awe.dpu.options import OptionList, all_options
 
-        options = all_options(self.registry.resolve(sequence))
+        options = OptionList(all_options(self.registry.resolve(sequence)))
         print("Recognized options for the OptionsParser are:")
         for option in options:
             required = " required" if option.required else ""
             text = f'"{option.short}" or "{option.long}" (default: {option.describe_default()})'
             help_text = f" {option.help}" if option.help else ""
             self._print(f"{text}{required}{help_text}")
-        return options
+        return printed(options)
 
     def _report_registry_problems(self) -> None:
         for problem in self.jobs.registry_problems():
@@ -186,7 +187,7 @@ class Processor:
             raise
         self.say(f"Sending job with identifier {job_id} to DPU")
         self.session_jobs.append(job_id)
-        return job_id
+        return printed(job_id)
 
     def rerun(self, jobid: int, send_code: bool = False) -> int:
         """Run again, as a new job linked to job ``jobid``, only its tasks that did not end
@@ -203,7 +204,7 @@ class Processor:
             raise
         self.say(line)
         self.session_jobs.append(new_id)
-        return new_id
+        return printed(new_id)
 
     def _dry_run(self, plan: Plan) -> dict[int, str]:
         """Show what a run would submit; nothing is recorded, written or submitted."""
@@ -216,7 +217,7 @@ class Processor:
             print(f"---- batch script of task {number} ({tasks[number].name}) ----")
             print(script, end="")
         self.say(f"Dry run: {len(tasks)} tasks for DPU {plan.backend.name}; nothing was submitted")
-        return scripts
+        return printed(scripts)
 
     def show_batch_script(self, jobid: int) -> dict[int, str]:
         """Print and return the batch scripts of job ``jobid`` (a Slurm DPU's), by task."""
@@ -224,7 +225,7 @@ class Processor:
         for number, script in scripts.items():
             print(f"---- batch script of job {jobid} task {number} ----")
             print(script, end="")
-        return scripts
+        return printed(scripts)
 
     # ---- following ----
     def get_jobids(self) -> list[int]:
@@ -249,7 +250,7 @@ class Processor:
         statuses = self._statuses(jobids)
         for status in statuses:
             self.say(status.line())
-        return statuses
+        return printed(statuses)
 
     def get_logs(self, jobids: int | list[int] | None = None) -> dict[int, list[str]]:
         """Print and return the log lines of ``jobids`` (default: all your jobs)."""
@@ -267,21 +268,27 @@ class Processor:
                 lines.append(f"{at} - {message}")
             for line in lines:
                 self._print(line)
-        return logs
+        return printed(logs)
 
     def wait(
         self, jobids: int | list[int] | None = None, timeout: float | None = None
     ) -> list[JobStatus]:
-        """Wait, with a progress bar, until the jobs are final; return their statuses.
+        """Wait, with a progress bar, until the jobs are final; print and return their
+        statuses.
 
         Default: the jobs this session submitted (or all your unfinished jobs when it
-        submitted none). Raises ``TimeoutError`` after ``timeout`` seconds.
+        submitted none). Raises ``TimeoutError`` after ``timeout`` seconds. The bar follows
+        the database, so it works for jobs submitted elsewhere and after a restart; when
+        the output is not a terminal, a line per change of a job's state replaces it.
         """
         from awe.dpu.progress import wait_for
 
         if jobids is None:
             jobids = self.session_jobs or [s.job_id for s in self._statuses(None) if not s.is_final]
-        return wait_for(lambda: self._statuses(jobids), timeout)
+        statuses = wait_for(lambda: self._statuses(jobids), timeout, self.say)
+        for status in statuses:
+            self.say(status.line())
+        return printed(statuses)
 
     def get_job_result(self, jobid: int) -> list[Frame]:
         """The main committed products of job ``jobid`` (those of its last step), as frames;
@@ -299,7 +306,7 @@ class Processor:
                 if isinstance(value, (int, float, str))
             )
             self.say(f"Jobid {jobid}: {frame!r} {facts}".rstrip())
-        return frames
+        return printed(frames)
 
     def show_calibration(self, i: str | None = None, d: str | None = None, **options: Any) -> list:
         """Print, per chip and calibration type, the frame valid on night ``d`` for
@@ -307,7 +314,7 @@ class Processor:
         ones marked); return the rows. See :mod:`awe.data.calibration_overview`."""
         from awe.data.calibration_overview import show_calibration
 
-        return show_calibration(self.database, i=i, d=d, **options)
+        return printed(show_calibration(self.database, i=i, d=d, **options))
 
     def report(self, jobid: int, path: str) -> Path:
         """Write job ``jobid`` as one self-contained HTML page (tasks, logs, products with
@@ -317,7 +324,7 @@ class Processor:
         self._statuses(jobid)  # the job exists, and the database has its newest state
         written = write_report(self.database, jobid, path, self.env.data_root)
         self.say(f"Wrote the report of job {jobid} to {written}")
-        return written
+        return printed(written)
 
     # ---- cancelling ----
     def cancel_job(self, jobid: int) -> JobStatus:
@@ -328,10 +335,10 @@ class Processor:
         (status,) = self._statuses(jobid)
         if not self.jobs.cancel(status):
             self.say(f"Jobid {jobid} has already {status.state.value}; nothing to cancel")
-            return status
+            return printed(status)
         (status,) = self._statuses(jobid)
         self.say(f"Cancelled job {jobid}: " + status.line())
-        return status
+        return printed(status)
 
     def __repr__(self) -> str:
         return (

@@ -1,11 +1,18 @@
-"""Waiting for jobs with a progress bar: tqdm's, a bar in a terminal and a widget in a
-notebook, counting final tasks and showing how many run and how each ended."""
+"""Waiting for jobs with a progress bar driven by the database: tqdm's widget in a
+notebook, its text bar in a terminal, and a plain line per change of a job's state when
+the output is not a terminal (a pipe, cron, a log file), where a bar redrawn with carriage
+returns would fill the file.
+
+Every look syncs the journals into the database and reads the statuses back, so the bar is
+right for jobs submitted by another session and after a kernel restart.
+"""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from awe.dpu.status import JobStatus
@@ -14,19 +21,19 @@ if TYPE_CHECKING:
 WAIT_POLL = 0.2
 
 
-def wait_for(look: Callable[[], list[JobStatus]], timeout: float | None) -> list[JobStatus]:
+def wait_for(
+    look: Callable[[], list[JobStatus]],
+    timeout: float | None,
+    say: Callable[[str], object] = print,
+) -> list[JobStatus]:
     """Call ``look`` (a sync and the statuses) until every job is final; return the last
-    statuses. Raises ``TimeoutError`` after ``timeout`` seconds; the jobs go on."""
-    from tqdm.auto import tqdm
-
+    statuses. Raises ``TimeoutError`` after ``timeout`` seconds; the jobs go on. ``say``
+    prints the lines that replace the bar when the output is not a terminal."""
     deadline = None if timeout is None else time.monotonic() + timeout
     statuses = look()
-    total = sum(s.total for s in statuses)
-    with tqdm(total=total, unit="task", desc="Waiting for jobs", leave=True) as bar:
+    with _display(sum(s.total for s in statuses), say) as show:
         while True:
-            done = sum(sum(s.counts.values()) for s in statuses)
-            bar.update(done - bar.n)
-            bar.set_postfix_str(summary(statuses), refresh=False)
+            show(statuses)
             if all(s.is_final for s in statuses):
                 return statuses
             if deadline is not None and time.monotonic() > deadline:
@@ -37,6 +44,57 @@ def wait_for(look: Callable[[], list[JobStatus]], timeout: float | None) -> list
                 )
             time.sleep(WAIT_POLL)
             statuses = look()
+
+
+class _display:
+    """The bar, or the state-change lines: a context manager giving ``show(statuses)``."""
+
+    def __init__(self, total: int, say: Callable[[str], object]) -> None:
+        self.total, self.say = total, say
+        self.bar = None
+        self.shown: dict[int, str] = {}
+
+    def __enter__(self) -> Callable[[list[JobStatus]], None]:
+        if not bar_disabled(sys.stderr):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, unit="task", desc="Waiting for jobs", leave=True)
+            return self._update_bar
+        return self._say_changes
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def _update_bar(self, statuses: list[JobStatus]) -> None:
+        done = sum(sum(s.counts.values()) for s in statuses)
+        self.bar.update(done - self.bar.n)
+        self.bar.set_postfix_str(summary(statuses), refresh=False)
+
+    def _say_changes(self, statuses: list[JobStatus]) -> None:
+        """A line when a job's state changes (not at every finished task: a job of 500
+        tasks would still flood a log file). The final lines are the caller's."""
+        for status in statuses:
+            if status.is_final:
+                continue
+            if self.shown.get(status.job_id) != status.state.value:
+                self.shown[status.job_id] = status.state.value
+                self.say(status.line())
+
+
+def bar_disabled(stream: TextIO | None = None) -> bool | None:
+    """tqdm's ``disable`` for a bar that should show in a notebook and on a terminal and
+    nowhere else. ``None`` lets tqdm ask its stream whether it is a terminal; with a
+    ``stream``, the answer is given here."""
+    if in_notebook():
+        return False
+    return None if stream is None else not stream.isatty()
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (tqdm.auto then draws a widget)."""
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def summary(statuses: list[JobStatus]) -> str:

@@ -271,6 +271,8 @@ def submit(
     returns each exposure's completeness, and writes ``output.txt``."""
     from tqdm.auto import tqdm
 
+    from awe.dpu.progress import bar_disabled
+
     if max_in_flight < 1:
         raise AweError(f"max_in_flight is at least 1, got {max_in_flight}")
     entries = read_exposure_list(exposures)
@@ -292,7 +294,8 @@ def submit(
         queue.append(entry)
     running: dict[int, ExposureEntry] = {}
     options = {"C": 1, **(se_options or {})}
-    with tqdm(total=len(queue), unit="exposure", desc=f"Season {number}") as bar:
+    season_bar = {"unit": "exposure", "desc": f"Season {number}", "disable": bar_disabled()}
+    with tqdm(total=len(queue), **season_bar) as bar:
         while queue or running:
             while queue and len(running) < max_in_flight:
                 entry = queue.pop(0)

@@ -106,7 +106,7 @@ def write_report(
 
     view = job_view(database, job_id)
     store = DataStore(data_root) if data_root is not None else None
-    previews = {p.id: _inline_preview(store, p) for p in view.products if p.is_image}
+    previews = {p.id: inline_preview(store, p) for p in view.products if p.is_image}
     environment = make_environment()
     html = environment.get_template("report.html").render(
         job=view,
@@ -120,9 +120,10 @@ def write_report(
     return target
 
 
-def _inline_preview(store: Any, product: ProductView) -> str | None:
-    """The preview as a ``data:`` URI, or ``None`` when the file is not at hand or holds
-    no image (the report says so instead of failing)."""
+def inline_preview(store: Any, product: ProductView) -> str | None:
+    """The preview of ``product`` (anything with ``id`` and ``sha256``: a product view, a
+    frame) as a ``data:`` URI, or ``None`` when the file is not at hand or holds no image
+    (the report says so instead of failing). Also the preview of a frame in a notebook."""
     from awe.report.preview import NotAnImage, fits_preview_png
 
     if store is None or not store.exists(product.sha256):
