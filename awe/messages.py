@@ -115,6 +115,8 @@ class Task:
     retries: int = 0
     #: Products (as JSON) of an earlier job's tasks this one waited for: a rerun's inputs.
     reused_upstream: Sequence[Any] = ()
+    #: Runs when only some of ``depends_on`` failed (see ``awe.sequence.sequence``).
+    tolerant: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "depends_on", tuple(self.depends_on))
@@ -126,7 +128,22 @@ class Task:
         record["depends_on"] = list(self.depends_on)
         record["inputs"] = list(self.inputs)
         record["reused_upstream"] = list(self.reused_upstream)
+        if not self.tolerant:  # as written before the field existed: older runners read it
+            del record["tolerant"]
         return record
+
+    def skip_reason(self, ended: Mapping[int, str | None], names: Mapping[int, str]) -> str | None:
+        """Why this task must not start, given the final letters of the tasks it waits for
+        (``None`` for one that left no outcome); ``None`` when it may start."""
+        failed = [n for n in self.depends_on if ended.get(n) != "N"]
+        if not failed or (self.tolerant and len(failed) < len(self.depends_on)):
+            return None
+        state = ended.get(failed[0])
+        first = f"{names[failed[0]]} {f'ended {state}' if state else 'left no outcome'}"
+        if not self.tolerant:
+            return first
+        more = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
+        return f"every task it waits for failed: {first}{more}"
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> Task:

@@ -140,6 +140,7 @@ class SequenceSpec:
     time_limit: float
     module: str
     retries: int = 0
+    tolerant: bool = False
 
     chain: tuple[str, ...] = ()  # a named chain: the steps it stands for
 
@@ -163,6 +164,7 @@ def sequence(
     estimate: float = 10.0,
     time_limit: float = 3600.0,
     retries: int = 0,
+    tolerant: bool = False,
 ) -> Callable[[Callable[[TaskContext], Any]], Callable[[TaskContext], Any]]:
     """Declare the decorated function as a sequence named ``name`` (default: its name).
 
@@ -170,6 +172,9 @@ def sequence(
     ``time_limit`` the default seconds after which a task is aborted (``A``).
     ``retries``: how many times a task that ended ``A`` because its process died (a lost
     node, the OOM killer) is run again; a time limit or a cancel is never retried.
+    ``tolerant``: a task runs when only some of the tasks it waits for failed, with the
+    products of those that ended N (an exposure's sky from the CCDs that worked); it is
+    skipped only when every one of them failed. By default one failure skips it.
     """
     if not (isinstance(retries, int) and 0 <= retries <= MAX_RETRIES):
         raise ValueError(f"retries={retries!r}; give a whole number from 0 to {MAX_RETRIES}")
@@ -203,6 +208,7 @@ def sequence(
             time_limit=float(time_limit),
             module=function.__module__,
             retries=retries,
+            tolerant=bool(tolerant),
         )
         return function
 

@@ -404,6 +404,7 @@ def _degrees(value: Any) -> float:
     parameters=PARAMETERS,
     fan_out="exposure",
     select=select_exposure,
+    tolerant=True,  # the CCDs that worked go on: a failed one is reported, not contagious
     estimate=5.0,
 )
 def SESky(task: TaskContext) -> None:
@@ -425,10 +426,6 @@ def SESky(task: TaskContext) -> None:
             u.append(table["U"])
             v.append(table["V"])
             values.append(table["SKY"])
-    # The polynomial's order grows with the CCDs it spans: a few CCDs cannot hold a curve.
-    order = min(
-        int(run.parameter("SKY_ORDER")), 0 if len(pieces) < 3 else 1 if len(pieces) < 10 else 2
-    )
     # The polynomial's order grows with the CCDs it spans: a few CCDs cannot hold a curve.
     order = int(run.parameter("SKY_ORDER"))
     order = min(order, 0 if len(pieces) < 3 else 1 if len(pieces) < 10 else order)
@@ -468,6 +465,8 @@ def SECatalog(task: TaskContext) -> None:
         return
     (sky_fit,) = [p for p in task.upstream if p.kind == "SESkyFit"]
     model = json.loads(Path(sky_fit.path).read_text())
+    if ccd not in model["ccds"]:  # its SEDetrend failed: the exposure went on without it
+        raise NothingToDo(f"CCD {ccd} was not detrended in this job: the sky was fit without it")
     reduced = _detrend_files(run, ccd)["SEReducedCCD"]
     with fits.open(reduced) as hdul:
         header = hdul["SCI"].header.copy()
@@ -603,6 +602,7 @@ def SECatalog(task: TaskContext) -> None:
     parameters=PARAMETERS,
     fan_out="exposure",
     select=select_exposure,
+    tolerant=True,  # the CCDs that worked go on: a failed one is reported, not contagious
     estimate=10.0,
 )
 def SECalibrate(task: TaskContext) -> None:

@@ -162,8 +162,12 @@ def test_a_ccd_that_fails_is_reported_while_the_others_go_on(se, tmp_path) -> No
     assert tasks["SEDetrend[668439/01]"].state is TaskState.N
     failed = tasks["SEDetrend[668439/03]"]
     assert failed.state is TaskState.E and "D_Y4_03_calib.fits is missing" in failed.reason
-    assert tasks["SESky[668439]"].state is TaskState.S  # afterok: it waited for CCD 3 too
-    assert "SEDetrend[668439/03] ended E" in tasks["SESky[668439]"].reason
+    # the exposure goes on with the CCD that worked: its sky, CCD 1's catalogue
+    assert tasks["SESky[668439]"].state is TaskState.N
+    assert "sky over 1 CCDs" in "\n".join(se.dpu.get_logs(job)[job])
+    assert tasks["SECatalog[668439/01]"].state is TaskState.N
+    skipped = tasks["SECatalog[668439/03]"]
+    assert skipped.state is TaskState.S and "CCD 3 was not detrended" in skipped.reason
 
 
 def test_a_rerun_skips_ccds_the_database_knows_complete(se) -> None:

@@ -199,6 +199,20 @@ def test_a_failed_dependency_skips_what_waits_for_it(dpu: Processor) -> None:
     assert total.reason == "Fail ended E" and total.started_at is None
 
 
+def test_a_tolerant_step_goes_on_with_what_did_not_fail(dpu: Processor) -> None:
+    """A tolerant step (an exposure's after its CCDs) runs when some of what it waits for
+    failed, and is skipped only when all of it did."""
+    job_id = dpu.run("Outcomes>Survivors")
+    dpu.wait(job_id, timeout=TIMEOUT)
+    survivors = tasks_of(dpu, job_id)[-1]
+    assert survivors.state is TaskState.N, survivors.reason
+    job_id = dpu.run("Fail>Survivors")
+    dpu.wait(job_id, timeout=TIMEOUT)
+    fail, survivors = tasks_of(dpu, job_id)
+    assert (fail.state, survivors.state) == (TaskState.E, TaskState.S)
+    assert survivors.reason == "every task it waits for failed: Fail ended E"
+
+
 def test_time_limit_aborts_the_task(dpu: Processor) -> None:
     job_id = dpu.run("Hello", n=1, s=60.0, time_limit=0.5)
     (status,) = dpu.wait(job_id, timeout=TIMEOUT)

@@ -582,3 +582,26 @@ def test_a_rerun_plan_renumbers_and_hands_on_products() -> None:
     assert upstream == [[], made[0], []]  # t2 keeps t0's product, which does not run again
     again = plan_rerun(plan.description, {0: "N", 1: "E", 2: "S"}, {0: [{"path": "/p1"}]})
     assert again.description["tasks"][0]["reused_upstream"] == [*made[0], {"path": "/p1"}]
+
+
+def test_a_rerun_runs_a_tolerant_task_again_with_what_it_went_without() -> None:
+    """CCD 1 failed, the exposure step (tolerant) went on with CCD 0: rerunning CCD 1 runs
+    the exposure step again, with CCD 0's product handed on; CCD 0 is not run again."""
+    from awe.dpu.rerun import plan_rerun
+
+    old = {
+        "job_id": 8,
+        "tasks": [
+            {"number": 0, "name": "ccd0", "depends_on": []},
+            {"number": 1, "name": "ccd1", "depends_on": []},
+            {"number": 2, "name": "exposure", "depends_on": [0, 1], "tolerant": True},
+        ],
+    }
+    made = {0: [{"path": "/ccd0"}], 2: [{"path": "/exposure"}]}
+    plan = plan_rerun(old, {0: "N", 1: "E", 2: "N"}, made)
+    assert plan.numbers == [1, 2]
+    exposure = plan.description["tasks"][1]
+    assert (exposure["depends_on"], exposure["reused_upstream"]) == ([0], made[0])
+    # without tolerance the N exposure step would have stayed as it was
+    old["tasks"][2].pop("tolerant")
+    assert plan_rerun(old, {0: "N", 1: "E", 2: "N"}, made).numbers == [1]

@@ -71,6 +71,7 @@ def plan_job(
                     time_limit=float(time_limit or spec.time_limit),
                     estimate=spec.estimate,
                     retries=spec.retries,
+                    tolerant=spec.tolerant,
                 )
             )
             tasks.append(current[-1])

@@ -7,6 +7,8 @@ task descriptions (read back from the job's own ``job.json`` on the DPU, so a se
 that would choose differently today changes nothing) and, unless ``send_code=True``, the
 same code snapshot. Tasks that ended ``N`` are not run again: a rerun task that waited for
 one gets its products (from the old job's journal, still on the DPU) as upstream inputs.
+A tolerant task (an exposure step that went on without a failed CCD) runs again too when
+something it waits for does, so the rerun CCD joins its exposure's sky and zeropoints.
 So the DES season's resume and the POGS reissue cost only the failed work.
 """
 
@@ -40,7 +42,12 @@ class RerunPlan:
 def plan_rerun(old: dict[str, Any], states: dict[int, str], products: dict[int, list]) -> RerunPlan:
     """From the old job's description, its tasks' final letters and the products of its
     ``N`` tasks, the description of a job of the tasks that did not end ``N``."""
-    again = [t["number"] for t in old["tasks"] if states[t["number"]] != "N"]
+    again: dict[int, None] = {}  # in order
+    for task in sorted(old["tasks"], key=lambda t: t["number"]):  # upstream first
+        # A tolerant task that went on without some of its inputs runs again with them.
+        missed = task.get("tolerant") and any(d in again for d in task["depends_on"])
+        if states[task["number"]] != "N" or missed:
+            again[task["number"]] = None
     renumber = {number: new for new, number in enumerate(again)}
     tasks = []
     for task in old["tasks"]:
@@ -55,7 +62,7 @@ def plan_rerun(old: dict[str, Any], states: dict[int, str], products: dict[int, 
                 "reused_upstream": [*task.get("reused_upstream", []), *reused],
             }
         )
-    return RerunPlan({**old, "tasks": tasks}, again)
+    return RerunPlan({**old, "tasks": tasks}, list(again))
 
 
 def rerun_job(dpu: JobService, job_id: int, send_code: bool = False) -> tuple[int, str]:

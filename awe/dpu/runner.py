@@ -8,7 +8,9 @@ forks one child per task (:mod:`awe.dpu.supervise`) and journals it, so the fork
 supervision and the journal writing run on every core at once instead of queueing in one
 process; forking a warm process costs a millisecond or two instead of a Python start-up.
 
-A task whose dependency did not end ``N`` is skipped (``S``) without starting. SIGTERM
+A task whose dependency did not end ``N`` is skipped (``S``) without starting; a tolerant
+one (an exposure step after its CCDs) only when all of them failed, and it receives the
+products of those that ended ``N``. SIGTERM
 cancels the job: running tasks are killed (``A``), queued ones skipped (``S``). A slot that
 dies takes only its task with it (``A``) and is replaced; if the runner dies, its slots
 kill their tasks and leave, and the next sync ends the job's unfinished tasks.
@@ -77,6 +79,7 @@ class Runner:
         self.job_dir = job_dir
         self.job = Job.read(job_dir / JOB_FILE)
         self.tasks: dict[int, Task] = {t.number: t for t in self.job.tasks}
+        self.names = {number: task.name for number, task in self.tasks.items()}
         self.workers = max(1, int(self.job.max_workers or os.cpu_count() or 1))
         self.state: dict[int, str] = dict.fromkeys(self.tasks, "QUEUED")
         self.products: dict[int, list[dict[str, Any]]] = {n: [] for n in self.tasks}
@@ -161,7 +164,7 @@ class Runner:
                 task = self.tasks[number]
                 upstream = [  # a rerun's task also gets products of the job it reruns
                     *task.reused_upstream,
-                    *(p for d in task.depends_on for p in self.products[d]),
+                    *(p for d in task.depends_on if self.state[d] == "N" for p in self.products[d]),
                 ]
                 try:
                     _send(slot.commands, {"cmd": "run", "task": number, "upstream": upstream})
@@ -210,12 +213,17 @@ class Runner:
             write_outcome(self.job_dir, number, state, reason)
         self.state[number] = state
         for dependent in self.dependents[number]:
-            if state != "N":
+            task = self.tasks[dependent]
+            if state != "N" and not task.tolerant:
                 self._skip(dependent, f"{self.tasks[number].name} ended {state}")
                 continue
             self.waiting[dependent] -= 1
             if self.waiting[dependent] == 0 and self.state[dependent] == "QUEUED":
-                self.ready.append(dependent)
+                reason = task.skip_reason(self.state, self.names)
+                if reason is None:
+                    self.ready.append(dependent)
+                else:
+                    self._skip(dependent, reason)
 
     def _skip(self, number: int, reason: str) -> None:
         if self.state[number] != "QUEUED":

@@ -94,10 +94,10 @@ def run_task(job_dir: Path, number: int) -> str:
     tasks = {task.number: task for task in job.tasks}
     task = tasks[number]
     dependencies = dependency_outcomes(job_dir, list(task.depends_on))
-    for dependency, outcome in dependencies.items():
-        if outcome["state"] != "N":
-            ended = f"ended {outcome['state']}" if outcome["state"] else "left no outcome"
-            return _end(job_dir, number, "S", f"{tasks[dependency].name} {ended}")
+    ended = {dependency: outcome["state"] for dependency, outcome in dependencies.items()}
+    reason = task.skip_reason(ended, {n: t.name for n, t in tasks.items()})
+    if reason is not None:
+        return _end(job_dir, number, "S", reason)
     from awe.dpu.registry import Registry
 
     try:
@@ -106,7 +106,12 @@ def run_task(job_dir: Path, number: int) -> str:
         return _end(job_dir, number, "E", f"sequence not found: {err}")
     upstream = [  # a rerun's task also gets products of the job it reruns
         *(ProductRecord.from_json(p) for p in task.reused_upstream),
-        *(p for outcome in dependencies.values() for p in outcome["products"]),
+        *(
+            p
+            for outcome in dependencies.values()
+            if outcome["state"] == "N"
+            for p in outcome["products"]
+        ),
     ]
     explain = memory_kill_explainer()
     result = supervise(job, task, spec, upstream, job_dir, explain_signal=explain)
