@@ -605,3 +605,23 @@ def test_a_rerun_runs_a_tolerant_task_again_with_what_it_went_without() -> None:
     # without tolerance the N exposure step would have stayed as it was
     old["tasks"][2].pop("tolerant")
     assert plan_rerun(old, {0: "N", 1: "E", 2: "N"}, made).numbers == [1]
+
+
+def test_a_runner_just_spawned_is_never_taken_for_gone(tmp_path: Path) -> None:
+    """Popen returns while the kernel is still in exec: for that moment the new process's
+    command line reads empty. Taken for a stranger's, a sync ended the job's tasks U and
+    killed the runner (seen: 5 of 80 tiny jobs on 2 busy cores); it is read again."""
+    from awe.dpu.remote.agent import runs_runner
+    from awe.dpu.remote.commands import spawn_detached
+
+    job_dir = str(tmp_path)
+    argv = [sys.executable, "-c", "import time; time.sleep(30)", "-m", "awe.dpu.runner", job_dir]
+    missed = 0
+    for _ in range(100):
+        pid = spawn_detached(argv, str(tmp_path / "log"), {}, job_dir)
+        try:
+            missed += not runs_runner(pid, job_dir)
+        finally:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert missed == 0

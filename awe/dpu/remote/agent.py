@@ -25,6 +25,7 @@ import signal
 import socket
 import sys
 import tarfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -66,13 +67,26 @@ def journals(args: dict[str, Any]) -> dict[str, str]:
 def runs_runner(pid: int, job_dir: str) -> bool:
     """Whether ``pid`` is alive and is this job's runner (or one of its workers or tasks)."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        cmdline = _command_line(pid)
         status = Path(f"/proc/{pid}/status").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return False
     if "\nState:\tZ" in status:  # a zombie has finished
         return False
     return b"awe.dpu.runner" in cmdline and job_dir.encode() in cmdline
+
+
+def _command_line(pid: int) -> list[bytes]:
+    """The arguments of process ``pid``. A process in the middle of ``exec`` (a runner
+    just spawned: Popen returns before the kernel has set up its arguments) shows an empty
+    command line for a moment; it is read again rather than taken for a stranger's. Still
+    empty after half a second: a kernel thread, not ours."""
+    for _ in range(50):
+        data = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if data:
+            return data.split(b"\0")
+        time.sleep(0.01)
+    return []
 
 
 def runner_pid(job_dir: str) -> int | None:
