@@ -3,7 +3,7 @@ testing.py)."""
 
 import time
 
-from awe.sequence import Option, sequence
+from awe.sequence import Option, Unit, sequence
 
 
 @sequence(
@@ -17,3 +17,12 @@ def Hog(task):
         blocks.append(bytearray(b"x" * (20 << 20)))
         time.sleep(0.05)
     task.log.info("held %d MB", 20 * len(blocks))
+
+
+@sequence(
+    fan_out="chip",
+    select=lambda options, context: [Unit(key=u.key) for u in context.previous],
+)
+def Echo(task):
+    """Once per chip of the step before, after that chip: a chip-to-chip step."""
+    task.log.info("echo of %s after %d upstream products", task.unit.key, len(task.upstream))

@@ -1,4 +1,5 @@
-"""A Slurm DPU: every task is a Slurm batch job; Slurm schedules, AWE follows.
+"""A Slurm DPU: every task runs as a Slurm job (an element of its step's job array, or a
+batch job of its own); Slurm schedules, AWE follows.
 
 A scheduler of the DPU seam, over either transport: this machine (no ``host`` in the DPU
 definition) or a login node behind SSH (code shipping and input staging are the
@@ -6,9 +7,10 @@ transport's, as for any DPU). Layout in the DPU's
 ``work_dir`` (a file system the compute nodes share, as on real clusters)::
 
     jobs/<job id>/job.json            the job, as the workers read it
-    jobs/<job id>/slurm/<n>.sh        task n's batch script (readable; show_batch_script)
-    jobs/<job id>/slurm/<n>.out       its output: Slurm's own messages, worker tracebacks
-    jobs/<job id>/slurm.json          the Slurm job id of every task
+    jobs/<job id>/slurm/step<s>.sh    step s's array script (readable; show_batch_script)
+    jobs/<job id>/slurm/step<s>.<i>.out  element i's output: Slurm's messages, tracebacks
+    jobs/<job id>/slurm/<n>.sh, <n>.out  the same for a task submitted alone
+    jobs/<job id>/slurm.json          the Slurm id, script and output of every task
     jobs/<job id>/tasks/<n>.jsonl     task n's journal, written by its worker
 
 Facts come back two ways. The journals say what the tasks said (one read for all tasks).
@@ -22,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from awe.dpu.backends.base import Backend, Launch, Scheduler, Verdict
+from awe.dpu.backends.slurm_arrays import Submission, plan_submissions
 from awe.dpu.backends.slurm_script import check_values, render_scripts
 from awe.dpu.remote import program, slurm_agent
 from awe.dpu.remote.shell import RemoteError
@@ -51,24 +54,36 @@ class SlurmScheduler(Scheduler):
 
     # ---- submitting ----
     def submit(self, launch: Launch) -> None:
-        """Write job.json and the batch scripts and sbatch them all in one agent call: one
-        round trip to the login node for the whole job."""
-        scripts = self._scripts(launch, str(launch.job.job_id))
-        tasks = [
-            {"number": t.number, "script": scripts[t.number], "depends_on": list(t.depends_on)}
-            for t in launch.job.tasks
+        """Write job.json and the batch scripts and sbatch them in one agent call: one
+        round trip to the login node for the whole job, one sbatch per step where the
+        step's dependencies fit a job array."""
+        submissions = plan_submissions(launch.job.to_json()["tasks"])
+        scripts = self._scripts(launch, str(launch.job.job_id), submissions)
+        sent = [
+            {**s.to_json(), "script": text} for s, text in zip(submissions, scripts, strict=True)
         ]
-        self.call("submit", {"dir": launch.job_dir, "job": launch.job.to_json(), "tasks": tasks})
+        self.call(
+            "submit", {"dir": launch.job_dir, "job": launch.job.to_json(), "submissions": sent}
+        )
 
     def preview(self, launch: Launch) -> dict[int, str]:
-        """The batch scripts a job would get, touching nothing (``dpu.run(dry_run=True)``)."""
-        return self._scripts(launch, "<job id>")
+        """The batch scripts a job would get, by task number (an array's script for each of
+        its tasks), touching nothing (``dpu.run(dry_run=True)``)."""
+        submissions = plan_submissions(launch.job.to_json()["tasks"])
+        scripts = self._scripts(launch, "<job id>", submissions)
+        return {n: text for s, text in zip(submissions, scripts, strict=True) for n in s.tasks}
 
-    def _scripts(self, launch: Launch, job_key: str) -> dict[int, str]:
+    def _scripts(self, launch: Launch, job_key: str, submissions: list[Submission]) -> list[str]:
         check_values(self.definition, self.transport.work_dir)
         job = launch.job.to_json()
         return render_scripts(
-            self.definition, job_key, launch.job_dir, job, launch.environment, launch.python
+            self.definition,
+            job_key,
+            launch.job_dir,
+            job,
+            launch.environment,
+            launch.python,
+            submissions,
         )
 
     # ---- following ----
@@ -96,8 +111,14 @@ class SlurmScheduler(Scheduler):
             outcome = judge(state, reason, code, unfinished[int(number)])
             if outcome is not None:
                 outcomes[int(number)] = outcome
+        dropped = set(facts.get("dropped", []))
         for number in facts["unknown"]:
-            if unfinished[int(number)] == "RUNNING":
+            if number in dropped and unfinished[int(number)] == "QUEUED":
+                outcomes[int(number)] = (
+                    "S",
+                    "CANCELLED in Slurm before it started (scancel of its array element)",
+                )
+            elif unfinished[int(number)] == "RUNNING":
                 outcomes[int(number)] = ("A", "lost: Slurm no longer knows its job")
             else:
                 outcomes[int(number)] = ("U", "never started: Slurm no longer knows its job")
@@ -116,11 +137,12 @@ class SlurmScheduler(Scheduler):
         belong to compute nodes this machine cannot signal."""
 
     def batch_scripts(self, work_dir: str) -> dict[int, str]:
-        """The job's batch scripts, each headed by the Slurm job id it was given."""
+        """The job's batch scripts by task number, each headed by the Slurm job id it was
+        given (an array's id, the same for all its tasks)."""
         found = self.call("scripts", {"dir": work_dir})
         scripts = {}
         for number, text in sorted(found["scripts"].items(), key=lambda item: int(item[0])):
-            slurm_id = found["ids"].get(number, "not submitted")
+            slurm_id = found["ids"].get(number, "not submitted").split("_")[0]
             first, _, rest = text.partition("\n")
             scripts[int(number)] = f"{first}\n# Slurm job id: {slurm_id}\n{rest}"
         return scripts
