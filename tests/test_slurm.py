@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from awe.db.models import Job, JobState, Task, TaskState
 from awe.dpu import Processor
-from awe.dpu.backends.slurm import SlurmBackend, judge
+from awe.dpu.backends.slurm import SlurmBackend, SlurmScheduler, judge
 from awe.dpu.backends.slurm_arrays import plan_submissions
 from awe.dpu.backends.slurm_script import slurm_time
 from awe.dpu.remote import slurm_agent
@@ -332,10 +332,17 @@ def test_a_62_chip_fan_out_is_one_sbatch_per_step_and_one_squeue_per_poll(
         commands.append("poll")  # each poll of wait() folds the journals once
         real_sync(self, jobids)
 
+    real_call = SlurmScheduler.call
+
+    def counting_call(self: SlurmScheduler, verb: str, args: dict) -> object:
+        commands.append(f"call:{verb}")  # one agent call is one round trip behind SSH
+        return real_call(self, verb, args)
+
     monkeypatch.setattr(slurm_agent, "_run", counting_run)
     monkeypatch.setattr(Processor, "sync", marked_sync)
+    monkeypatch.setattr(SlurmScheduler, "call", counting_call)
     job_id = dpu.run("Hello>Echo>Total", n=62)
-    assert commands == ["sbatch"] * 3  # one per step, not one per task
+    assert commands == ["call:submit", "sbatch", "sbatch", "sbatch"]  # one per step
     commands.clear()
     ids = slurm_ids(dpu, job_id)
     arrays = [ids[0].split("_")[0], ids[62].split("_")[0], ids[124].split("_")[0]]
@@ -360,10 +367,11 @@ def test_a_62_chip_fan_out_is_one_sbatch_per_step_and_one_squeue_per_poll(
     logs = "\n".join(dpu.get_logs(job_id)[job_id])
     assert "echo of c61 after 1 upstream products" in logs
     assert "upstream products: 0" in logs  # Echo makes none; Total saw Echo's
-    polls = " ".join(commands).split("poll")[1:]
+    polls = " ".join(commands).split("poll ")[1:]
     asked = [poll.split() for poll in polls]
     assert len(polls) >= 2 and any(asked)  # the check below saw Slurm asked, more than once
-    assert all(words in ([], ["squeue"], ["squeue", "sacct"]) for words in asked), asked
+    # Each poll of the running job: one agent call, in it one squeue (journals read after).
+    assert all(words in ([], ["call:poll", "squeue"]) for words in asked), asked
 
 
 def test_scancel_of_one_array_element_ends_only_its_task(dpu: Processor, awe_home: Path) -> None:
@@ -564,3 +572,74 @@ def test_des_se_on_slurm_waits_per_exposure(
     assert "# Waits for: SESky[668439]" in scripts[3]
     out = archive.output("persistent", "gw", NITE, EXPOSURE)
     assert (out / "allZP_D00668439_r4p7.csv").is_file()
+
+
+# ---- pilot mode ----
+def pilot_dpu(awe_home: Path, tmp_path: Path, nodes: int, cpus: int) -> Processor:
+    """A Slurm DPU in pilot mode (SQLite: the database plays no part in how tasks reach
+    their allocations)."""
+    pilot = {"mode": "pilot", "nodes": nodes, "cpus_per_node": cpus, "walltime": "00:10:00"}
+    return make_dpu(awe_home, f"sqlite:///{tmp_path / 'jobs.db'}", tmp_path / "c", **pilot)
+
+
+def pilots_of(dpu: Processor, job_id: int) -> list[str]:
+    return json.loads((job_dir(dpu, job_id) / slurm_agent.SLURM_FILE).read_text())["pilots"]
+
+
+def test_pilot_mode_runs_a_chain_in_two_allocations_with_one_sbatch(
+    slurm: str, awe_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dpu = pilot_dpu(awe_home, tmp_path, nodes=2, cpus=1)
+    commands: list[str] = []
+    real_run = slurm_agent._run
+
+    def counting_run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        commands.append(argv[0])
+        return real_run(argv, timeout)
+
+    monkeypatch.setattr(slurm_agent, "_run", counting_run)
+    job_id = dpu.run("Hello>Echo>Total", n=6)
+    assert commands == ["sbatch"]  # two pilots, one job array
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts == {"N": 13, "E": 0, "A": 0, "S": 0, "U": 0}
+    assert commands.count("sbatch") == 1  # no pilot was replaced
+    tasks = tasks_of(dpu, job_id)
+    for chip in range(6):
+        assert tasks[6 + chip].started_at >= tasks[chip].finished_at
+    assert tasks[12].started_at >= max(t.finished_at for t in tasks[6:12])
+    assert len({t.pid for t in tasks}) == 13  # each task in its own process
+    claims = job_dir(dpu, job_id) / "pilot" / "claims"
+    takers = {(claims / str(n)).read_text() for n in range(13)}
+    assert takers <= set(pilots_of(dpu, job_id)) and len(pilots_of(dpu, job_id)) == 2
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert "echo of c5 after 1 upstream products" in logs and "upstream products: 0" in logs
+    scripts = dpu.show_batch_script(job_id)
+    assert "#SBATCH --time=00:10:00" in scripts[0] and "-m awe.dpu.pilot" in scripts[0]
+
+
+def test_pilot_mode_cancel_and_an_allocation_lost_under_its_tasks(
+    slurm: str, awe_home: Path, tmp_path: Path
+) -> None:
+    """A pilot scancelled by someone else loses its running tasks: their sequence allows a
+    second try, so they are released and a new pilot (started by the next poll) runs them.
+    Then AWE's cancel: running tasks end A, queued ones S, the pilots leave."""
+    dpu = pilot_dpu(awe_home, tmp_path, nodes=1, cpus=2)
+    job_id = dpu.run("Patient", n=2, s=3.0)
+    wait_for_file(awe_home / f"pid-{job_id}-c1")
+    (first,) = pilots_of(dpu, job_id)
+    assert slurm_command("scancel", first).returncode == 0
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts == {"N": 2, "E": 0, "A": 0, "S": 0, "U": 0}
+    assert len(pilots_of(dpu, job_id)) == 2  # the lost pilot was replaced
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert logs.count("lost: its Slurm allocation ended") == 2
+    assert logs.count("retrying: try 2 of 2") == 2 and "c1 slept" in logs
+
+    job_id = dpu.run("Hello", n=4, s=60.0)
+    for chip in ("c0", "c1"):
+        wait_for_file(awe_home / f"pid-{job_id}-{chip}")
+    status = dpu.cancel_job(job_id)
+    assert status.state is JobState.CANCELLED
+    assert status.counts == {"N": 0, "E": 0, "A": 2, "S": 2, "U": 0}
+    pilots = pilots_of(dpu, job_id)
+    assert {facts[0] for facts in squeue(pilots).values()} == {"CANCELLED"}

@@ -283,7 +283,8 @@ class Processor:
 
         if jobids is None:
             jobids = self.session_jobs or [s.job_id for s in self._statuses(None) if not s.is_final]
-        return wait_for(lambda: self._statuses(jobids), timeout)
+        pauses = self.jobs.poll_interval(self.jobs.job_ids(jobids))
+        return wait_for(lambda: self._statuses(jobids), timeout, pauses)
 
     def get_job_result(self, jobid: int) -> list[Frame]:
         """The main committed products of job ``jobid`` (those of its last step), as frames;

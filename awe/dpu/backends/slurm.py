@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from awe.dpu.backends.base import Backend, Launch, Scheduler, Verdict
 from awe.dpu.backends.slurm_arrays import Submission, plan_submissions
-from awe.dpu.backends.slurm_script import check_values, render_scripts
+from awe.dpu.backends.slurm_script import check_values, render_pilot_script, render_scripts
 from awe.dpu.remote import program, slurm_agent
 from awe.dpu.remote.shell import RemoteError
 
@@ -41,10 +41,19 @@ class SlurmScheduler(Scheduler):
     program = program.SLURM_AGENT
     commands = ("sbatch", "squeue", "scancel", "sacct")
     writes_scripts = True
+    #: A cluster's controller serves every user: squeue once a second at most, and every
+    #: 10 s while nothing changes.
+    poll_interval = (1.0, 10.0)
 
     def __init__(self, transport: Transport, definition: DPUDefinition) -> None:
         super().__init__(transport)
         self.definition = definition
+        #: Pilot mode: the tasks run inside a few allocations (:mod:`awe.dpu.pilot`).
+        self.pilot = definition.slurm.mode == "pilot"
+
+    def max_workers(self) -> int | None:
+        """Tasks at once in each pilot (per-task mode: Slurm decides)."""
+        return self.definition.slurm.cpus_per_node if self.pilot else None
 
     def call(self, verb: str, args: dict[str, Any]) -> Any:
         """An agent verb; Slurm's own commands get the DPU's command timeout."""
@@ -57,6 +66,15 @@ class SlurmScheduler(Scheduler):
         """Write job.json and the batch scripts and sbatch them in one agent call: one
         round trip to the login node for the whole job, one sbatch per step where the
         step's dependencies fit a job array."""
+        if self.pilot:
+            script = self._pilot_script(launch, str(launch.job.job_id))
+            nodes = self.definition.slurm.nodes
+            job = launch.job.to_json()
+            self.call(
+                "submit_pilots",
+                {"dir": launch.job_dir, "job": job, "script": script, "nodes": nodes},
+            )
+            return
         submissions = plan_submissions(launch.job.to_json()["tasks"])
         scripts = self._scripts(launch, str(launch.job.job_id), submissions)
         sent = [
@@ -69,9 +87,18 @@ class SlurmScheduler(Scheduler):
     def preview(self, launch: Launch) -> dict[int, str]:
         """The batch scripts a job would get, by task number (an array's script for each of
         its tasks), touching nothing (``dpu.run(dry_run=True)``)."""
+        if self.pilot:
+            script = self._pilot_script(launch, "<job id>")
+            return {task.number: script for task in launch.job.tasks}
         submissions = plan_submissions(launch.job.to_json()["tasks"])
         scripts = self._scripts(launch, "<job id>", submissions)
         return {n: text for s, text in zip(submissions, scripts, strict=True) for n in s.tasks}
+
+    def _pilot_script(self, launch: Launch, job_key: str) -> str:
+        check_values(self.definition, self.transport.work_dir)
+        return render_pilot_script(
+            self.definition, job_key, launch.job_dir, launch.environment, launch.python
+        )
 
     def _scripts(self, launch: Launch, job_key: str, submissions: list[Submission]) -> list[str]:
         check_values(self.definition, self.transport.work_dir)
@@ -96,14 +123,55 @@ class SlurmScheduler(Scheduler):
             return None
 
     def runner_alive(self, work_dir: str) -> bool | None:
-        """Whether any Slurm job of this AWE job may still run."""
+        """Whether any Slurm job of this AWE job (a task's, or a pilot) may still run."""
+        if self.pilot:
+            try:
+                return self.call("pilots_active", {"dir": work_dir}) > 0
+            except RemoteError:
+                return None
         facts = self.slurm_state(work_dir)
         if facts is None:
             return None
         return any(state in slurm_agent.ACTIVE for state, _, _ in facts["tasks"].values())
 
+    def poll(self, work_dir: str, offsets: dict[int, int]) -> tuple[dict[str, str], Any]:
+        """One squeue (asked first), then the journals: one agent call, one round trip.
+        In pilot mode the squeue is of the pilots, which are replaced in the same call
+        while tasks remain unclaimed."""
+        answer = self.call(
+            "pilot_poll" if self.pilot else "poll", {"dir": work_dir, "offsets": offsets}
+        )
+        return answer["journals"], answer["state"]
+
+    def judge(self, work_dir: str, facts: Any, unfinished: dict[int, str]) -> Verdict:
+        if facts is None:
+            return Verdict()  # squeue did not answer: no change, ask again next time
+        if self.pilot:
+            outcomes = {
+                int(n): ("A", "lost: its pilot's Slurm allocation is gone")
+                if unfinished[int(n)] == "RUNNING"
+                else ("U", "never started: its pilot's Slurm allocation is gone")
+                for n in facts["lost"]
+                if int(n) in unfinished
+            }
+            # No pilot runs and none could be started: nothing will run what is left.
+            return Verdict(outcomes, gone=facts["active"] == 0 and bool(facts["problem"]))
+        wanted = {str(n) for n in unfinished}
+        return self._verdict(
+            {
+                "tasks": {n: f for n, f in facts["tasks"].items() if n in wanted},
+                **{
+                    key: [n for n in facts.get(key, []) if n in wanted]
+                    for key in ("unknown", "dropped", "unsubmitted")
+                },
+            },
+            unfinished,
+        )
+
     def reconcile(self, work_dir: str, unfinished: dict[int, str]) -> Verdict:
-        facts = self.slurm_state(work_dir, sorted(unfinished))
+        return self._verdict(self.slurm_state(work_dir, sorted(unfinished)), unfinished)
+
+    def _verdict(self, facts: dict[str, Any] | None, unfinished: dict[int, str]) -> Verdict:
         if facts is None:
             return Verdict()  # no answer: no change, ask again next time
         outcomes = {}

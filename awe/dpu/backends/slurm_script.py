@@ -43,6 +43,21 @@ def slurm_time(seconds: float) -> str:
     return f"{days}-{hours:02d}:{minutes:02d}:00"
 
 
+def slurm_seconds(text: str) -> float:
+    """Slurm's time format (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``) in
+    seconds."""
+    days, _, clock = text.rpartition("-")
+    parts = [int(p) for p in clock.split(":")]
+    if days:
+        parts += [0] * (3 - len(parts))
+        hours, minutes, seconds = parts
+    elif len(parts) == 3:
+        hours, minutes, seconds = parts
+    else:
+        hours, (minutes, seconds) = 0, (parts + [0])[:2]
+    return float(((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
 def job_name(job_key: str, task: Mapping[str, Any]) -> str:
     """``awe<job>.<n>.<task name>`` with only characters every shell and squeue shows as is."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", task["name"]).strip("-")
@@ -93,6 +108,68 @@ def render_script(
         definition, job_key, job_dir, submission, {task["number"]: task}, task_names,
         environment, python, None,
     )  # fmt: skip
+
+
+def render_pilot_script(
+    definition: DPUDefinition,
+    job_key: str,
+    job_dir: str,
+    environment: Mapping[str, str],
+    python: str,
+) -> str:
+    """The batch script of a job's pilots (pilot mode): each runs ``awe.dpu.pilot``, which
+    takes the job's ready tasks until none is left or the walltime nears."""
+    check_values(definition)
+    settings = definition.slurm
+    lines = [
+        "#!/bin/bash",
+        f"# AWE job {job_key}: {settings.nodes} pilot(s) on DPU {definition.name}; each runs "
+        f"up to {settings.cpus_per_node} of the job's tasks at once, each task in its own "
+        "process, until the job is done or the walltime nears.",
+        f"#SBATCH --job-name=awe{job_key}.pilot",
+        f"#SBATCH --output={job_dir}/slurm/pilot.%A_%a.out",
+        "#SBATCH --open-mode=append",
+        f"#SBATCH --chdir={job_dir}",
+        f"#SBATCH --time={settings.walltime}",
+        "#SBATCH --nodes=1",
+        "#SBATCH --ntasks=1",
+        f"#SBATCH --cpus-per-task={settings.cpus_per_node}",
+    ]
+    lines += _resources(definition)
+    lines += _environment(definition, environment, threads=1)
+    walltime = slurm_seconds(settings.walltime)
+    lines.append(f"exec {shlex.quote(python)} -m awe.dpu.pilot {shlex.quote(job_dir)} {walltime:g}")
+    return "\n".join(lines) + "\n"
+
+
+def _resources(definition: DPUDefinition) -> list[str]:
+    """The DPU's ``#SBATCH`` lines of memory, partition, account, qos and extras."""
+    settings = definition.slurm
+    lines = [
+        f"#SBATCH --{option}={value}"
+        for option, value in (
+            ("mem", settings.memory),
+            ("partition", settings.partition),
+            ("account", settings.account),
+            ("qos", settings.qos),
+        )
+        if value
+    ]
+    return lines + [extra_line(line) for line in settings.extra]
+
+
+def _environment(
+    definition: DPUDefinition, environment: Mapping[str, str], threads: int
+) -> list[str]:
+    """The DPU's set-up lines, then the task processes' environment."""
+    lines = []
+    if definition.setup:
+        lines += ["", "# Environment set-up of this DPU:", *definition.setup]
+    lines.append("")
+    counts = {name: str(threads) for name in THREAD_VARIABLES}
+    for variable, value in {**counts, **environment}.items():
+        lines.append(f"export {variable}={shlex.quote(value)}")
+    return lines
 
 
 def render_submission(
@@ -159,21 +236,8 @@ def render_submission(
         "#SBATCH --ntasks=1",
         f"#SBATCH --cpus-per-task={settings.cpus_per_task}",
     ]
-    for option, value in (
-        ("mem", settings.memory),
-        ("partition", settings.partition),
-        ("account", settings.account),
-        ("qos", settings.qos),
-    ):
-        if value:
-            lines.append(f"#SBATCH --{option}={value}")
-    lines += [extra_line(line) for line in settings.extra]
-    if definition.setup:
-        lines += ["", "# Environment set-up of this DPU:", *definition.setup]
-    lines.append("")
-    threads = {name: str(settings.cpus_per_task) for name in THREAD_VARIABLES}
-    for variable, value in {**threads, **environment}.items():
-        lines.append(f"export {variable}={shlex.quote(value)}")
+    lines += _resources(definition)
+    lines += _environment(definition, environment, settings.cpus_per_task)
     worker = f"exec {shlex.quote(python)} -m awe.dpu.worker {shlex.quote(job_dir)}"
     numbers = list(submission.tasks)
     if not submission.array:

@@ -15,20 +15,22 @@ finds them.
 
 Verbs: ``submit`` (one sbatch per step: a job array with ``aftercorr`` or ``afterok``
 dependencies, or one batch job per task where an array cannot say them), ``state``
-(what Slurm says of some tasks), ``cancel`` (scancel the whole job), ``scripts`` (the
+(what Slurm says of some tasks), ``poll`` (that, then the journals, in one call),
+``cancel`` (scancel the whole job), ``scripts`` (the
 job's batch scripts, for ``dpu.show_batch_script``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from awe.dpu.remote import commands
-from awe.dpu.remote.agent import write_atomically, write_job
+from awe.dpu.remote.agent import journals, write_atomically, write_job
 
 SLURM_FILE = "slurm.json"
 SCRIPTS_FOLDER = "slurm"
@@ -270,11 +272,132 @@ def _memory_killed(job_dir: str, name: str) -> bool:
         return False
 
 
+def poll(args: dict[str, Any]) -> dict[str, Any]:
+    """A poll's one call: what Slurm says of the tasks (one squeue, asked first: a job
+    Slurm calls ended wrote its whole journal before the journals are read), then the new
+    journal bytes. ``state`` is None when squeue failed or was slow (nothing is judged)."""
+    try:
+        facts = state({**args, "tasks": list(args["offsets"])})
+    except SlurmCommandError:
+        facts = None
+    return {"state": facts, "journals": journals(args)}
+
+
+# ---- pilot mode ----
+PILOT_FOLDER = "pilot"  # as in awe.dpu.pilot (which this stdlib-only agent cannot import)
+PILOT_SCRIPT = "pilot.sh"
+
+
+def submit_pilots(args: dict[str, Any]) -> list[str]:
+    """Pilot mode: write job.json and the pilot script and sbatch ``nodes`` pilots as one
+    job array; the job's tasks run inside them (:mod:`awe.dpu.pilot`). Returns the
+    pilots' Slurm ids."""
+    job_dir, timeout = Path(args["dir"]), float(args.get("timeout", 60))
+    write_job(job_dir, args["job"])
+    (job_dir / SCRIPTS_FOLDER).mkdir(parents=True, exist_ok=True)
+    (job_dir / PILOT_FOLDER / "claims").mkdir(parents=True, exist_ok=True)
+    write_atomically(job_dir / SCRIPTS_FOLDER / PILOT_SCRIPT, args["script"])
+    numbers = [str(task["number"]) for task in args["job"]["tasks"]]
+    record = {
+        "mode": "pilot",
+        "nodes": int(args["nodes"]),
+        "pilots": [],
+        "tasks": {},
+        "scripts": dict.fromkeys(numbers, PILOT_SCRIPT),
+    }
+    _add_pilots(str(job_dir), record, int(args["nodes"]), timeout)
+    return record["pilots"]
+
+
+def _add_pilots(job_dir: str, record: dict[str, Any], count: int, timeout: float) -> list[str]:
+    script = str(Path(job_dir) / SCRIPTS_FOLDER / PILOT_SCRIPT)
+    done = _run(["sbatch", "--parsable", f"--array=0-{count - 1}", script], timeout)
+    if done.returncode != 0:
+        raise SlurmCommandError(f"sbatch of {count} pilots failed: {done.stderr.strip()}")
+    array = done.stdout.strip().split(";")[0]
+    added = [f"{array}_{index}" for index in range(count)]
+    record["pilots"] += added
+    _save(job_dir, record)
+    return added
+
+
+def _pilot_states(record: dict[str, Any], timeout: float) -> dict[str, str]:
+    """Slurm's state of every pilot of the job (one squeue); a pilot it forgot is absent."""
+    if not record["pilots"]:
+        return {}
+    done = _run(
+        [
+            "squeue",
+            "--noheader",
+            "--array",
+            "--states=all",
+            f"--jobs={','.join(base_ids(record['pilots']))}",
+            "--format=%i|%T",
+        ],
+        timeout,
+    )
+    if done.returncode != 0 and "Invalid job id" not in done.stderr:
+        raise SlurmCommandError(f"squeue failed: {done.stderr.strip()}")
+    states = {}
+    for line in done.stdout.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 2:
+            states[parts[0]] = parts[1]
+    return states
+
+
+def pilot_poll(args: dict[str, Any]) -> dict[str, Any]:
+    """Pilot mode's one call per poll: the pilots' states (one squeue); pilots replaced
+    while tasks remain unclaimed and fewer than ``nodes`` pilots are active (allocations
+    that ended early, or at their walltime); the unfinished tasks claimed by a pilot that
+    is gone (lost with it); then the new journal bytes."""
+    job_dir, timeout = args["dir"], float(args.get("timeout", 30))
+    record = _load(job_dir)
+    claims_dir = Path(job_dir) / PILOT_FOLDER / "claims"
+    try:
+        states = _pilot_states(record, timeout)
+    except SlurmCommandError:
+        return {"state": None, "journals": journals(args)}
+    active = {pilot for pilot, state in states.items() if state in ACTIVE}
+    claims = {}
+    for entry in os.scandir(claims_dir):
+        if entry.name.isdigit():
+            with open(entry.path) as claim:
+                claims[entry.name] = claim.read().strip()
+    unfinished = [str(n) for n in args["offsets"]]
+    unclaimed = [n for n in unfinished if n not in claims]
+    cancelled = (Path(job_dir) / PILOT_FOLDER / "cancelled").exists()
+    replaced: list[str] = []
+    problem = None
+    if unclaimed and len(active) < record["nodes"] and not cancelled:
+        try:
+            replaced = _add_pilots(job_dir, record, record["nodes"] - len(active), timeout)
+        except SlurmCommandError as err:
+            problem = str(err)
+    facts = {
+        "active": len(active) + len(replaced),
+        "replaced": replaced,
+        "lost": [n for n in unfinished if n in claims and claims[n] not in active],
+        "problem": problem,
+    }
+    return {"state": facts, "journals": journals(args)}
+
+
+def pilots_active(args: dict[str, Any]) -> int:
+    """How many of the job's pilots may still run."""
+    record = _load(args["dir"])
+    states = _pilot_states(record, float(args.get("timeout", 30)))
+    return sum(state in ACTIVE for state in states.values())
+
+
 # ---- cancel, scripts ----
 def cancel(args: dict[str, Any]) -> list[str]:
     """scancel every Slurm job of the AWE job (each array as a whole), in one command; the
     ids it was given."""
-    ids = base_ids(_load_ids(args["dir"]).values())
+    record = _load(args["dir"])
+    if record.get("mode") == "pilot":  # the pilots stop their tasks as cancelled, not lost
+        write_atomically(Path(args["dir"]) / PILOT_FOLDER / "cancelled", "cancelled by AWE")
+    ids = base_ids([*record.get("tasks", {}).values(), *record.get("pilots", [])])
     if ids:
         done = _run(["scancel", *ids], float(args.get("timeout", 30)))
         if done.returncode != 0:
@@ -296,4 +419,13 @@ def scripts(args: dict[str, Any]) -> dict[str, Any]:
     return {"scripts": found, "ids": record.get("tasks", {})}
 
 
-VERBS = {"submit": submit, "state": state, "cancel": cancel, "scripts": scripts}
+VERBS = {
+    "submit": submit,
+    "state": state,
+    "poll": poll,
+    "submit_pilots": submit_pilots,
+    "pilot_poll": pilot_poll,
+    "pilots_active": pilots_active,
+    "cancel": cancel,
+    "scripts": scripts,
+}
