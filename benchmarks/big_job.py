@@ -133,12 +133,12 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        home = Path(folder) / "home"
-        (home / "sequences").mkdir(parents=True)
-        (home / "sequences" / "noop.py").write_text(NOOP_SEQUENCE)
-        os.environ["AWE_HOME"] = str(home)
         for database in args.databases.split(","):
             for tasks in (args.small, args.large):
+                home = Path(folder) / f"home-{database}-{tasks}"  # job ids restart per database
+                (home / "sequences").mkdir(parents=True)
+                (home / "sequences" / "noop.py").write_text(NOOP_SEQUENCE)
+                os.environ["AWE_HOME"] = str(home)
                 if database == "sqlite":
                     url, name = f"sqlite:///{folder}/jobs-{tasks}.db", None
                 else:

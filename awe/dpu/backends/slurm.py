@@ -13,6 +13,10 @@ transport's, as for any DPU). Layout in the DPU's
     jobs/<job id>/slurm.json          the Slurm id, script and output of every task
     jobs/<job id>/tasks/<n>.jsonl     task n's journal, written by its worker
 
+In pilot mode (``"slurm": {"mode": "pilot", ...}``) the job's tasks run instead inside a
+few pilot allocations (:mod:`awe.dpu.pilot`), submitted as one array; ``pilot/claims/<n>``
+says which pilot took task n.
+
 Facts come back two ways. The journals say what the tasks said (one read for all tasks).
 Slurm says what happened to tasks that could not say it: one ``squeue`` per job and poll
 (``sacct`` for the jobs squeue forgot, where accounting is on), never one per task. A slow
