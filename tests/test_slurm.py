@@ -315,7 +315,7 @@ def test_cancel_scancels_running_and_queued_tasks(dpu: Processor, awe_home: Path
 def test_a_62_chip_fan_out_is_one_sbatch_per_step_and_one_squeue_per_poll(
     slurm: str, awe_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Hello (62 chips) > Echo (chip c after chip c) > Total (after all): three job arrays,
+    """Hello (62 chips) > ChipAgain (chip c after chip c) > Total (after all): three job arrays,
     aftercorr between the per-chip steps, afterok on the whole array for the global one.
     SQLite only: the database plays no part in what is submitted to Slurm."""
     dpu = make_dpu(awe_home, f"sqlite:///{tmp_path / 'jobs.db'}", tmp_path / "c")
@@ -329,7 +329,7 @@ def test_a_62_chip_fan_out_is_one_sbatch_per_step_and_one_squeue_per_poll(
     real_sync = Processor.sync
 
     def marked_sync(self: Processor, jobids: list[int]) -> None:
-        commands.append("poll")  # each poll of wait() folds the journals once
+        commands.append("SYNC")  # each poll of wait() folds the journals once
         real_sync(self, jobids)
 
     real_call = SlurmScheduler.call
@@ -341,7 +341,7 @@ def test_a_62_chip_fan_out_is_one_sbatch_per_step_and_one_squeue_per_poll(
     monkeypatch.setattr(slurm_agent, "_run", counting_run)
     monkeypatch.setattr(Processor, "sync", marked_sync)
     monkeypatch.setattr(SlurmScheduler, "call", counting_call)
-    job_id = dpu.run("Hello>Echo>Total", n=62)
+    job_id = dpu.run("Hello>ChipAgain>Total", n=62)
     assert commands == ["call:submit", "sbatch", "sbatch", "sbatch"]  # one per step
     commands.clear()
     ids = slurm_ids(dpu, job_id)
@@ -361,13 +361,13 @@ def test_a_62_chip_fan_out_is_one_sbatch_per_step_and_one_squeue_per_poll(
     (status,) = dpu.wait(job_id, timeout=TIMEOUT)
     assert status.counts == {"N": 125, "E": 0, "A": 0, "S": 0, "U": 0}
     tasks = tasks_of(dpu, job_id)
-    for chip in range(62):  # aftercorr held: chip c of Echo after chip c of Hello
+    for chip in range(62):  # aftercorr held: chip c of ChipAgain after chip c of Hello
         assert tasks[62 + chip].started_at >= tasks[chip].finished_at
     assert tasks[124].started_at >= max(t.finished_at for t in tasks[62:124])
     logs = "\n".join(dpu.get_logs(job_id)[job_id])
-    assert "echo of c61 after 1 upstream products" in logs
-    assert "upstream products: 0" in logs  # Echo makes none; Total saw Echo's
-    polls = " ".join(commands).split("poll ")[1:]
+    assert "again c61 after 1 upstream products" in logs
+    assert "upstream products: 0" in logs  # ChipAgain makes none; Total saw its
+    polls = " ".join(commands).split("SYNC")[1:]
     asked = [poll.split() for poll in polls]
     assert len(polls) >= 2 and any(asked)  # the check below saw Slurm asked, more than once
     # Each poll of the running job: one agent call, in it one squeue (journals read after).
@@ -598,7 +598,7 @@ def test_pilot_mode_runs_a_chain_in_two_allocations_with_one_sbatch(
         return real_run(argv, timeout)
 
     monkeypatch.setattr(slurm_agent, "_run", counting_run)
-    job_id = dpu.run("Hello>Echo>Total", n=6)
+    job_id = dpu.run("Hello>ChipAgain>Total", n=6)
     assert commands == ["sbatch"]  # two pilots, one job array
     (status,) = dpu.wait(job_id, timeout=TIMEOUT)
     assert status.counts == {"N": 13, "E": 0, "A": 0, "S": 0, "U": 0}
@@ -612,7 +612,7 @@ def test_pilot_mode_runs_a_chain_in_two_allocations_with_one_sbatch(
     takers = {(claims / str(n)).read_text() for n in range(13)}
     assert takers <= set(pilots_of(dpu, job_id)) and len(pilots_of(dpu, job_id)) == 2
     logs = "\n".join(dpu.get_logs(job_id)[job_id])
-    assert "echo of c5 after 1 upstream products" in logs and "upstream products: 0" in logs
+    assert "again c5 after 1 upstream products" in logs and "upstream products: 0" in logs
     scripts = dpu.show_batch_script(job_id)
     assert "#SBATCH --time=00:10:00" in scripts[0] and "-m awe.dpu.pilot" in scripts[0]
 
@@ -641,5 +641,7 @@ def test_pilot_mode_cancel_and_an_allocation_lost_under_its_tasks(
     status = dpu.cancel_job(job_id)
     assert status.state is JobState.CANCELLED
     assert status.counts == {"N": 0, "E": 0, "A": 2, "S": 2, "U": 0}
+    tasks = tasks_of(dpu, job_id)
+    assert {t.reason for t in tasks if t.state is TaskState.A} == {"CANCELLED while running"}
     pilots = pilots_of(dpu, job_id)
     assert {facts[0] for facts in squeue(pilots).values()} == {"CANCELLED"}

@@ -153,6 +153,8 @@ class Pilot(Runner):
                 return
             if number not in self.mine and not self._take(number):
                 return  # another pilot has it
+            if self.cancelled and number in self.mine:  # its slot died with the scancel
+                reason = "CANCELLED while running"
             write_outcome(self.job_dir, number, state, reason)
         self.final[number] = state
         self.state[number] = state

@@ -25,9 +25,9 @@ def Hog(task):
     fan_out="chip",
     select=lambda options, context: [Unit(key=u.key) for u in context.previous],
 )
-def Echo(task):
+def ChipAgain(task):
     """Once per chip of the step before, after that chip: a chip-to-chip step."""
-    task.log.info("echo of %s after %d upstream products", task.unit.key, len(task.upstream))
+    task.log.info("again %s after %d upstream products", task.unit.key, len(task.upstream))
 
 
 @sequence(
