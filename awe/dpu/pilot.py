@@ -29,6 +29,7 @@ import selectors
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from awe.dpu.journal import (
@@ -38,9 +39,8 @@ from awe.dpu.journal import (
     read_new_bytes,
     write_outcome,
 )
-from awe.dpu.runner import Runner, Slot, _send
+from awe.dpu.runner import Runner, Slot, _send, serve
 from awe.dpu.worker import dependency_outcomes
-from awe.messages import FormatError
 
 PILOT_FOLDER = "pilot"
 CLAIMS_FOLDER = "claims"
@@ -107,21 +107,30 @@ class Pilot(Runner):
                 continue
             if time.monotonic() + float(task.estimate or 0) > self.deadline:
                 continue  # expected to outlast this allocation: a fresh pilot takes it
-            outcomes = dependency_outcomes(self.job_dir, list(task.depends_on))
-            if any(o["state"] in (None, "QUEUED", "RUNNING") for o in outcomes.values()):
+            if not self._dependencies_ended(task.depends_on, claimed):
                 continue  # a task it waits for has not ended (or is being retried)
-            failed = [(d, o["state"]) for d, o in outcomes.items() if o["state"] != "N"]
+            failed = [d for d in task.depends_on if self.final[d] != "N"]
             if failed:
-                dependency, state = failed[0]
-                self._finish(number, "S", f"{self.tasks[dependency].name} ended {state}")
+                name, state = self.tasks[failed[0]].name, self.final[failed[0]]
+                self._finish(number, "S", f"{name} ended {state}")
                 continue
             if not self._take(number):
                 continue
-            for dependency, outcome in outcomes.items():
-                self.products[dependency] = [p.to_json() for p in outcome["products"]]
             self.ready.append(number)
             self.mine.add(number)
             free -= 1
+
+    def _dependencies_ended(self, numbers: Sequence[int], claimed: set[int]) -> bool:
+        """Whether every task of ``numbers`` ended; learns (once) the end and products of
+        those whose journals say so. A task nobody has taken is not read at all."""
+        if any(n not in claimed and n not in self.final for n in numbers):
+            return False
+        unknown = [n for n in numbers if n not in self.final]
+        for number, outcome in dependency_outcomes(self.job_dir, unknown).items():
+            if outcome["state"] not in (None, "QUEUED", "RUNNING"):
+                self.final[number] = outcome["state"]
+                self.products[number] = [p.to_json() for p in outcome["products"]]
+        return all(n in self.final for n in numbers)
 
     def _take(self, number: int) -> bool:
         try:
@@ -218,17 +227,11 @@ def _slurm_id() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        print("usage: python -m awe.dpu.pilot JOB_DIR WALLTIME_SECONDS", file=sys.stderr)
-        return 2
-    try:
-        pilot = Pilot(Path(argv[0]), float(argv[1]))
-    except FormatError as err:  # written by another AWE: refused, not misread
-        print(f"awe.dpu.pilot: {err}", file=sys.stderr)
-        return 2
-    pilot.run()
-    return 0
+    return serve(
+        argv,
+        "python -m awe.dpu.pilot JOB_DIR WALLTIME_SECONDS",
+        lambda args: Pilot(Path(args[0]), float(args[1])),
+    )
 
 
 if __name__ == "__main__":

@@ -203,26 +203,10 @@ def state(args: dict[str, Any]) -> dict[str, Any]:
     facts: dict[str, list[str]] = {}
     listed: set[str] = set()  # arrays squeue still lists (some element of them)
     if wanted:
-        done = _run(
-            [
-                "squeue",
-                "--noheader",
-                "--array",  # one line per array element, pending ones too
-                "--states=all",
-                f"--jobs={','.join(base_ids(wanted))}",
-                "--format=%i|%T|%r",
-            ],
-            timeout,
-        )
-        # squeue fails with "Invalid job id" when it knows none of them: that is an answer.
-        if done.returncode != 0 and "Invalid job id" not in done.stderr:
-            raise SlurmCommandError(f"squeue failed: {done.stderr.strip()}")
-        for line in done.stdout.splitlines():
-            parts = line.strip().split("|")
-            if len(parts) == 3:
-                listed.add(parts[0].split("_")[0])
-                if parts[0] in wanted:
-                    facts[wanted[parts[0]]] = [parts[1], parts[2], ""]
+        for slurm_id, slurm_state, reason in _squeue(list(wanted), "%i|%T|%r", timeout):
+            listed.add(slurm_id.split("_")[0])
+            if slurm_id in wanted:
+                facts[wanted[slurm_id]] = [slurm_state, reason, ""]
     missing = [slurm_id for slurm_id, number in wanted.items() if number not in facts]
     accounting = "not asked"
     if missing:
@@ -241,6 +225,29 @@ def state(args: dict[str, Any]) -> dict[str, Any]:
         "unsubmitted": [n for n in asked if n not in ids],
         "accounting": accounting,
     }
+
+
+def _squeue(ids: list[str], fields: str, timeout: float) -> list[list[str]]:
+    """squeue's lines for the jobs behind ``ids`` (one line per array element, pending ones
+    too), split into the ``|``-separated ``fields``. Raises SlurmCommandError when squeue
+    fails or is slow."""
+    done = _run(
+        [
+            "squeue",
+            "--noheader",
+            "--array",
+            "--states=all",
+            f"--jobs={','.join(base_ids(ids))}",
+            f"--format={fields}",
+        ],
+        timeout,
+    )
+    # squeue fails with "Invalid job id" when it knows none of them: that is an answer.
+    if done.returncode != 0 and "Invalid job id" not in done.stderr:
+        raise SlurmCommandError(f"squeue failed: {done.stderr.strip()}")
+    width = fields.count("|") + 1
+    rows = (line.strip().split("|") for line in done.stdout.splitlines())
+    return [row for row in rows if len(row) == width]
 
 
 def _from_sacct(
@@ -325,25 +332,7 @@ def _pilot_states(record: dict[str, Any], timeout: float) -> dict[str, str]:
     """Slurm's state of every pilot of the job (one squeue); a pilot it forgot is absent."""
     if not record["pilots"]:
         return {}
-    done = _run(
-        [
-            "squeue",
-            "--noheader",
-            "--array",
-            "--states=all",
-            f"--jobs={','.join(base_ids(record['pilots']))}",
-            "--format=%i|%T",
-        ],
-        timeout,
-    )
-    if done.returncode != 0 and "Invalid job id" not in done.stderr:
-        raise SlurmCommandError(f"squeue failed: {done.stderr.strip()}")
-    states = {}
-    for line in done.stdout.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) == 2:
-            states[parts[0]] = parts[1]
-    return states
+    return dict(_squeue(record["pilots"], "%i|%T", timeout))
 
 
 def pilot_poll(args: dict[str, Any]) -> dict[str, Any]:
