@@ -46,6 +46,10 @@ class SlurmSettings:
     memory: str | None = None  # per task: "2G"
     cpus_per_task: int = 1
     extra: tuple[str, ...] = ()  # more "#SBATCH ..." lines
+    mode: str = "per-task"  # or "pilot": the tasks run inside `nodes` pilot allocations
+    nodes: int = 1  # pilot mode: allocations at once
+    cpus_per_node: int = 1  # pilot mode: tasks at once in each
+    walltime: str = "01:00:00"  # pilot mode: each allocation's --time
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class DPUDefinition:
     setup: tuple[str, ...] = ()
     connect_timeout: float = 10.0
     command_timeout: float = 120.0
+    poll_interval: float | None = None  # None: the scheduler's own (pool 0.2 s, Slurm 1 s)
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
 
     @property
@@ -96,6 +101,7 @@ _TYPES = {
     "setup": list,
     "connect_timeout": (int, float),
     "command_timeout": (int, float),
+    "poll_interval": (int, float),
     "slurm": dict,
 }
 _SLURM_TYPES = {
@@ -106,7 +112,12 @@ _SLURM_TYPES = {
     "memory": str,
     "cpus_per_task": int,
     "extra": list,
+    "mode": str,
+    "nodes": int,
+    "cpus_per_node": int,
+    "walltime": str,
 }
+SLURM_MODES = ("per-task", "pilot")
 
 
 def parse_dpus(raw: Mapping[str, Any]) -> dict[str, DPUDefinition]:
@@ -124,10 +135,23 @@ def parse_dpus(raw: Mapping[str, Any]) -> dict[str, DPUDefinition]:
             slurm = _check(f"DPU {name!r} slurm", values["slurm"], _SLURM_TYPES)
             if "extra" in slurm:
                 slurm["extra"] = tuple(slurm["extra"])
+            if slurm.get("mode", "per-task") not in SLURM_MODES:
+                raise ValueError(
+                    f"DPU {name!r} slurm: mode {slurm['mode']!r}; choose one of "
+                    f"{', '.join(SLURM_MODES)}"
+                )
+            for key in ("nodes", "cpus_per_node"):
+                if key in slurm and slurm[key] < 1:
+                    raise ValueError(f"DPU {name!r} slurm: {key} must be 1 or more")
             values["slurm"] = SlurmSettings(**slurm)
             check_sbatch_values(f"DPU {name!r}", values["slurm"])
         if values.get("scheduler") == "slurm" and "work_dir" in values:
             check_sbatch_value(f"DPU {name!r}", "work_dir", values["work_dir"])
+        if "poll_interval" in values and not values["poll_interval"] > 0:
+            raise ValueError(
+                f"DPU {name!r}: poll_interval is seconds between two looks at a job (> 0), "
+                f"got {values['poll_interval']!r}"
+            )
         if "setup" in values:
             values["setup"] = tuple(str(line) for line in values["setup"])
         if values.get("host_key_policy", "reject") not in HOST_KEY_POLICIES:
@@ -167,7 +191,7 @@ def _check(where: str, settings: Mapping[str, Any], types: dict[str, Any]) -> di
 
 #: Slurm settings written into ``#SBATCH --key=value`` lines, where one value must stay one
 #: argument of one line.
-SBATCH_VALUES = ("partition", "account", "qos", "time_limit", "memory")
+SBATCH_VALUES = ("partition", "account", "qos", "time_limit", "memory", "walltime")
 
 
 def check_sbatch_value(where: str, key: str, value: str, spaces: bool = False) -> str:

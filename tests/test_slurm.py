@@ -21,7 +21,8 @@ from sqlalchemy import select
 
 from awe.db.models import Job, JobState, Task, TaskState
 from awe.dpu import Processor
-from awe.dpu.backends.slurm import SlurmBackend, judge
+from awe.dpu.backends.slurm import SlurmBackend, SlurmScheduler, judge
+from awe.dpu.backends.slurm_arrays import plan_submissions
 from awe.dpu.backends.slurm_script import slurm_time
 from awe.dpu.remote import slurm_agent
 from awe.errors import AweError
@@ -105,12 +106,18 @@ def slurm_ids(dpu: Processor, job_id: int) -> dict[int, str]:
     return {int(number): slurm_id for number, slurm_id in record["tasks"].items()}
 
 
-def squeue(ids: list[str], fields: str = "%i|%T|%r") -> dict[str, list[str]]:
+def squeue_rows(ids: list[str], fields: str) -> list[list[str]]:
+    """squeue's lines for the given Slurm ids (an element's id asks for its whole array),
+    one per array element, split at ``|``."""
+    bases = ",".join(dict.fromkeys(i.split("_")[0] for i in ids))
     done = slurm_command(
-        "squeue", "--noheader", "--states=all", f"--jobs={','.join(ids)}", f"--format={fields}"
+        "squeue", "--noheader", "--array", "--states=all", f"--jobs={bases}", f"--format={fields}"
     )
-    rows = [line.split("|") for line in done.stdout.splitlines() if line.strip()]
-    return {row[0]: row[1:] for row in rows}
+    return [line.split("|") for line in done.stdout.splitlines() if line.strip()]
+
+
+def squeue(ids: list[str], fields: str = "%i|%T|%r") -> dict[str, list[str]]:
+    return {row[0]: row[1:] for row in squeue_rows(ids, fields)}
 
 
 def wait_for_file(path: Path, timeout: float = 120) -> str:
@@ -158,6 +165,43 @@ def test_slurm_states_become_outcomes(slurm_state, reason, was, expected) -> Non
         assert outcome[0] == expected[0] and outcome[1].startswith(expected[1])
 
 
+def test_steps_become_arrays_where_slurm_can_say_their_dependencies() -> None:
+    def task(number: int, step: int, *waits: int) -> dict[str, object]:
+        return {"number": number, "step": step, "depends_on": list(waits)}
+
+    chips = [task(n, 0) for n in range(4)]
+    again = [task(4 + n, 1, n) for n in range(4)]  # chip c after chip c
+    total = [task(8, 2, 4, 5, 6, 7)]
+    plan = plan_submissions(chips + again + total)
+    assert [(s.tasks, s.array, s.corr, s.after) for s in plan] == [
+        ((0, 1, 2, 3), True, None, ()),
+        ((4, 5, 6, 7), True, 0, ()),
+        ((8,), True, None, (4, 5, 6, 7)),
+    ]
+    # Exposures wait for their own chips: no array can say that, one job per task.
+    exposures = [task(4, 1, 0, 1), task(5, 1, 2, 3)]
+    plan = plan_submissions(chips + exposures)
+    assert [(s.tasks, s.array, s.after) for s in plan[1:]] == [
+        ((4,), False, (0, 1)),
+        ((5,), False, (2, 3)),
+    ]
+    assert {s.step for s in plan if not s.array} == {1}
+    # A rerun of chips 1 and 3 after a whole earlier step: not one to one, per task.
+    plan = plan_submissions(chips + [task(4, 1, 1), task(5, 1, 3)])
+    assert [s.array for s in plan] == [True, False, False]
+    # Larger than an array may be: cut the same way, corresponding array by array.
+    big = [task(n, 0) for n in range(5)] + [task(5 + n, 1, n) for n in range(5)]
+    plan = plan_submissions(big, array_size=2)
+    assert [(s.tasks, s.corr) for s in plan] == [
+        ((0, 1), None),
+        ((2, 3), None),
+        ((4,), None),
+        ((5, 6), 0),
+        ((7, 8), 1),
+        ((9,), 2),
+    ]
+
+
 # ---- on the cluster ----
 def test_the_task_graph_runs_in_order_as_slurm_jobs(dpu: Processor, capsys) -> None:
     job_id = dpu.run("Hello>Total", n=3, o="M31")
@@ -176,19 +220,22 @@ def test_the_task_graph_runs_in_order_as_slurm_jobs(dpu: Processor, capsys) -> N
     facts = squeue(list(ids.values()), "%i|%T|%j|%E")
     # The journal ends before the batch job does: Slurm may still be finishing it.
     assert {facts[ids[n]][0] for n in ids} <= {"RUNNING", "COMPLETING", "COMPLETED"}
-    assert facts[ids[3]][1] == f"awe{job_id}.3.Total"
+    assert facts[ids[3]][1] == f"awe{job_id}.s1.Total"  # step 1's array (of one task)
+    assert {ids[n].split("_")[0] for n in range(3)} == {ids[0].split("_")[0]}  # one array
 
     capsys.readouterr()
     scripts = dpu.show_batch_script(job_id)
     printed = capsys.readouterr().out
     assert sorted(scripts) == [0, 1, 2, 3]
-    assert f"# Slurm job id: {ids[3]}" in scripts[3]
+    array_id = ids[3].split("_")[0]
+    assert f"# Slurm job id: {array_id}" in scripts[3]
     assert "# Waits for: Hello[c0], Hello[c1], Hello[c2]" in scripts[3]
     assert "#SBATCH --mem=200M" in scripts[0] and "#SBATCH --time=0-01:01:00" in scripts[0]
-    assert f"-m awe.dpu.worker {job_dir(dpu, job_id)} 3" in scripts[3]
-    assert scripts[3] in printed
-    on_disk = (job_dir(dpu, job_id) / "slurm" / "3.sh").read_text()
-    assert scripts[3] == on_disk.replace("\n", f"\n# Slurm job id: {ids[3]}\n", 1)
+    assert f'-m awe.dpu.worker {job_dir(dpu, job_id)} "$((3 + SLURM_ARRAY_TASK_ID))"' in scripts[3]
+    assert scripts[0] == scripts[1] == scripts[2] != scripts[3]
+    assert printed.count(scripts[0]) == 1 and scripts[3] in printed  # each script once
+    on_disk = (job_dir(dpu, job_id) / "slurm" / "step1.sh").read_text()
+    assert scripts[3] == on_disk.replace("\n", f"\n# Slurm job id: {array_id}\n", 1)
 
 
 def test_a_failed_dependency_skips_what_waits_for_it(dpu: Processor) -> None:
@@ -265,9 +312,13 @@ def test_cancel_scancels_running_and_queued_tasks(dpu: Processor, awe_home: Path
     assert not any((awe_home / f"pid-{job_id}-c{i}").exists() for i in range(cpus, count))
 
 
-def test_a_62_chip_fan_out_completes_with_one_squeue_per_poll(
-    dpu: Processor, monkeypatch: pytest.MonkeyPatch
+def test_a_62_chip_fan_out_is_one_sbatch_per_step_and_one_squeue_per_poll(
+    slurm: str, awe_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Hello (62 chips) > ChipAgain (chip c after chip c) > Total (after all): three job arrays,
+    aftercorr between the per-chip steps, afterok on the whole array for the global one.
+    SQLite only: the database plays no part in what is submitted to Slurm."""
+    dpu = make_dpu(awe_home, f"sqlite:///{tmp_path / 'jobs.db'}", tmp_path / "c")
     commands: list[str] = []
     real_run = slurm_agent._run
 
@@ -278,21 +329,66 @@ def test_a_62_chip_fan_out_completes_with_one_squeue_per_poll(
     real_sync = Processor.sync
 
     def marked_sync(self: Processor, jobids: list[int]) -> None:
-        commands.append("poll")  # each poll of wait() folds the journals once
+        commands.append("SYNC")  # each poll of wait() folds the journals once
         real_sync(self, jobids)
+
+    real_call = SlurmScheduler.call
+
+    def counting_call(self: SlurmScheduler, verb: str, args: dict) -> object:
+        commands.append(f"call:{verb}")  # one agent call is one round trip behind SSH
+        return real_call(self, verb, args)
 
     monkeypatch.setattr(slurm_agent, "_run", counting_run)
     monkeypatch.setattr(Processor, "sync", marked_sync)
-    job_id = dpu.run("Hello>Total", n=62)
-    assert commands == ["sbatch"] * 63
+    monkeypatch.setattr(SlurmScheduler, "call", counting_call)
+    job_id = dpu.run("Hello>ChipAgain>Total", n=62)
+    assert commands == ["call:submit", "sbatch", "sbatch", "sbatch"]  # one per step
     commands.clear()
+    ids = slurm_ids(dpu, job_id)
+    arrays = [ids[0].split("_")[0], ids[62].split("_")[0], ids[124].split("_")[0]]
+    assert [ids[n] for n in (0, 61, 62, 123, 124)] == [
+        f"{arrays[0]}_0",
+        f"{arrays[0]}_61",
+        f"{arrays[1]}_0",
+        f"{arrays[1]}_61",
+        f"{arrays[2]}_0",
+    ]
+    waits = {row[0]: row[1] for row in squeue_rows(arrays, "%i|%E")}
+    # Slurm drops a dependency once it is met; those still pending show theirs.
+    echo = {waits[f"{arrays[1]}_{e}"] for e in range(62) if f"{arrays[1]}_{e}" in waits}
+    assert echo - {"(null)"} == {f"aftercorr:{arrays[0]}_*(unfulfilled)"}
+    assert waits[f"{arrays[2]}_0"] == f"afterok:{arrays[1]}_*(unfulfilled)"
     (status,) = dpu.wait(job_id, timeout=TIMEOUT)
-    assert status.counts == {"N": 63, "E": 0, "A": 0, "S": 0, "U": 0}
-    assert len({t.key for t in tasks_of(dpu, job_id)}) == 63
-    polls = " ".join(commands).split("poll")[1:]
+    assert status.counts == {"N": 125, "E": 0, "A": 0, "S": 0, "U": 0}
+    tasks = tasks_of(dpu, job_id)
+    for chip in range(62):  # aftercorr held: chip c of ChipAgain after chip c of Hello
+        assert tasks[62 + chip].started_at >= tasks[chip].finished_at
+    assert tasks[124].started_at >= max(t.finished_at for t in tasks[62:124])
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert "again c61 after 1 upstream products" in logs
+    assert "upstream products: 0" in logs  # ChipAgain makes none; Total saw its
+    polls = " ".join(commands).split("SYNC")[1:]
     asked = [poll.split() for poll in polls]
     assert len(polls) >= 2 and any(asked)  # the check below saw Slurm asked, more than once
-    assert all(words in ([], ["squeue"], ["squeue", "sacct"]) for words in asked), asked
+    # Each poll of the running job: one agent call, in it one squeue (journals read after).
+    assert all(words in ([], ["call:poll", "squeue"]) for words in asked), asked
+
+
+def test_scancel_of_one_array_element_ends_only_its_task(dpu: Processor, awe_home: Path) -> None:
+    """Someone scancels one running and one queued element of a step's array: those tasks
+    end A and S with Slurm's word, the array's other elements run on."""
+    job_id = dpu.run("Hello", n=4, s=2.0)
+    wait_for_file(awe_home / f"pid-{job_id}-c0")
+    ids = slurm_ids(dpu, job_id)
+    assert len({i.split("_")[0] for i in ids.values()}) == 1  # one array
+    done = slurm_command("scancel", ids[0], ids[3])
+    assert done.returncode == 0, done.stderr
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    tasks = tasks_of(dpu, job_id)
+    assert [t.state for t in tasks] == [TaskState.A, TaskState.N, TaskState.N, TaskState.S]
+    assert tasks[0].reason.startswith("CANCELLED in Slurm")
+    assert tasks[3].reason.startswith("CANCELLED in Slurm before it started")
+    assert status.state is JobState.FINISHED
 
 
 def test_slurmctld_stopped_and_started_in_the_middle_of_a_job(
@@ -324,7 +420,8 @@ def test_a_dry_run_shows_the_scripts_and_submits_nothing(
     assert sorted(scripts) == [0, 1, 2]
     assert "#SBATCH --time=0-00:03:00" in scripts[2]  # 90 s + 60 s of grace, in minutes
     assert "# Waits for: Hello[c0], Hello[c1]" in scripts[2]
-    assert "#SBATCH --job-name=awe<job id>.2.Total" in scripts[2]
+    assert "#SBATCH --job-name=awe<job id>.s1.Total" in scripts[2]
+    assert "#SBATCH --output=" in scripts[0] and "slurm/step0.%a.out" in scripts[0]
     assert scripts[2] in printed and "nothing was submitted" in printed
     assert dpu.get_jobids() == []
     assert not (tmp_path / "cluster" / "jobs").exists()
@@ -446,8 +543,12 @@ def test_an_exposure_job_waits_afterok_on_exactly_its_chips(dpu: Processor) -> N
     pending = squeue([ids[4], ids[5], ids[9]], "%i|%E")
 
     def waits_for(number: int) -> set[str]:
-        return set(re.findall(r"afterok:(\d+)", pending[ids[number]][0]))
+        return set(re.findall(r"afterok:(\d+(?:_\d+)?)", pending[ids[number]][0]))
 
+    # The chips are one array; each exposure waits for exactly its own chips, which an
+    # array cannot say per element: the exposures are batch jobs of their own.
+    assert {i.split("_")[0] for i in (ids[0], ids[3])} == {ids[0].split("_")[0]}
+    assert "_" not in ids[4] and ids[4] != ids[5]
     assert waits_for(4) == {ids[0], ids[1]}
     assert waits_for(5) == {ids[2], ids[3]}
     assert waits_for(9) == {ids[5]}
@@ -471,3 +572,76 @@ def test_des_se_on_slurm_waits_per_exposure(
     assert "# Waits for: SESky[668439]" in scripts[3]
     out = archive.output("persistent", "gw", NITE, EXPOSURE)
     assert (out / "allZP_D00668439_r4p7.csv").is_file()
+
+
+# ---- pilot mode ----
+def pilot_dpu(awe_home: Path, tmp_path: Path, nodes: int, cpus: int) -> Processor:
+    """A Slurm DPU in pilot mode (SQLite: the database plays no part in how tasks reach
+    their allocations)."""
+    pilot = {"mode": "pilot", "nodes": nodes, "cpus_per_node": cpus, "walltime": "00:10:00"}
+    return make_dpu(awe_home, f"sqlite:///{tmp_path / 'jobs.db'}", tmp_path / "c", **pilot)
+
+
+def pilots_of(dpu: Processor, job_id: int) -> list[str]:
+    return json.loads((job_dir(dpu, job_id) / slurm_agent.SLURM_FILE).read_text())["pilots"]
+
+
+def test_pilot_mode_runs_a_chain_in_two_allocations_with_one_sbatch(
+    slurm: str, awe_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dpu = pilot_dpu(awe_home, tmp_path, nodes=2, cpus=1)
+    commands: list[str] = []
+    real_run = slurm_agent._run
+
+    def counting_run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        commands.append(argv[0])
+        return real_run(argv, timeout)
+
+    monkeypatch.setattr(slurm_agent, "_run", counting_run)
+    job_id = dpu.run("Hello>ChipAgain>Total", n=6)
+    assert commands == ["sbatch"]  # two pilots, one job array
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts == {"N": 13, "E": 0, "A": 0, "S": 0, "U": 0}
+    assert commands.count("sbatch") == 1  # no pilot was replaced
+    tasks = tasks_of(dpu, job_id)
+    for chip in range(6):
+        assert tasks[6 + chip].started_at >= tasks[chip].finished_at
+    assert tasks[12].started_at >= max(t.finished_at for t in tasks[6:12])
+    assert len({t.pid for t in tasks}) == 13  # each task in its own process
+    claims = job_dir(dpu, job_id) / "pilot" / "claims"
+    takers = {(claims / str(n)).read_text() for n in range(13)}
+    assert takers <= set(pilots_of(dpu, job_id)) and len(pilots_of(dpu, job_id)) == 2
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert "again c5 after 1 upstream products" in logs and "upstream products: 0" in logs
+    scripts = dpu.show_batch_script(job_id)
+    assert "#SBATCH --time=00:10:00" in scripts[0] and "-m awe.dpu.pilot" in scripts[0]
+
+
+def test_pilot_mode_cancel_and_an_allocation_lost_under_its_tasks(
+    slurm: str, awe_home: Path, tmp_path: Path
+) -> None:
+    """A pilot scancelled by someone else loses its running tasks: their sequence allows a
+    second try, so they are released and a new pilot (started by the next poll) runs them.
+    Then AWE's cancel: running tasks end A, queued ones S, the pilots leave."""
+    dpu = pilot_dpu(awe_home, tmp_path, nodes=1, cpus=2)
+    job_id = dpu.run("Patient", n=2, s=3.0)
+    wait_for_file(awe_home / f"pid-{job_id}-c1")
+    (first,) = pilots_of(dpu, job_id)
+    assert slurm_command("scancel", first).returncode == 0
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts == {"N": 2, "E": 0, "A": 0, "S": 0, "U": 0}
+    assert len(pilots_of(dpu, job_id)) == 2  # the lost pilot was replaced
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert logs.count("lost: its Slurm allocation ended") == 2
+    assert logs.count("retrying: try 2 of 2") == 2 and "c1 slept" in logs
+
+    job_id = dpu.run("Hello", n=4, s=60.0)
+    for chip in ("c0", "c1"):
+        wait_for_file(awe_home / f"pid-{job_id}-{chip}")
+    status = dpu.cancel_job(job_id)
+    assert status.state is JobState.CANCELLED
+    assert status.counts == {"N": 0, "E": 0, "A": 2, "S": 2, "U": 0}
+    tasks = tasks_of(dpu, job_id)
+    assert {t.reason for t in tasks if t.state is TaskState.A} == {"CANCELLED while running"}
+    pilots = pilots_of(dpu, job_id)
+    assert {facts[0] for facts in squeue(pilots).values()} == {"CANCELLED"}

@@ -11,6 +11,7 @@ nothing is queued.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -56,6 +57,8 @@ def plan_job(
         if len(set(keys)) != len(keys):
             raise PlanError(f"{spec.name} selected the same key twice: {keys}")
         current = []
+        by_key = _numbers_by(previous, lambda t: t.key)  # once per step: n + m, not n * m
+        by_group = _numbers_by(previous, lambda t: groups[t.number])
         for unit in units:
             current.append(
                 PlannedTask(
@@ -65,7 +68,9 @@ def plan_job(
                     step=step_number,
                     key=unit.key,
                     inputs=list(unit.inputs),
-                    depends_on=_dependencies(spec, unit, previous, before_fan_out, groups),
+                    depends_on=_dependencies(
+                        spec, unit, previous, before_fan_out, by_key, by_group
+                    ),
                     options=options,
                     parameters={k: v for k, v in parsed.parameters.items() if k in spec.parameters},
                     time_limit=float(time_limit or spec.time_limit),
@@ -86,20 +91,21 @@ def _dependencies(
     unit: Unit,
     previous: list[PlannedTask],
     before_fan_out: str,
-    groups: dict[int, str | None],
+    by_key: dict[str | None, list[int]],
+    by_group: dict[str | None, list[int]],
 ) -> list[int]:
     if not previous:
         return []
     if unit.key is None or previous[0].key is None:
         return [task.number for task in previous]
     if (before_fan_out, spec.fan_out) == ("chip", "exposure"):
-        matching = [t.number for t in previous if groups[t.number] == unit.key]
+        matching = by_group.get(unit.key, [])
         links = f"whose group is {unit.key!r}"
     elif (before_fan_out, spec.fan_out) == ("exposure", "chip"):
-        matching = [t.number for t in previous if t.key == unit.group]
+        matching = by_key.get(unit.group, [])
         links = f"with key {unit.group!r} (its group)"
     else:
-        matching = [t.number for t in previous if t.key == unit.key]
+        matching = by_key.get(unit.key, [])
         links = "with the same key"
     if not matching:
         before = previous[0].sequence
@@ -110,6 +116,16 @@ def _dependencies(
             f"steps each chip names its exposure: Unit(key, group=exposure)."
         )
     return matching
+
+
+def _numbers_by(
+    tasks: list[PlannedTask], key: Callable[[PlannedTask], str | None]
+) -> dict[str | None, list[int]]:
+    """Task numbers by ``key``, in task order."""
+    index: dict[str | None, list[int]] = {}
+    for task in tasks:
+        index.setdefault(key(task), []).append(task.number)
+    return index
 
 
 def estimated_seconds(tasks: list[PlannedTask], workers: int) -> float:

@@ -213,8 +213,10 @@ class Processor:
         for task in tasks:
             waits = ", ".join(tasks[n].name for n in task.depends_on) or "nothing"
             self.say(f"Dry run: task {task.number} {task.name} waits for {waits}")
-        for number, script in scripts.items():
-            print(f"---- batch script of task {number} ({tasks[number].name}) ----")
+        for numbers, script in _distinct(scripts):
+            named = ", ".join(tasks[n].name for n in numbers[:3])
+            more = f", ... {tasks[numbers[-1]].name}" if len(numbers) > 3 else ""
+            print(f"---- batch script of {_tasks_word(numbers)} ({named}{more}) ----")
             print(script, end="")
         self.say(f"Dry run: {len(tasks)} tasks for DPU {plan.backend.name}; nothing was submitted")
         return printed(scripts)
@@ -222,8 +224,8 @@ class Processor:
     def show_batch_script(self, jobid: int) -> dict[int, str]:
         """Print and return the batch scripts of job ``jobid`` (a Slurm DPU's), by task."""
         scripts = self.jobs.batch_scripts(jobid)
-        for number, script in scripts.items():
-            print(f"---- batch script of job {jobid} task {number} ----")
+        for numbers, script in _distinct(scripts):
+            print(f"---- batch script of job {jobid} {_tasks_word(numbers)} ----")
             print(script, end="")
         return printed(scripts)
 
@@ -285,7 +287,8 @@ class Processor:
 
         if jobids is None:
             jobids = self.session_jobs or [s.job_id for s in self._statuses(None) if not s.is_final]
-        statuses = wait_for(lambda: self._statuses(jobids), timeout, self.say)
+        pauses = self.jobs.poll_interval(self.jobs.job_ids(jobids))
+        statuses = wait_for(lambda: self._statuses(jobids), timeout, self.say, pauses)
         for status in statuses:
             self.say(status.line())
         return printed(statuses)
@@ -345,3 +348,18 @@ class Processor:
             f"<Processor user={self.env.username} project={self.env.project} "
             f"dpu={self.env.dpu_name} database={mask_url(self.env.database_url)}>"
         )
+
+
+def _distinct(scripts: dict[int, str]) -> list[tuple[list[int], str]]:
+    """Each distinct script once, with the task numbers it runs (a job array's script runs
+    all of its step's tasks)."""
+    numbers: dict[str, list[int]] = {}
+    for number, script in scripts.items():
+        numbers.setdefault(script, []).append(number)
+    return [(found, script) for script, found in numbers.items()]
+
+
+def _tasks_word(numbers: list[int]) -> str:
+    if len(numbers) == 1:
+        return f"task {numbers[0]}"
+    return f"tasks {numbers[0]}-{numbers[-1]} (a job array of {len(numbers)})"

@@ -17,19 +17,28 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from awe.dpu.status import JobStatus
 
-#: Seconds between two looks at the journals while waiting.
-WAIT_POLL = 0.2
+#: Seconds between two looks at the journals while waiting: the first pause, the longest.
+WAIT_POLL = (0.2, 2.0)
+#: A look that brings no news makes the next pause this much longer (up to the longest).
+BACK_OFF = 1.5
 
 
 def wait_for(
     look: Callable[[], list[JobStatus]],
     timeout: float | None,
     say: Callable[[str], object] = print,
+    pauses: tuple[float, float] = WAIT_POLL,
 ) -> list[JobStatus]:
     """Call ``look`` (a sync and the statuses) until every job is final; return the last
     statuses. Raises ``TimeoutError`` after ``timeout`` seconds; the jobs go on. ``say``
-    prints the lines that replace the bar when the output is not a terminal."""
+    prints the lines that replace the bar when the output is not a terminal.
+
+    ``pauses``: (first, longest) seconds between two looks, the DPU's own (a batch
+    system's controller is not asked five times a second). While looks bring no news the
+    pause grows by half up to the longest; news brings it back to the first."""
     deadline = None if timeout is None else time.monotonic() + timeout
+    first, longest = pauses
+    pause = first
     statuses = look()
     with _display(sum(s.total for s in statuses), say) as show:
         while True:
@@ -42,8 +51,10 @@ def wait_for(
                     f"jobs {unfinished} not finished after {timeout} s; they go on. "
                     f"dpu.wait() again, or dpu.cancel_job(jobid) to stop one."
                 )
-            time.sleep(WAIT_POLL)
+            time.sleep(pause)
+            before = _news(statuses)
             statuses = look()
+            pause = first if _news(statuses) != before else min(longest, pause * BACK_OFF)
 
 
 class _display:
@@ -104,3 +115,8 @@ def summary(statuses: list[JobStatus]) -> str:
     totals = {letter: sum(s.counts[letter] for s in statuses) for letter in FINAL_LETTERS}
     running = sum(s.running for s in statuses)
     return f"running {running} N/E/A/S/U " + "/".join(str(totals[x]) for x in FINAL_LETTERS)
+
+
+def _news(statuses: list[JobStatus]) -> list[tuple[object, ...]]:
+    """What a look can change: each job's state, running tasks and final counts."""
+    return [(s.job_id, s.state, s.running, tuple(s.counts.values())) for s in statuses]

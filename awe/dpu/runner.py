@@ -24,6 +24,7 @@ import os
 import selectors
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -294,18 +295,26 @@ def _slot_main(job: Job, specs: dict[str, Any], job_dir: Path, commands: int, ev
         os._exit(code)
 
 
-def main(argv: list[str] | None = None) -> int:
+def serve(argv: list[str] | None, usage: str, make: Callable[[list[str]], Runner]) -> int:
+    """Run the runner ``make(arguments)`` gives, for a command line shaped as ``usage``
+    (``python -m MODULE ARG...``); a job written in a format this code does not read is
+    refused, not misread."""
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m awe.dpu.runner JOB_DIR", file=sys.stderr)
+    module = usage.split()[2]
+    if len(argv) != len(usage.split()) - 3:
+        print(f"usage: {usage}", file=sys.stderr)
         return 2
     try:
-        runner = Runner(Path(argv[0]))
+        runner = make(argv)
     except FormatError as err:  # written by another AWE: refused, not misread
-        print(f"awe.dpu.runner: {err}", file=sys.stderr)
+        print(f"{module}: {err}", file=sys.stderr)
         return 2
     runner.run()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return serve(argv, "python -m awe.dpu.runner JOB_DIR", lambda args: Runner(Path(args[0])))
 
 
 if __name__ == "__main__":

@@ -267,6 +267,22 @@ class JobService:
                 unreachable.append(Unreachable(job_id, dpu_name, err))
         return unreachable
 
+    def poll_interval(self, ids: list[int]) -> tuple[float, float]:
+        """Pauses between two looks while waiting for jobs ``ids`` (first, longest): the
+        shortest of their DPUs', so a local job is not held back by a Slurm one."""
+        from awe.db.jobs import jobs_to_sync
+        from awe.dpu.backends.base import Scheduler
+
+        intervals = []
+        for name in {dpu_name for _, dpu_name in jobs_to_sync(self.database, ids)}:
+            try:
+                intervals.append(self.backend(name).poll_interval)
+            except AweError:  # a DPU no longer configured: its sync says so
+                continue
+        if not intervals:
+            return Scheduler.poll_interval
+        return min(i[0] for i in intervals), min(i[1] for i in intervals)
+
     def statuses(self, ids: list[int]) -> list[JobStatus]:
         """The jobs' statuses as the database has them (sync first for news)."""
         from awe.dpu.status import job_statuses

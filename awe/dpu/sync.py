@@ -83,7 +83,8 @@ def sync_job(database: Database, backend: Backend, job_id: int) -> None:
     if work_dir is None or not pending:
         _update_job_state(database, job_id)
         return
-    _apply_journals(database, backend, work_dir, job_id, pending)
+    poll = backend.poll(work_dir, {n: offset for n, (_, offset) in pending.items()})
+    _fold(database, job_id, pending, poll.journals)
     if _update_job_state(database, job_id):
         return
     with database.session() as session:
@@ -95,7 +96,7 @@ def sync_job(database: Database, backend: Backend, job_id: int) -> None:
                 )
             )
         }
-    verdict = backend.reconcile(work_dir, unfinished)
+    verdict = backend.judge(work_dir, poll, unfinished)
     if verdict.outcomes or verdict.gone:
         lost = "lost: the job's runner is gone"
         end_tasks(
@@ -127,6 +128,13 @@ def _apply_journals(
     pending: dict[int, tuple[int, int]],
 ) -> None:
     data = backend.read_journals(work_dir, {n: offset for n, (_, offset) in pending.items()})
+    _fold(database, job_id, pending, data)
+
+
+def _fold(
+    database: Database, job_id: int, pending: dict[int, tuple[int, int]], data: dict[int, bytes]
+) -> None:
+    """Write what the new journal bytes ``data`` say into the tasks of ``pending``."""
     changes: dict[int, tuple[int, TaskChanges]] = {}  # task id -> (offset read at, changes)
     for number, data_read in data.items():
         task_id, offset = pending[number]

@@ -29,12 +29,16 @@ def make_backend(name: str, env: Env) -> Backend:
     if definition.scheduler == "slurm":
         from awe.dpu.backends.slurm import SlurmBackend
 
-        return SlurmBackend(definition, transport)
-    from awe.dpu.backends.pool import PoolScheduler
+        backend: Backend = SlurmBackend(definition, transport)
+    else:
+        from awe.dpu.backends.pool import PoolScheduler
 
-    scheduler = PoolScheduler(transport, definition.max_workers)
-    workers = definition.max_workers or 1  # for the estimate only
-    return Backend(definition.name, transport, scheduler, workers, definition.python)
+        scheduler = PoolScheduler(transport, definition.max_workers)
+        workers = definition.max_workers or 1  # for the estimate only
+        backend = Backend(definition.name, transport, scheduler, workers, definition.python)
+    if definition.poll_interval is not None:  # the DPU's own first pause, backing off to 10x
+        backend.poll_interval = (definition.poll_interval, 10 * definition.poll_interval)
+    return backend
 
 
 def make_transport(definition: DPUDefinition, env: Env) -> Transport:

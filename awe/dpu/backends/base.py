@@ -38,6 +38,15 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Poll:
+    """One look at a job: new journal bytes by task number, and the scheduler's facts
+    (whether the runner lives, what Slurm says), asked before the journals were read."""
+
+    journals: dict[int, bytes]
+    facts: Any = None
+
+
+@dataclass(frozen=True)
 class Launch:
     """A job ready for its scheduler: its folder on the DPU, the job as the DPU reads it,
     the environment of its processes and the Python that runs them."""
@@ -57,6 +66,9 @@ class Scheduler(ABC):
     commands: tuple[str, ...] = ()
     #: Whether each task gets a batch script (shown by a dry run and show_batch_script).
     writes_scripts = False
+    #: Seconds between two looks at a job while waiting: the first pause, and the longest
+    #: it grows to (by half each look that brings no news); news brings it back to the first.
+    poll_interval: tuple[float, float] = (0.2, 2.0)
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
@@ -89,6 +101,19 @@ class Scheduler(ABC):
         The default asks whether the job still runs."""
         return Verdict(gone=self.runner_alive(work_dir) is False)
 
+    def poll(self, work_dir: str, offsets: dict[int, int]) -> tuple[dict[str, str], Any]:
+        """One look at a job: the new journal bytes (base64 by task number) and the
+        scheduler's facts on it, asked *before* the journals are read, so a task the facts
+        call ended has its whole journal in the same answer. A scheduler whose agent has a
+        ``poll`` verb does both in one round trip; this default reads the journals only and
+        leaves the facts to :meth:`judge` (a second call, only when tasks stay unfinished)."""
+        return self.call("journals", {"dir": work_dir, "offsets": offsets}), None
+
+    def judge(self, work_dir: str, facts: Any, unfinished: dict[int, str]) -> Verdict:
+        """The verdict on the tasks the journals of a poll left unfinished, from that
+        poll's ``facts``."""
+        return self.reconcile(work_dir, unfinished)
+
     @abstractmethod
     def cancel(self, work_dir: str) -> None:
         """Ask the scheduler to stop the job (running tasks killed, queued ones skipped)."""
@@ -120,6 +145,9 @@ class Backend:
         self.workers = workers
         #: The Python the DPU definition names (the transport resolves the default).
         self.python = python
+        #: Pauses between two looks while waiting (first, longest): the scheduler's own,
+        #: unless the DPU definition sets ``poll_interval``.
+        self.poll_interval = scheduler.poll_interval
 
     @property
     def shell(self) -> Any:
@@ -170,6 +198,16 @@ class Backend:
         """New journal bytes of the given tasks (task number -> offset) in one go."""
         found = self.scheduler.call("journals", {"dir": work_dir, "offsets": offsets})
         return {int(n): base64.b64decode(data) for n, data in found.items()}
+
+    def poll(self, work_dir: str, offsets: dict[int, int]) -> Poll:
+        """New journal bytes of the given tasks and the scheduler's facts on the job, in
+        one round trip where the scheduler's agent can (see :meth:`Scheduler.poll`)."""
+        found, facts = self.scheduler.poll(work_dir, offsets)
+        return Poll({int(n): base64.b64decode(data) for n, data in found.items()}, facts)
+
+    def judge(self, work_dir: str, poll: Poll, unfinished: dict[int, str]) -> Verdict:
+        """What the scheduler's facts of ``poll`` say of the tasks still unfinished."""
+        return self.scheduler.judge(work_dir, poll.facts, unfinished)
 
     def runner_alive(self, work_dir: str) -> bool | None:
         return self.scheduler.runner_alive(work_dir)

@@ -5,7 +5,9 @@ journals tell; gone, every unfinished task is lost)."""
 
 from __future__ import annotations
 
-from awe.dpu.backends.base import Launch, Scheduler
+from typing import Any
+
+from awe.dpu.backends.base import Launch, Scheduler, Verdict
 from awe.dpu.backends.transport import Transport
 from awe.dpu.remote.shell import RemoteError
 
@@ -36,6 +38,14 @@ class PoolScheduler(Scheduler):
                 "job": launch.job.to_json(),
             },
         )
+
+    def poll(self, work_dir: str, offsets: dict[int, int]) -> tuple[dict[str, str], Any]:
+        """Whether the runner lives, then the journals: one agent call."""
+        answer = self.call("poll", {"dir": work_dir, "offsets": offsets})
+        return answer["journals"], answer["alive"]
+
+    def judge(self, work_dir: str, facts: Any, unfinished: dict[int, str]) -> Verdict:
+        return Verdict(gone=facts is False)
 
     def runner_alive(self, work_dir: str) -> bool | None:
         try:

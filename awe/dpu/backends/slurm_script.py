@@ -1,10 +1,12 @@
-"""Batch scripts for a Slurm DPU: one readable script per task.
+"""Batch scripts for a Slurm DPU: one readable script per submission (a step's job array,
+or a task submitted alone; :mod:`awe.dpu.backends.slurm_arrays` decides which).
 
-A script says in comments which AWE job and task it runs and what it waits for, carries the
-DPU's resources as ``#SBATCH`` lines, then the DPU's environment set-up lines, and finally
-``exec``s the task's worker. Dependencies are not in the script: they are the Slurm ids of
-other tasks, known only at submission, and are given to ``sbatch`` as
-``--dependency=afterok:<ids> --kill-on-invalid-dep=yes``.
+A script says in comments which AWE job and tasks it runs and what they wait for, carries
+the DPU's resources as ``#SBATCH`` lines, then the DPU's environment set-up lines, and
+finally ``exec``s the task's worker (an array's element finds its task from
+``SLURM_ARRAY_TASK_ID``). Dependencies are not in the script: they are Slurm ids known only
+at submission, given to ``sbatch`` as ``--dependency=aftercorr:<array>`` or
+``afterok:<ids>``, with ``--kill-on-invalid-dep=yes``.
 
 Time limits: the worker's supervisor enforces the task's own limit to the second and
 journals it (``TIMEOUT: over its time limit of ... s``); Slurm counts in whole minutes, so
@@ -18,9 +20,10 @@ from __future__ import annotations
 import math
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from awe.dpu.backends.slurm_arrays import Submission
 from awe.dpu_definitions import DPUDefinition, check_sbatch_value, check_sbatch_values
 from awe.errors import AweError
 
@@ -38,6 +41,21 @@ def slurm_time(seconds: float) -> str:
     days, minutes = divmod(minutes, 24 * 60)
     hours, minutes = divmod(minutes, 60)
     return f"{days}-{hours:02d}:{minutes:02d}:00"
+
+
+def slurm_seconds(text: str) -> float:
+    """Slurm's time format (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``) in
+    seconds."""
+    days, _, clock = text.rpartition("-")
+    parts = [int(p) for p in clock.split(":")]
+    if days:
+        parts += [0] * (3 - len(parts))
+        hours, minutes, seconds = parts
+    elif len(parts) == 3:
+        hours, minutes, seconds = parts
+    else:
+        hours, (minutes, seconds) = 0, (parts + [0])[:2]
+    return float(((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds)
 
 
 def job_name(job_key: str, task: Mapping[str, Any]) -> str:
@@ -83,24 +101,134 @@ def render_script(
     environment: Mapping[str, str],
     python: str,
 ) -> str:
-    """The batch script of one task. ``job_dir`` is the job's folder as the nodes see it."""
+    """The batch script of one task submitted alone. ``job_dir`` is the job's folder as
+    the nodes see it."""
+    submission = Submission(str(task["number"]), int(task["step"]), (task["number"],), False)
+    return render_submission(
+        definition, job_key, job_dir, submission, {task["number"]: task}, task_names,
+        environment, python, None,
+    )  # fmt: skip
+
+
+def render_pilot_script(
+    definition: DPUDefinition,
+    job_key: str,
+    job_dir: str,
+    environment: Mapping[str, str],
+    python: str,
+) -> str:
+    """The batch script of a job's pilots (pilot mode): each runs ``awe.dpu.pilot``, which
+    takes the job's ready tasks until none is left or the walltime nears."""
     check_values(definition)
     settings = definition.slurm
-    number = task["number"]
-    tries = 1 + int(task.get("retries") or 0)  # the worker runs every try in this job
-    limit = settings.time_limit or slurm_time(float(task["time_limit"]) * tries + GRACE_SECONDS)
-    waits = ", ".join(task_names[n] for n in task["depends_on"]) or "nothing"
     lines = [
         "#!/bin/bash",
-        comment(
-            f"# AWE job {job_key}, task {number}: {task['name']} (step {task['step']}, "
-            f"sequence {task['sequence']}) on DPU {definition.name}."
-        ),
-        comment(f"# Waits for: {waits} (sbatch --dependency=afterok on their Slurm jobs)."),
-        f"# Time limit {float(task['time_limit']):g} s, enforced by the worker; "
-        "Slurm's --time below is the backstop.",
-        f"#SBATCH --job-name={job_name(job_key, task)}",
-        f"#SBATCH --output={job_dir}/slurm/{number}.out",
+        f"# AWE job {job_key}: {settings.nodes} pilot(s) on DPU {definition.name}; each runs "
+        f"up to {settings.cpus_per_node} of the job's tasks at once, each task in its own "
+        "process, until the job is done or the walltime nears.",
+        f"#SBATCH --job-name=awe{job_key}.pilot",
+        f"#SBATCH --output={job_dir}/slurm/pilot.%A_%a.out",
+        "#SBATCH --open-mode=append",
+        f"#SBATCH --chdir={job_dir}",
+        f"#SBATCH --time={settings.walltime}",
+        "#SBATCH --nodes=1",
+        "#SBATCH --ntasks=1",
+        f"#SBATCH --cpus-per-task={settings.cpus_per_node}",
+    ]
+    lines += _resources(definition)
+    lines += _environment(definition, environment, threads=1)
+    walltime = slurm_seconds(settings.walltime)
+    lines.append(f"exec {shlex.quote(python)} -m awe.dpu.pilot {shlex.quote(job_dir)} {walltime:g}")
+    return "\n".join(lines) + "\n"
+
+
+def _resources(definition: DPUDefinition) -> list[str]:
+    """The DPU's ``#SBATCH`` lines of memory, partition, account, qos and extras."""
+    settings = definition.slurm
+    lines = [
+        f"#SBATCH --{option}={value}"
+        for option, value in (
+            ("mem", settings.memory),
+            ("partition", settings.partition),
+            ("account", settings.account),
+            ("qos", settings.qos),
+        )
+        if value
+    ]
+    return lines + [extra_line(line) for line in settings.extra]
+
+
+def _environment(
+    definition: DPUDefinition, environment: Mapping[str, str], threads: int
+) -> list[str]:
+    """The DPU's set-up lines, then the task processes' environment."""
+    lines = []
+    if definition.setup:
+        lines += ["", "# Environment set-up of this DPU:", *definition.setup]
+    lines.append("")
+    counts = {name: str(threads) for name in THREAD_VARIABLES}
+    for variable, value in {**counts, **environment}.items():
+        lines.append(f"export {variable}={shlex.quote(value)}")
+    return lines
+
+
+def render_submission(
+    definition: DPUDefinition,
+    job_key: str,
+    job_dir: str,
+    submission: Submission,
+    tasks: Mapping[int, Mapping[str, Any]],
+    task_names: Mapping[int, str],
+    environment: Mapping[str, str],
+    python: str,
+    corr: Submission | None,
+) -> str:
+    """The batch script of one submission: a job array whose element i runs
+    ``submission.tasks[i]`` (found from ``SLURM_ARRAY_TASK_ID``), or one task. ``corr``:
+    the array each element waits for element by element (``aftercorr``)."""
+    check_values(definition)
+    settings = definition.slurm
+    members = [tasks[n] for n in submission.tasks]
+    first = members[0]
+    tries = max(1 + int(t.get("retries") or 0) for t in members)  # every try in this job
+    own = max(float(t["time_limit"]) for t in members)
+    limit = settings.time_limit or slurm_time(own * tries + GRACE_SECONDS)
+    if submission.array:
+        name = (
+            f"awe{job_key}.s{submission.step}.{re.sub(r'[^A-Za-z0-9_.-]+', '-', first['sequence'])}"
+        )
+        what = (
+            f"# AWE job {job_key}, step {submission.step} (sequence {first['sequence']}): "
+            f"{_names([t['number'] for t in members], task_names)} as "
+            f"{_elements(len(members))} of one Slurm job array on DPU {definition.name}."
+        )
+        output = f"{job_dir}/slurm/{submission.name}.%a.out"
+    else:
+        name = job_name(job_key, first)
+        what = (
+            f"# AWE job {job_key}, task {first['number']}: {first['name']} (step "
+            f"{first['step']}, sequence {first['sequence']}) on DPU {definition.name}."
+        )
+        output = f"{job_dir}/slurm/{first['number']}.out"
+    if corr is not None:
+        waits = (
+            f"# Waits for: element by element, the same element of the step "
+            f"{corr.step} array ({_names(corr.tasks, task_names)}; sbatch "
+            f"--dependency=aftercorr)."
+        )
+    else:
+        after = list(submission.after) if submission.array else list(first["depends_on"])
+        waits = (
+            f"# Waits for: {_names(after, task_names) or 'nothing'} (sbatch "
+            f"--dependency=afterok on their Slurm jobs)."
+        )
+    lines = [
+        "#!/bin/bash",
+        comment(what),
+        comment(waits),
+        f"# Time limit {own:g} s, enforced by the worker; Slurm's --time below is the backstop.",
+        f"#SBATCH --job-name={name}",
+        f"#SBATCH --output={output}",
         "#SBATCH --open-mode=append",
         f"#SBATCH --chdir={job_dir}",
         f"#SBATCH --time={limit}",
@@ -108,25 +236,31 @@ def render_script(
         "#SBATCH --ntasks=1",
         f"#SBATCH --cpus-per-task={settings.cpus_per_task}",
     ]
-    for option, value in (
-        ("mem", settings.memory),
-        ("partition", settings.partition),
-        ("account", settings.account),
-        ("qos", settings.qos),
-    ):
-        if value:
-            lines.append(f"#SBATCH --{option}={value}")
-    lines += [extra_line(line) for line in settings.extra]
-    if definition.setup:
-        lines += ["", "# Environment set-up of this DPU:", *definition.setup]
-    lines.append("")
-    threads = {name: str(settings.cpus_per_task) for name in THREAD_VARIABLES}
-    for name, value in {**threads, **environment}.items():
-        lines.append(f"export {name}={shlex.quote(value)}")
-    lines.append(
-        f"exec {shlex.quote(python)} -m awe.dpu.worker {shlex.quote(job_dir)} {int(number)}"
-    )
+    lines += _resources(definition)
+    lines += _environment(definition, environment, settings.cpus_per_task)
+    worker = f"exec {shlex.quote(python)} -m awe.dpu.worker {shlex.quote(job_dir)}"
+    numbers = list(submission.tasks)
+    if not submission.array:
+        lines.append(f"{worker} {int(numbers[0])}")
+    elif numbers == list(range(numbers[0], numbers[0] + len(numbers))):
+        lines.append(f"# Element i runs task {int(numbers[0])} + i.")
+        lines.append(f'{worker} "$(({int(numbers[0])} + SLURM_ARRAY_TASK_ID))"')
+    else:
+        lines.append(f"TASKS=({' '.join(str(int(n)) for n in numbers)})  # element i runs TASKS[i]")
+        lines.append(f'{worker} "${{TASKS[$SLURM_ARRAY_TASK_ID]}}"')
     return "\n".join(lines) + "\n"
+
+
+def _elements(count: int) -> str:
+    return "its element 0" if count == 1 else f"its elements 0-{count - 1}"
+
+
+def _names(numbers: Sequence[int], task_names: Mapping[int, str]) -> str:
+    """Task names for a comment: all of a few, the first and last of many."""
+    names = [task_names[n] for n in numbers]
+    if len(names) <= 10:
+        return ", ".join(names)
+    return f"{', '.join(names[:3])}, ... {names[-1]} ({len(names)} tasks)"
 
 
 def render_scripts(
@@ -136,12 +270,22 @@ def render_scripts(
     job: Mapping[str, Any],
     environment: Mapping[str, str],
     python: str,
-) -> dict[int, str]:
-    """Every task's batch script, by task number."""
-    names = {task["number"]: task["name"] for task in job["tasks"]}
-    return {
-        task["number"]: render_script(
-            definition, job_key, job_dir, task, names, environment, python
+    submissions: Sequence[Submission],
+) -> list[str]:
+    """The batch script of every submission, in order."""
+    tasks = {task["number"]: task for task in job["tasks"]}
+    names = {number: task["name"] for number, task in tasks.items()}
+    return [
+        render_submission(
+            definition,
+            job_key,
+            job_dir,
+            submission,
+            tasks,
+            names,
+            environment,
+            python,
+            submissions[submission.corr] if submission.corr is not None else None,
         )
-        for task in job["tasks"]
-    }
+        for submission in submissions
+    ]

@@ -9,9 +9,9 @@ one round trip per poll, not 62. Arguments are data, never shell text.
 The answer is one JSON document on stdout.
 
 Verbs: ``journals`` (new bytes of many task journals), ``alive`` (does the job's runner
-run), ``start`` (write the job description, start a detached runner), ``cancel`` / ``kill``
-(stop it), ``unpack`` (verify and unpack a code snapshot atomically, refusing unsafe
-paths), ``check`` (facts for ``awe dpu check``), ``sha256``, ``home``.
+run), ``poll`` (both, in one call), ``start`` (write the job description, start a detached
+runner), ``cancel`` / ``kill`` (stop it), ``unpack`` (verify and unpack a code snapshot
+atomically, refusing unsafe paths), ``check`` (facts for ``awe dpu check``), ``sha256``, ``home``.
 """
 
 from __future__ import annotations
@@ -99,6 +99,12 @@ def runner_pid(job_dir: str) -> int | None:
 def alive(args: dict[str, Any]) -> bool:
     pid = runner_pid(args["dir"])
     return pid is not None and runs_runner(pid, args["dir"])
+
+
+def poll(args: dict[str, Any]) -> dict[str, Any]:
+    """A poll's one call: whether the runner lives (asked first: a runner found gone wrote
+    everything it ever will before the journals are read), then the new journal bytes."""
+    return {"alive": alive(args), "journals": journals(args)}
 
 
 def write_job(job_dir: Path, job: dict[str, Any]) -> None:
@@ -242,6 +248,7 @@ def home(args: dict[str, Any]) -> str:
 VERBS = {
     "journals": journals,
     "alive": alive,
+    "poll": poll,
     "start": start,
     "cancel": cancel,
     "kill": kill,

@@ -8,23 +8,29 @@ to follow, and Slurm sees one ``squeue`` (plus at most one ``sacct``) per job an
 never one per task. Every Slurm command is an argument list; nothing is pasted into a
 shell.
 
-``slurm.json`` in the job's folder records the Slurm job id of each task, written as the
-tasks are submitted, so a cancel or a status check from any later session finds them.
+``slurm.json`` in the job's folder records the Slurm id of each task (``123`` for a batch
+job of its own, ``123_4`` for element 4 of array 123), its script and its output file,
+written as the submissions go in, so a cancel or a status check from any later session
+finds them.
 
-Verbs: ``submit`` (sbatch every task in order, dependencies as ``afterok``), ``state``
-(what Slurm says of some tasks), ``cancel`` (scancel the whole job), ``scripts`` (the
+Verbs: ``submit`` (one sbatch per step: a job array with ``aftercorr`` or ``afterok``
+dependencies, or one batch job per task where an array cannot say them), ``state``
+(what Slurm says of some tasks), ``poll`` (that, then the journals, in one call),
+``cancel`` (scancel the whole job), ``scripts`` (the
 job's batch scripts, for ``dpu.show_batch_script``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from awe.dpu.remote import commands
-from awe.dpu.remote.agent import write_atomically, write_job
+from awe.dpu.remote.agent import journals, write_atomically, write_job
 
 SLURM_FILE = "slurm.json"
 SCRIPTS_FOLDER = "slurm"
@@ -86,39 +92,56 @@ def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _load_ids(job_dir: str) -> dict[str, str]:
+def _load(job_dir: str) -> dict[str, Any]:
     try:
-        return json.loads((Path(job_dir) / SLURM_FILE).read_text())["tasks"]
+        return json.loads((Path(job_dir) / SLURM_FILE).read_text())
     except FileNotFoundError:
         return {}
 
 
-def _save_ids(job_dir: str, ids: dict[str, str]) -> None:
-    write_atomically(Path(job_dir) / SLURM_FILE, json.dumps({"tasks": ids}, indent=1))
+def _load_ids(job_dir: str) -> dict[str, str]:
+    """Task number -> its Slurm id: ``123`` for a batch job, ``123_4`` for an element."""
+    return _load(job_dir).get("tasks", {})
+
+
+def _save(job_dir: str, record: dict[str, Any]) -> None:
+    write_atomically(Path(job_dir) / SLURM_FILE, json.dumps(record, indent=1))
+
+
+def base_ids(ids: Iterable[str]) -> list[str]:
+    """The Slurm jobs behind task ids (an array's id once for all its elements), in order."""
+    return list(dict.fromkeys(slurm_id.split("_")[0] for slurm_id in ids))
 
 
 # ---- submit ----
 def submit(args: dict[str, Any]) -> dict[str, str]:
-    """Write job.json and each task's batch script, and sbatch them in task order
-    (dependencies first), all in one invocation.
+    """Write job.json and the batch scripts and sbatch them in order (what a submission
+    waits for comes first), all in one invocation: one ``sbatch`` per submission, a job
+    array (``--array=0-<k-1>``) for a step whose dependencies Slurm can express per
+    element, one batch job per task otherwise.
 
-    ``args``: ``dir`` (the job's folder), ``job`` (written as job.json), ``tasks`` (list of
-    ``{"number", "script", "depends_on"}``), ``timeout``. Returns task number -> Slurm job
-    id. If one sbatch fails, the tasks already submitted are cancelled and the error names
-    the task and what sbatch said.
+    ``args``: ``dir`` (the job's folder), ``job`` (written as job.json), ``submissions``
+    (list of ``{"name", "script", "tasks", "array", "corr", "after"}``, see
+    :mod:`awe.dpu.backends.slurm_arrays`), ``timeout``. Returns task number -> Slurm id
+    (``<array id>_<element>`` for an array's task). If one sbatch fails, what was already
+    submitted is cancelled and the error names the tasks and what sbatch said.
     """
     job_dir, timeout = Path(args["dir"]), float(args.get("timeout", 60))
     folder = job_dir / SCRIPTS_FOLDER
     write_job(job_dir, args["job"])
     folder.mkdir(parents=True, exist_ok=True)
-    ids: dict[str, str] = {}
-    for task in args["tasks"]:
-        script = folder / f"{int(task['number'])}.sh"
-        write_atomically(script, task["script"])
+    record: dict[str, Any] = {"tasks": {}, "scripts": {}, "outputs": {}}
+    ids, arrays = record["tasks"], []  # arrays: (slurm id, its task numbers) per submission
+    for submission in args["submissions"]:
+        script = folder / f"{submission['name']}.sh"
+        write_atomically(script, submission["script"])
+        numbers = [int(n) for n in submission["tasks"]]
         argv = ["sbatch", "--parsable"]
-        if task["depends_on"]:
-            after = ":".join(ids[str(n)] for n in task["depends_on"])
-            argv += [f"--dependency=afterok:{after}", "--kill-on-invalid-dep=yes"]
+        if submission["array"]:
+            argv.append(f"--array=0-{len(numbers) - 1}")
+        dependency = _dependency(submission, arrays, ids)
+        if dependency:
+            argv += [f"--dependency={dependency}", "--kill-on-invalid-dep=yes"]
         argv.append(str(script))
         try:
             done = _run(argv, timeout)
@@ -126,14 +149,39 @@ def submit(args: dict[str, Any]) -> dict[str, str]:
                 raise SlurmCommandError(done.stderr.strip() or f"exit code {done.returncode}")
         except SlurmCommandError as err:
             if ids:
-                _run(["scancel", *ids.values()], timeout)
-            _save_ids(str(job_dir), {})
-            raise SlurmCommandError(f"sbatch of task {task['number']} failed: {err}") from None
-        ids[str(task["number"])] = done.stdout.strip().split(";")[0]
-        if len(ids) % 16 == 0:  # a cancel during a long submission finds what went in
-            _save_ids(str(job_dir), ids)
-    _save_ids(str(job_dir), ids)
+                _run(["scancel", *base_ids(ids.values())], timeout)
+            _save(str(job_dir), {})
+            which = (
+                f"task {numbers[0]}" if len(numbers) == 1 else f"tasks {numbers[0]}-{numbers[-1]}"
+            )
+            raise SlurmCommandError(f"sbatch of {which} failed: {err}") from None
+        slurm_id = done.stdout.strip().split(";")[0]
+        arrays.append((slurm_id, numbers))
+        for index, number in enumerate(numbers):
+            array = submission["array"]
+            ids[str(number)] = f"{slurm_id}_{index}" if array else slurm_id
+            record["scripts"][str(number)] = script.name
+            record["outputs"][str(number)] = (
+                f"{submission['name']}.{index}.out" if array else f"{number}.out"
+            )
+        _save(str(job_dir), record)  # a cancel during a long submission finds what went in
     return ids
+
+
+def _dependency(
+    submission: dict[str, Any], arrays: list[tuple[str, list[int]]], ids: dict[str, str]
+) -> str:
+    """``aftercorr:<array>`` or ``afterok:<ids>``, a whole array written as its own id."""
+    if submission.get("corr") is not None:
+        return f"aftercorr:{arrays[submission['corr']][0]}"
+    wanted = {int(n) for n in submission["after"]}
+    after = []
+    for slurm_id, numbers in arrays:
+        if len(numbers) > 1 and wanted.issuperset(numbers):
+            after.append(slurm_id)
+            wanted.difference_update(numbers)
+    after += [ids[str(n)] for n in sorted(wanted)]
+    return f"afterok:{':'.join(after)}" if after else ""
 
 
 # ---- state ----
@@ -142,47 +190,64 @@ def state(args: dict[str, Any]) -> dict[str, Any]:
     ``{"tasks": {number: [state, reason, exit code]}, "unknown": [...], ...}``.
 
     One ``squeue`` for all of them; the ones squeue no longer knows go to one ``sacct``
-    (when accounting is on). Tasks neither knows are listed in ``unknown``. A FAILED job
+    (when accounting is on). Tasks neither knows are listed in ``unknown``, and in
+    ``dropped`` too when squeue still lists other elements of their array. A FAILED job
     whose output shows slurmstepd's over-memory kill is reported OUT_OF_MEMORY. Raises
     SlurmCommandError when squeue fails or is slow: the caller then changes nothing.
     """
     job_dir, timeout = args["dir"], float(args.get("timeout", 30))
-    ids = _load_ids(job_dir)
+    record = _load(job_dir)
+    ids = record.get("tasks", {})
     asked = [str(n) for n in args["tasks"]] if args.get("tasks") is not None else list(ids)
     wanted = {ids[n]: n for n in asked if n in ids}
     facts: dict[str, list[str]] = {}
+    listed: set[str] = set()  # arrays squeue still lists (some element of them)
     if wanted:
-        done = _run(
-            [
-                "squeue",
-                "--noheader",
-                "--states=all",
-                f"--jobs={','.join(wanted)}",
-                "--format=%i|%T|%r",
-            ],
-            timeout,
-        )
-        # squeue fails with "Invalid job id" when it knows none of them: that is an answer.
-        if done.returncode != 0 and "Invalid job id" not in done.stderr:
-            raise SlurmCommandError(f"squeue failed: {done.stderr.strip()}")
-        for line in done.stdout.splitlines():
-            parts = line.strip().split("|")
-            if len(parts) == 3 and parts[0] in wanted:
-                facts[wanted[parts[0]]] = [parts[1], parts[2], ""]
+        for slurm_id, slurm_state, reason in _squeue(list(wanted), "%i|%T|%r", timeout):
+            listed.add(slurm_id.split("_")[0])
+            if slurm_id in wanted:
+                facts[wanted[slurm_id]] = [slurm_state, reason, ""]
     missing = [slurm_id for slurm_id, number in wanted.items() if number not in facts]
     accounting = "not asked"
     if missing:
         accounting = _from_sacct(missing, wanted, facts, timeout)
     for number, fact in facts.items():
-        if fact[0] == "FAILED" and _memory_killed(job_dir, number):
+        output = record.get("outputs", {}).get(number, f"{number}.out")
+        if fact[0] == "FAILED" and _memory_killed(job_dir, output):
             fact[0], fact[1] = "OUT_OF_MEMORY", "killed by slurmstepd over its --mem"
     unknown = [n for n in wanted.values() if n not in facts]
     return {
         "tasks": facts,
         "unknown": unknown,
+        # Elements squeue no longer lists while it lists their array: a pending element
+        # scancelled alone is dropped from its array without a record of its own.
+        "dropped": [n for i, n in wanted.items() if n in unknown and i.split("_")[0] in listed],
         "unsubmitted": [n for n in asked if n not in ids],
         "accounting": accounting,
     }
+
+
+def _squeue(ids: list[str], fields: str, timeout: float) -> list[list[str]]:
+    """squeue's lines for the jobs behind ``ids`` (one line per array element, pending ones
+    too), split into the ``|``-separated ``fields``. Raises SlurmCommandError when squeue
+    fails or is slow."""
+    done = _run(
+        [
+            "squeue",
+            "--noheader",
+            "--array",
+            "--states=all",
+            f"--jobs={','.join(base_ids(ids))}",
+            f"--format={fields}",
+        ],
+        timeout,
+    )
+    # squeue fails with "Invalid job id" when it knows none of them: that is an answer.
+    if done.returncode != 0 and "Invalid job id" not in done.stderr:
+        raise SlurmCommandError(f"squeue failed: {done.stderr.strip()}")
+    width = fields.count("|") + 1
+    rows = (line.strip().split("|") for line in done.stdout.splitlines())
+    return [row for row in rows if len(row) == width]
 
 
 def _from_sacct(
@@ -190,7 +255,7 @@ def _from_sacct(
 ) -> str:
     done = _run(
         ["sacct", "--noheader", "--parsable2", "--allocations", "--format=JobID,State,ExitCode"]
-        + [f"--jobs={','.join(missing)}"],
+        + [f"--jobs={','.join(base_ids(missing))}"],
         timeout,
     )
     if done.returncode != 0:
@@ -204,8 +269,8 @@ def _from_sacct(
     return "ok"
 
 
-def _memory_killed(job_dir: str, number: str) -> bool:
-    output = Path(job_dir) / SCRIPTS_FOLDER / f"{number}.out"
+def _memory_killed(job_dir: str, name: str) -> bool:
+    output = Path(job_dir) / SCRIPTS_FOLDER / name
     try:
         with open(output, "rb") as stream:
             stream.seek(max(0, output.stat().st_size - 65536))
@@ -214,10 +279,114 @@ def _memory_killed(job_dir: str, number: str) -> bool:
         return False
 
 
+def poll(args: dict[str, Any]) -> dict[str, Any]:
+    """A poll's one call: what Slurm says of the tasks (one squeue, asked first: a job
+    Slurm calls ended wrote its whole journal before the journals are read), then the new
+    journal bytes. ``state`` is None when squeue failed or was slow (nothing is judged)."""
+    try:
+        facts = state({**args, "tasks": list(args["offsets"])})
+    except SlurmCommandError:
+        facts = None
+    return {"state": facts, "journals": journals(args)}
+
+
+# ---- pilot mode ----
+PILOT_FOLDER = "pilot"  # as in awe.dpu.pilot (which this stdlib-only agent cannot import)
+PILOT_SCRIPT = "pilot.sh"
+
+
+def submit_pilots(args: dict[str, Any]) -> list[str]:
+    """Pilot mode: write job.json and the pilot script and sbatch ``nodes`` pilots as one
+    job array; the job's tasks run inside them (:mod:`awe.dpu.pilot`). Returns the
+    pilots' Slurm ids."""
+    job_dir, timeout = Path(args["dir"]), float(args.get("timeout", 60))
+    write_job(job_dir, args["job"])
+    (job_dir / SCRIPTS_FOLDER).mkdir(parents=True, exist_ok=True)
+    (job_dir / PILOT_FOLDER / "claims").mkdir(parents=True, exist_ok=True)
+    write_atomically(job_dir / SCRIPTS_FOLDER / PILOT_SCRIPT, args["script"])
+    numbers = [str(task["number"]) for task in args["job"]["tasks"]]
+    record = {
+        "mode": "pilot",
+        "nodes": int(args["nodes"]),
+        "pilots": [],
+        "tasks": {},
+        "scripts": dict.fromkeys(numbers, PILOT_SCRIPT),
+    }
+    _add_pilots(str(job_dir), record, int(args["nodes"]), timeout)
+    return record["pilots"]
+
+
+def _add_pilots(job_dir: str, record: dict[str, Any], count: int, timeout: float) -> list[str]:
+    script = str(Path(job_dir) / SCRIPTS_FOLDER / PILOT_SCRIPT)
+    done = _run(["sbatch", "--parsable", f"--array=0-{count - 1}", script], timeout)
+    if done.returncode != 0:
+        raise SlurmCommandError(f"sbatch of {count} pilots failed: {done.stderr.strip()}")
+    array = done.stdout.strip().split(";")[0]
+    added = [f"{array}_{index}" for index in range(count)]
+    record["pilots"] += added
+    _save(job_dir, record)
+    return added
+
+
+def _pilot_states(record: dict[str, Any], timeout: float) -> dict[str, str]:
+    """Slurm's state of every pilot of the job (one squeue); a pilot it forgot is absent."""
+    if not record["pilots"]:
+        return {}
+    return dict(_squeue(record["pilots"], "%i|%T", timeout))
+
+
+def pilot_poll(args: dict[str, Any]) -> dict[str, Any]:
+    """Pilot mode's one call per poll: the pilots' states (one squeue); pilots replaced
+    while tasks remain unclaimed and fewer than ``nodes`` pilots are active (allocations
+    that ended early, or at their walltime); the unfinished tasks claimed by a pilot that
+    is gone (lost with it); then the new journal bytes."""
+    job_dir, timeout = args["dir"], float(args.get("timeout", 30))
+    record = _load(job_dir)
+    claims_dir = Path(job_dir) / PILOT_FOLDER / "claims"
+    try:
+        states = _pilot_states(record, timeout)
+    except SlurmCommandError:
+        return {"state": None, "journals": journals(args)}
+    active = {pilot for pilot, state in states.items() if state in ACTIVE}
+    claims = {}
+    for entry in os.scandir(claims_dir):
+        if entry.name.isdigit():
+            with open(entry.path) as claim:
+                claims[entry.name] = claim.read().strip()
+    unfinished = [str(n) for n in args["offsets"]]
+    unclaimed = [n for n in unfinished if n not in claims]
+    cancelled = (Path(job_dir) / PILOT_FOLDER / "cancelled").exists()
+    replaced: list[str] = []
+    problem = None
+    if unclaimed and len(active) < record["nodes"] and not cancelled:
+        try:
+            replaced = _add_pilots(job_dir, record, record["nodes"] - len(active), timeout)
+        except SlurmCommandError as err:
+            problem = str(err)
+    facts = {
+        "active": len(active) + len(replaced),
+        "replaced": replaced,
+        "lost": [n for n in unfinished if n in claims and claims[n] not in active],
+        "problem": problem,
+    }
+    return {"state": facts, "journals": journals(args)}
+
+
+def pilots_active(args: dict[str, Any]) -> int:
+    """How many of the job's pilots may still run."""
+    record = _load(args["dir"])
+    states = _pilot_states(record, float(args.get("timeout", 30)))
+    return sum(state in ACTIVE for state in states.values())
+
+
 # ---- cancel, scripts ----
 def cancel(args: dict[str, Any]) -> list[str]:
-    """scancel every Slurm job of the AWE job, in one command; the ids it was given."""
-    ids = list(_load_ids(args["dir"]).values())
+    """scancel every Slurm job of the AWE job (each array as a whole), in one command; the
+    ids it was given."""
+    record = _load(args["dir"])
+    if record.get("mode") == "pilot":  # the pilots stop their tasks as cancelled, not lost
+        write_atomically(Path(args["dir"]) / PILOT_FOLDER / "cancelled", "cancelled by AWE")
+    ids = base_ids([*record.get("tasks", {}).values(), *record.get("pilots", [])])
     if ids:
         done = _run(["scancel", *ids], float(args.get("timeout", 30)))
         if done.returncode != 0:
@@ -226,14 +395,26 @@ def cancel(args: dict[str, Any]) -> list[str]:
 
 
 def scripts(args: dict[str, Any]) -> dict[str, Any]:
-    """The job's batch scripts by task number, and the Slurm ids they were given."""
+    """The job's batch scripts by task number (an array's one script for each of its
+    tasks), and the Slurm ids they were given."""
     folder = Path(args["dir"]) / SCRIPTS_FOLDER
+    record = _load(args["dir"])
+    texts: dict[str, str] = {}
     found = {}
-    if folder.is_dir():
-        for path in folder.glob("*.sh"):
-            if path.stem.isdigit():
-                found[path.stem] = path.read_text()
-    return {"scripts": found, "ids": _load_ids(args["dir"])}
+    for number, name in record.get("scripts", {}).items():
+        if name not in texts:
+            texts[name] = (folder / name).read_text()
+        found[number] = texts[name]
+    return {"scripts": found, "ids": record.get("tasks", {})}
 
 
-VERBS = {"submit": submit, "state": state, "cancel": cancel, "scripts": scripts}
+VERBS = {
+    "submit": submit,
+    "state": state,
+    "poll": poll,
+    "submit_pilots": submit_pilots,
+    "pilot_poll": pilot_poll,
+    "pilots_active": pilots_active,
+    "cancel": cancel,
+    "scripts": scripts,
+}
