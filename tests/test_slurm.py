@@ -203,6 +203,21 @@ def test_steps_become_arrays_where_slurm_can_say_their_dependencies() -> None:
 
 
 # ---- on the cluster ----
+def test_a_tolerant_step_waits_afterany_and_goes_on(dpu: Processor) -> None:
+    """Slurm's afterok would never start a step after a failed task: a tolerant step waits
+    afterany, and its worker runs it with what ended N (or skips it if nothing did)."""
+    job_id = dpu.run("Hello>Fail>Survivors", n=1)
+    dpu.wait(job_id, timeout=TIMEOUT)
+    hello, fail, survivors = tasks_of(dpu, job_id)
+    assert (hello.state, fail.state, survivors.state) == (TaskState.N, TaskState.E, TaskState.S)
+    assert survivors.reason == "every task it waits for failed: Fail ended E"
+    assert "--dependency=afterany" in dpu.show_batch_script(job_id)[2]
+    job_id = dpu.run("Outcomes>Survivors")  # one of five ends N
+    dpu.wait(job_id, timeout=TIMEOUT)
+    survivors = tasks_of(dpu, job_id)[-1]
+    assert survivors.state is TaskState.N, survivors.reason
+
+
 def test_the_task_graph_runs_in_order_as_slurm_jobs(dpu: Processor, capsys) -> None:
     job_id = dpu.run("Hello>Total", n=3, o="M31")
     (status,) = dpu.wait(job_id, timeout=TIMEOUT)

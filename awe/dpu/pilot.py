@@ -109,16 +109,18 @@ class Pilot(Runner):
                 continue  # expected to outlast this allocation: a fresh pilot takes it
             if not self._dependencies_ended(task.depends_on, claimed):
                 continue  # a task it waits for has not ended (or is being retried)
-            failed = [d for d in task.depends_on if self.final[d] != "N"]
-            if failed:
-                name, state = self.tasks[failed[0]].name, self.final[failed[0]]
-                self._finish(number, "S", f"{name} ended {state}")
+            reason = task.skip_reason(self.final, self.names)
+            if reason is not None:
+                self._finish(number, "S", reason)
                 continue
             if not self._take(number):
                 continue
             self.ready.append(number)
             self.mine.add(number)
             free -= 1
+
+    def _ended_n(self, number: int) -> bool:
+        return self.final.get(number) == "N"  # ended here or in another pilot
 
     def _dependencies_ended(self, numbers: Sequence[int], claimed: set[int]) -> bool:
         """Whether every task of ``numbers`` ended; learns (once) the end and products of

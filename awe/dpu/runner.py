@@ -165,7 +165,7 @@ class Runner:
                 task = self.tasks[number]
                 upstream = [  # a rerun's task also gets products of the job it reruns
                     *task.reused_upstream,
-                    *(p for d in task.depends_on if self.state[d] == "N" for p in self.products[d]),
+                    *(p for d in task.depends_on if self._ended_n(d) for p in self.products[d]),
                 ]
                 try:
                     _send(slot.commands, {"cmd": "run", "task": number, "upstream": upstream})
@@ -225,6 +225,10 @@ class Runner:
                     self.ready.append(dependent)
                 else:
                     self._skip(dependent, reason)
+
+    def _ended_n(self, number: int) -> bool:
+        """Whether task ``number`` ended N (its products go to what waits for it)."""
+        return self.state[number] == "N"
 
     def _skip(self, number: int, reason: str) -> None:
         if self.state[number] != "QUEUED":

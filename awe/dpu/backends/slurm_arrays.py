@@ -14,7 +14,9 @@ one submission whatever its size. A step's tasks become one array when:
 
 Otherwise (a per-exposure step waiting for exactly its exposure's CCDs, a rerun holding
 some chips of a step) the step falls back to one batch job per task with ``afterok`` on
-exactly the Slurm jobs it waits for, which an array cannot say per element. A step larger
+exactly the Slurm jobs it waits for, which an array cannot say per element. A tolerant
+step (it runs when only some of what it waits for failed) waits with ``afterany`` instead
+of ``afterok``; its worker then decides, from the journals, to run or to end ``S``. A step larger
 than Slurm's ``MaxArraySize`` is cut into arrays of ``array_size`` elements; two steps
 cut the same way still correspond chunk by chunk, so ``aftercorr`` holds across them.
 """
@@ -42,6 +44,8 @@ class Submission:
     array: bool
     corr: int | None = None
     after: tuple[int, ...] = ()
+    #: A tolerant step (it runs when some of what it waits for failed): ``afterany``.
+    tolerant: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +54,7 @@ class Submission:
             "array": self.array,
             "corr": self.corr,
             "after": list(self.after),
+            "tolerant": self.tolerant,
         }
 
 
@@ -66,12 +71,20 @@ def plan_submissions(
     for step, members in sorted(steps.items()):
         numbers = tuple(int(t["number"]) for t in members)
         waits = [tuple(int(n) for n in t["depends_on"]) for t in members]
+        tolerant = any(t.get("tolerant") for t in members)
         chunks = [numbers[i : i + array_size] for i in range(0, len(numbers), array_size)]
         if len(set(waits)) == 1:
             first = len(submissions)
             for index, chunk in enumerate(chunks):
                 submissions.append(
-                    Submission(_name(step, index, chunks), step, chunk, True, after=waits[0])
+                    Submission(
+                        _name(step, index, chunks),
+                        step,
+                        chunk,
+                        True,
+                        after=waits[0],
+                        tolerant=tolerant,
+                    )  # fmt: skip
                 )
             arrays_of_step[numbers] = list(range(first, len(submissions)))
             continue
@@ -87,7 +100,9 @@ def plan_submissions(
         for number, wait in zip(
             numbers, waits, strict=True
         ):  # dependencies differ element by element
-            submissions.append(Submission(str(number), step, (number,), False, after=wait))
+            submissions.append(
+                Submission(str(number), step, (number,), False, after=wait, tolerant=tolerant)
+            )
     return submissions
 
 

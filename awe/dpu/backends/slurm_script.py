@@ -218,9 +218,10 @@ def render_submission(
         )
     else:
         after = list(submission.after) if submission.array else list(first["depends_on"])
+        kind = "afterany" if submission.tolerant else "afterok"
         waits = (
             f"# Waits for: {_names(after, task_names) or 'nothing'} (sbatch "
-            f"--dependency=afterok on their Slurm jobs)."
+            f"--dependency={kind} on their Slurm jobs)."
         )
     lines = [
         "#!/bin/bash",

@@ -171,7 +171,8 @@ def submit(args: dict[str, Any]) -> dict[str, str]:
 def _dependency(
     submission: dict[str, Any], arrays: list[tuple[str, list[int]]], ids: dict[str, str]
 ) -> str:
-    """``aftercorr:<array>`` or ``afterok:<ids>``, a whole array written as its own id."""
+    """``aftercorr:<array>``, or ``afterok:<ids>`` (``afterany`` for a tolerant step), a
+    whole array written as its own id."""
     if submission.get("corr") is not None:
         return f"aftercorr:{arrays[submission['corr']][0]}"
     wanted = {int(n) for n in submission["after"]}
@@ -181,7 +182,8 @@ def _dependency(
             after.append(slurm_id)
             wanted.difference_update(numbers)
     after += [ids[str(n)] for n in sorted(wanted)]
-    return f"afterok:{':'.join(after)}" if after else ""
+    kind = "afterany" if submission.get("tolerant") else "afterok"  # see slurm_arrays
+    return f"{kind}:{':'.join(after)}" if after else ""
 
 
 # ---- state ----
