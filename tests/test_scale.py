@@ -25,7 +25,7 @@ def test_waiting_backs_off_while_nothing_changes_and_comes_back_on_news(
     pauses: list[float] = []
     monkeypatch.setattr(progress.time, "sleep", pauses.append)
     looks = iter([status(n) for n in (0, 0, 0, 0, 0, 1, 1, 2, 3)])
-    (last,) = wait_for(lambda: [next(looks)], None, (1.0, 2.0))
+    (last,) = wait_for(lambda: [next(looks)], None, pauses=(1.0, 2.0))
     assert last.is_final
     # No news: 1 -> 1.5 -> 2 (the longest) -> 2; news (a task ended) brings back 1.
     assert pauses == [1.0, 1.5, 2.0, 2.0, 2.0, 1.0, 1.5, 1.0]
