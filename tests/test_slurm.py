@@ -406,6 +406,8 @@ def test_scancel_of_one_array_element_ends_only_its_task(dpu: Processor, awe_hom
     assert status.state is JobState.FINISHED
 
 
+# The database plays no part in this: one kind is enough (the suite's time is budgeted).
+@pytest.mark.parametrize("database_url", ["mariadb"], indirect=True)
 def test_slurmctld_stopped_and_started_in_the_middle_of_a_job(
     dpu: Processor, awe_home: Path
 ) -> None:
@@ -457,6 +459,8 @@ def test_slurm_backend_is_chosen_for_a_slurm_dpu(dpu: Processor) -> None:
 
 
 # ---- behind SSH ----
+# The database plays no part in this: one kind is enough (the suite's time is budgeted).
+@pytest.mark.parametrize("database_url", ["mariadb"], indirect=True)
 def test_a_slurm_dpu_behind_ssh(slurm: str, sshd, awe_home: Path, database_url, tmp_path) -> None:
     """The same Slurm through the test sshd on 127.0.0.1: code shipped as to any SSH DPU,
     one round trip to submit, journals and squeue over SSH, cancel with scancel."""
@@ -548,6 +552,8 @@ def test_partition_and_extra_reach_slurm(slurm: str, awe_home, database_url, tmp
     assert status.counts["N"] == 1
 
 
+# The database plays no part in this: one kind is enough (the suite's time is budgeted).
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_an_exposure_job_waits_afterok_on_exactly_its_chips(dpu: Processor) -> None:
     job_id = dpu.run(GROUPED_CHAIN, n=2, s=4.0)
     deadline = time.monotonic() + TIMEOUT
@@ -570,6 +576,8 @@ def test_an_exposure_job_waits_afterok_on_exactly_its_chips(dpu: Processor) -> N
     check_grouped_job(dpu, job_id)
 
 
+# The database plays no part in this: one kind is enough (the suite's time is budgeted).
+@pytest.mark.parametrize("database_url", ["mariadb"], indirect=True)
 def test_des_se_on_slurm_waits_per_exposure(
     slurm: str, awe_home: Path, database_url: str, tmp_path: Path
 ) -> None:
