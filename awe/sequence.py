@@ -86,6 +86,11 @@ class SelectionContext:
     env: Any
     previous: tuple[Unit, ...] = ()
     previous_step: str | None = None
+    #: The units of the newest step before with keys (per chip or per exposure). After a
+    #: global step, as in 'Reduce>GAstrometry>Regrid', a per-chip step resumes these: each
+    #: of its units also waits for the tasks of its key in every earlier step (Reduce's,
+    #: GAstromSL's) and receives their products.
+    keyed_before: tuple[Unit, ...] = ()
 
 
 class NoInputs(Exception):

@@ -66,6 +66,8 @@ def cluster(work_dir: Path, **slurm: object) -> dict[str, dict[str, object]]:
             "scheduler": "slurm",
             "work_dir": str(work_dir),
             "command_timeout": 30.0,
+            # this slurmctld is the tests' own: asked twice as often as a real one would be
+            "poll_interval": 0.5,
             "slurm": settings,
         }
     }
