@@ -70,8 +70,8 @@ def footprint(wcs_in, shape: tuple[int, int], grid, margin: int = 2):
 class PixelMapping:
     """Where each output pixel falls on the input, known exactly on coarse nodes (every
     ``step`` output pixels, the last node past the last pixel) and bilinear between:
-    the mapping and its Jacobian vary slowly, so a few thousand WCS transforms stand in for
-    one per pixel (which is where reproject_interp spends 90 % of its time)."""
+    the mapping and its Jacobian vary slowly, so tens of thousands of WCS transforms stand in
+    for one per pixel, millions (where reproject_interp spends 90 % of its time)."""
 
     x: np.ndarray  # input column at each node, (rows, cols)
     y: np.ndarray  # input row at each node
