@@ -660,6 +660,20 @@ def test_pilot_mode_cancel_and_an_allocation_lost_under_its_tasks(
     assert logs.count("lost: its Slurm allocation ended") == 2
     assert logs.count("retrying: try 2 of 2") == 2 and "c1 slept" in logs
 
+    # A pilot killed outright (node failure, SIGKILL) cannot release its tasks: the next
+    # poll does, and a new pilot runs them with the one try they have left.
+    job_id = dpu.run("Patient", n=2, s=3.0)
+    for chip in ("c0", "c1"):
+        wait_for_file(awe_home / f"pid-{job_id}-{chip}")
+    pilot = f"awe.dpu.pilot {job_dir(dpu, job_id)} "
+    assert slurm_command("pkill", "-KILL", "-f", pilot).returncode == 0
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert status.counts == {"N": 2, "E": 0, "A": 0, "S": 0, "U": 0}, logs
+    assert len(pilots_of(dpu, job_id)) == 2  # the killed pilot was replaced
+    assert logs.count("lost: its pilot's Slurm allocation is gone (node failure or SIGKILL)") == 2
+    assert logs.count("retrying: try 2 of 2") == 2 and "try 3" not in logs
+
     job_id = dpu.run("Hello", n=4, s=60.0)
     for chip in ("c0", "c1"):
         wait_for_file(awe_home / f"pid-{job_id}-{chip}")
