@@ -470,8 +470,13 @@ def test_a_slurm_dpu_behind_ssh(slurm: str, sshd, awe_home: Path, database_url, 
     shutil.copy(SEQUENCES / "testing.py", awe_home / "sequences" / "testing.py")
     remote = tmp_path / "login-node"
     settings = sshd.dpu(remote, scheduler="slurm", slurm={"memory": "200M"})
+    pilot = {"memory": "200M", "mode": "pilot", "nodes": 1, "cpus_per_node": 2}
+    pilots = sshd.dpu(remote, scheduler="slurm", slurm=pilot)
     dpu = Processor(
-        database_url=database_url, username="alice", dpus={"far": settings}, dpu_name="far"
+        database_url=database_url,
+        username="alice",
+        dpus={"far": settings, "far-pilots": pilots},
+        dpu_name="far",
     )
     job_id = dpu.run("Hello>Total", n=3, o="over ssh")
     (status,) = dpu.wait(job_id, timeout=TIMEOUT)
@@ -492,6 +497,19 @@ def test_a_slurm_dpu_behind_ssh(slurm: str, sshd, awe_home: Path, database_url, 
     assert status.state is JobState.CANCELLED
     ids = slurm_ids(dpu, job_id)
     assert {squeue(list(ids.values()))[i][0] for i in ids.values()} == {"CANCELLED"}
+
+    # pilot mode behind the same SSH: the pilots submitted, followed and ended over SSH
+    dpu.select_dpu("far-pilots")
+    job_id = dpu.run("Hello>Total", n=3, o="pilots over ssh")
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts == {"N": 4, "E": 0, "A": 0, "S": 0, "U": 0}
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert "on stdout: pilots over ssh" in logs and "upstream products: 3" in logs
+    (pilot_id,) = pilots_of(dpu, job_id)
+    deadline = time.monotonic() + 60  # the pilot leaves once nothing is left to claim
+    while squeue([pilot_id])[pilot_id][0] != "COMPLETED":
+        assert time.monotonic() < deadline, squeue([pilot_id])
+        time.sleep(0.2)
 
 
 def test_a_line_break_in_a_task_name_cannot_add_a_command_to_the_script() -> None:
