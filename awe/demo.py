@@ -30,7 +30,7 @@ NIGHT = "2000-04-28"
 SCALE = 0.125
 #: The demo night differs from the instrument's plan where the image pipeline needs it: the
 #: standard field observed at three airmasses as it sets, so that Photom fits the extinction.
-PLAN = {"standard": {"count": 1, "exposure_time": 120.0, "hours": [8.0, 10.5, 11.75]}}
+PLAN = {"standard": {"count": 1, "exposure_time": 300.0, "hours": [8.0, 10.5, 11.75]}}
 
 
 @dataclass
