@@ -54,21 +54,30 @@ def _finished(dpu: Any, job_id: int) -> bool:
 
 
 def _zeropoints(dpu: Any, run: dict[str, Any], filter_name: str, field: str) -> bool:
+    """The night's zeropoints and extinction; true when Photom fitted them. A standard-field
+    frame with too few usable standard stars fails its Photcat (E, the log says why) and
+    is left out of the fit, as at a telescope."""
     from awe.db.frames import PhotometricParameters
 
-    ok = _finished(dpu, dpu.run(CHAINS[0], f=filter_name, o=field, **run))
+    job_id = dpu.run(CHAINS[0], f=filter_name, o=field, **run)
+    (status,) = dpu.wait(job_id)
     found = PhotometricParameters.select(
         database=dpu.database, instrument=run["i"], date=run["d"], filter=filter_name
     )
-    newest = {p.chip: p.results for p in found}  # oldest first: the newest per chip wins
-    if newest:
-        zeropoints = [r["zeropoint"] for r in newest.values()]
-        extinction = next(iter(newest.values()))["extinction"]
+    fitted = {p.chip: p.results for p in found if p.job_id == job_id}
+    if fitted:
+        zeropoints = [r["zeropoint"] for r in fitted.values()]
+        extinction = next(iter(fitted.values()))["extinction"]
         print(
             f"{filter_name}: zeropoints {min(zeropoints):.3f}-{max(zeropoints):.3f} over "
             f"{len(zeropoints)} CCDs, extinction {extinction:.3f} mag/airmass"
         )
-    return ok
+    if status.counts["E"]:
+        print(
+            f"{filter_name}: {status.counts['E']} of {status.total} tasks of job {job_id} "
+            f"failed and were left out (why: dpu.get_logs({job_id}))"
+        )
+    return bool(fitted) and status.counts["A"] == 0
 
 
 def _coadd(dpu: Any, run: dict[str, Any], filter_name: str, target: str) -> bool:
