@@ -494,12 +494,7 @@ def SECatalog(task: TaskContext) -> None:
     radius = int(run.parameter("PSF_RADIUS"))
     radius = min(radius, (min(nx, ny) - 3) // 4)
     peak = objects["peak"]
-    saturated = np.array(
-        [
-            bool((mask[max(0, int(b) - 2) : int(b) + 3, max(0, int(a) - 2) : int(a) + 3] & 2).any())
-            for a, b in zip(x, y, strict=False)
-        ]
-    )
+    saturated = des_psf.cut_stamps(mask & 2, x, y, 2).any(axis=(1, 2))  # within 2 pixels
     inside = (x > radius + 2) & (x < nx - radius - 3) & (y > radius + 2) & (y < ny - radius - 3)
     # Isolated: no neighbour within the stamp brighter than 5 % of the star.
     distance = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])

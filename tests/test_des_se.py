@@ -148,6 +148,38 @@ def test_psf_photometry_of_bright_isolated_stars_within_1_percent(se) -> None:
     assert abs(np.median(ratios) - 1) < 0.01, np.round(np.sort(ratios), 3)
 
 
+def test_psf_model_is_the_truths_moffat_and_photutils_agrees(se) -> None:
+    """The CCD's Moffat model against the simulator's (FWHM, beta), and its PSF fluxes
+    against photutils' PSF photometry with the same model on the same image."""
+    from astropy.table import QTable
+    from photutils.psf import MoffatPSF, PSFPhotometry
+
+    (entry,) = se.truth.exposures
+    exposure = se.truth.exposure(entry["file"])
+    beta = float(se.truth.instrument.simulation["moffat_beta"])
+    for ccd in (1, 3, 4, 5):
+        stem = f"D00668439_i_{ccd:02d}_r4p7"
+        header = fits.getheader(se.out / f"{stem}.psf")
+        assert abs(header["FWHM"] / exposure["fwhm_pixels"] - 1) < 0.03, (ccd, header["FWHM"])
+        assert abs(header["BETA"] / beta - 1) < 0.15, (ccd, header["BETA"])
+    with fits.open(se.out / f"{stem}_immask.fits.fz") as hdul:
+        image, weight = hdul["SCI"].data.astype(float), hdul["WGT"].data.astype(float)
+    with fits.open(se.out / f"{stem}_fullcat.fits") as hdul:
+        table = hdul[1].data
+    ny, nx = image.shape
+    x, y = table["X_IMAGE"] - 1, table["Y_IMAGE"] - 1
+    chosen = (table["FLUX_PSF"] > 4e4) & (table["FLAGS"] == 0)
+    chosen &= (x > 16) & (x < nx - 17) & (y > 16) & (y < ny - 17)
+    assert chosen.sum() >= 3
+    alpha = header["FWHM"] / (2 * np.sqrt(2 ** (1 / header["BETA"]) - 1))
+    photometry = PSFPhotometry(MoffatPSF(alpha=alpha, beta=header["BETA"]), (31, 31))
+    init = QTable({"x": x[chosen], "y": y[chosen], "flux": table["FLUX_PSF"][chosen]})
+    error = np.where(weight > 0, 1 / np.sqrt(np.where(weight > 0, weight, 1)), 1e6)
+    theirs = photometry(image, error=error, init_params=init)["flux_fit"]
+    ratio = table["FLUX_PSF"][chosen] / np.asarray(theirs)
+    assert abs(np.median(ratio) - 1) < 0.01, np.round(ratio, 4)
+
+
 def test_a_ccd_that_fails_is_reported_while_the_others_go_on(se, tmp_path) -> None:
     # Y=1 forces the Y4 calibration set, which only CCD 1 has: CCD 3 fails, 1 runs.
     shutil.copy(se.archive.calibration_file("Y7", 1), tmp_path / "ccd1.fits")
