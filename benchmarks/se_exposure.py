@@ -1,6 +1,9 @@
 """DES SE on one simulated DECam exposure (60 scheduled CCDs) on the local DPU, with 1 and
 with 2 workers: wall time, speed-up (the 1-worker run is the baseline measured in the same
-run), seconds per CCD task, and the peak memory of the CCD tasks.
+run), seconds per CCD task, the peak memory of the CCD tasks, and where the time that does
+not parallelise goes: start-up (submission to the first task), the exposure steps (SESky,
+SECalibrate: one task while the other worker idles), the end (last task to dpu.wait's
+return), and the idle worker-seconds in all.
 
 Run: python benchmarks/se_exposure.py [--scale 1.0] [--ccds 1,3-60,62] [--workers 1,2]
 (--scale 0.25 for a quick run: CCDs of 512 x 1024 data pixels.)
@@ -14,6 +17,7 @@ import re
 import statistics
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -29,14 +33,19 @@ def run_once(archive: Path, ccds: str, workers: int, scratch: Path) -> dict[str,
     dpu = Processor(session_log="", username="bench")
     dpu.backend().workers = workers
     dpu.get_jobids()
-    started = time.perf_counter()
+    started, clock = time.perf_counter(), datetime.now(UTC)
     job = dpu.run("SE", E=668439, b="i", n="20170817", c=ccds, C=1, O=1, a=str(archive))
     (status,) = dpu.wait(job)
     elapsed = time.perf_counter() - started
+    ended = datetime.now(UTC)
     assert status.counts["E"] == status.counts["A"] == 0, status
     with dpu.database.session() as session:
         tasks = session.scalars(select(Task).where(Task.job_id == job)).all()
         per_ccd = [t.duration for t in tasks if t.sequence in ("SEDetrend", "SECatalog")]
+        first = min(_utc(t.started_at) for t in tasks)
+        last = max(_utc(t.finished_at) for t in tasks)
+        exposure_steps = sum(t.duration for t in tasks if t.sequence in ("SESky", "SECalibrate"))
+        busy = sum(t.duration for t in tasks)
     logs = "\n".join(_quiet_logs(dpu, job))
     peaks = [float(m) for m in re.findall(r"peak memory (\d+) MB", logs)]
     ccd_count = len(per_ccd) // 2
@@ -46,7 +55,15 @@ def run_once(archive: Path, ccds: str, workers: int, scratch: Path) -> dict[str,
         "seconds_per_ccd": sum(per_ccd) / ccd_count,
         "median_task": statistics.median(per_ccd),
         "peak_mb": max(peaks),
+        "startup": (first - clock).total_seconds(),
+        "exposure_steps": exposure_steps,
+        "end": (ended - last).total_seconds(),
+        "idle": elapsed * workers - busy,
     }
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _quiet_logs(dpu, job: int) -> list[str]:
@@ -87,6 +104,10 @@ def main() -> None:
                 f"{workers} worker(s): {r['wall']:.1f} s for {r['ccds']} CCDs; "
                 f"{r['seconds_per_ccd']:.2f} s of CCD tasks per CCD (median task "
                 f"{r['median_task']:.2f} s); peak memory of a CCD task {r['peak_mb']:.0f} MB"
+            )
+            print(
+                f"  start-up {r['startup']:.1f} s, exposure steps {r['exposure_steps']:.1f} s, "
+                f"end {r['end']:.1f} s; idle worker-seconds {r['idle']:.1f}"
             )
         if 1 in results and len(results) > 1:
             for workers, r in results.items():
