@@ -134,6 +134,14 @@ def main() -> None:
         machine.append(machine_speedup())
         print(f"the machine's own 2-process speed-up, before and after: {machine[0]:.2f}, "
               f"{machine[1]:.2f}")  # fmt: skip
+        if 1 in results:
+            r = results[1]
+            serial = r["startup"] + r["exposure_steps"] + r["end"]
+            bound = 2 / (1 + serial / r["wall"])
+            print(
+                f"serial part of the 1-worker run (start-up, exposure steps, end): {serial:.1f} "
+                f"of {r['wall']:.1f} s; Amdahl's bound for 2 workers {bound:.2f}"
+            )
         if 1 in results and len(results) > 1:
             for workers, r in results.items():
                 if workers != 1:
