@@ -61,10 +61,9 @@ def _zeropoints(dpu: Any, run: dict[str, Any], filter_name: str, field: str) -> 
 
     job_id = dpu.run(CHAINS[0], f=filter_name, o=field, **run)
     (status,) = dpu.wait(job_id)
-    found = PhotometricParameters.select(
-        database=dpu.database, instrument=run["i"], date=run["d"], filter=filter_name
-    )
-    fitted = {p.chip: p.results for p in found if p.job_id == job_id}
+    # Photom's products (the same content as an earlier run's is that earlier frame)
+    made = dpu.jobs.products(job_id)
+    fitted = {p.chip: p.results for p in made if isinstance(p, PhotometricParameters)}
     if fitted:
         zeropoints = [r["zeropoint"] for r in fitted.values()]
         extinction = next(iter(fitted.values()))["extinction"]
