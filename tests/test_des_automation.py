@@ -121,6 +121,29 @@ def test_resuming_reruns_only_the_failed_ccds_through_dpu_rerun(dpu, archive, tm
     assert ccd1.stat().st_mtime_ns > before
 
 
+def test_a_job_that_cannot_be_rerun_is_submitted_anew(dpu, archive, tmp_path, capsys) -> None:
+    """Its folder on the DPU is gone (cleaned up, a scratch purge): dpu.rerun refuses,
+    saying why, and the resume submits the exposure as a new SE job instead of stopping."""
+    listing = tmp_path / "exposures.list"
+    listing.write_text("668440\n")
+    moved = tmp_path / "calib-03.fits"
+    calibration = archive.calibration_file("Y7", 3)
+    shutil.move(calibration, moved)
+    season = {"usable": 2, "output": tmp_path / "o.txt", "se_options": {"c": "1,3", "r": 5}}
+    try:
+        (first,) = se_automation.submit(dpu, listing, 301, archive.root, **season)
+    finally:
+        shutil.move(moved, calibration)
+    assert first.failed == [3]
+    with dpu.database.session() as session:
+        shutil.rmtree(session.get(Job, first.job_id).work_dir)
+    (second,) = se_automation.submit(dpu, listing, 301, archive.root, resume=True, **season)
+    assert second.done and second.chain == [second.job_id] and second.job_id > first.job_id
+    out = capsys.readouterr().out
+    assert f"job {first.job_id}'s folder" in out and "is gone from DPU" in out
+    assert "Exposure 668440: " in out and "submitting it anew" in out
+
+
 def season_jobs(dpu: Processor) -> list[int]:
     """The ids of the season-300 jobs."""
     with dpu.database.session() as session:

@@ -166,6 +166,16 @@ def _fill(entries: list[ExposureEntry], archive: Path) -> None:
         entry.band = entry.band or str(fits.getheader(found[0])["BAND"]).strip()
 
 
+def _rerun(dpu: Any, entry: Any, job_id: int) -> int | None:
+    """``dpu.rerun(job_id)``; None, said why, when that job cannot be rerun (it never
+    reached its DPU, or its folder there is gone): the exposure is then submitted anew."""
+    try:
+        return dpu.rerun(job_id)
+    except AweError as refused:
+        dpu.say(f"Exposure {entry.expnum}: {refused}; submitting it anew")
+        return None
+
+
 def _rerun_chain(jobs: list[Any]) -> list[Any]:
     """The newest job of an exposure that is not a rerun, then its rerun, the rerun of that,
     ... (``dpu.rerun`` links them by ``rerun_of``); the newest rerun where there are two."""
@@ -322,9 +332,8 @@ def submit(
         while queue or running:
             while queue and len(running) < max_in_flight:
                 entry, failed_job = queue.pop(0)
-                if failed_job is not None:
-                    job = dpu.rerun(failed_job)
-                else:
+                job = _rerun(dpu, entry, failed_job) if failed_job is not None else None
+                if job is None:
                     job = dpu.run(
                         "SE", E=entry.expnum, b=entry.band, n=entry.nite, S=number,
                         a=str(archive), **options,
