@@ -1,0 +1,171 @@
+"""Galaxy morphology against the simulator's truth: Sersic fits (index, effective radius,
+shape, flux) of the simulated galaxies on reduced frames, their isophotes against those of
+the true, PSF-convolved light, and GalFit and GalPhot through the local DPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from awe.data.simulate import NightTruth, simulate_night
+from awe.science.galaxies import (
+    fit_sersic,
+    frame_psf,
+    galaxy_cutout,
+    initial_guess,
+    isophote_photometry,
+    select_galaxies,
+)
+from awe.science.sources import extract
+from tests.pipeline_night import NIGHT, PLAN, SCALE, add_true_calibration, reduce_with_truth
+
+CHIPS = ("ccd50", "ccd51", "ccd52", "ccd53")
+GAIN = 2.0
+_made: dict[str, Path] = {}
+
+
+def galaxy_night(base: Path) -> NightTruth:
+    """One science exposure in #842 with three galaxies per chip, simulated once."""
+    if "night" not in _made:
+        out = base / "galaxy-night-WFI"
+        plan = PLAN | {"science": {"count": 1}, "stars_per_chip": 100}
+        simulate_night(
+            "WFI", NIGHT, out, progress=False, scale=SCALE, filters=["#842"], plan=plan, galaxies=3
+        )
+        _made["night"] = out
+    return NightTruth(_made["night"])
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory: pytest.TempPathFactory):
+    """Per true galaxy that is bright and has no bright star near: its truth (frame
+    pixels), the frame's sources, cutout and PSF, matched to the selected source."""
+    night = galaxy_night(tmp_path_factory.getbasetemp())
+    (entry,) = [e for e in night.exposures if e["frame_type"] == "RawScienceFrame"]
+    exposure = night.exposure(entry["file"])
+    found = []
+    for chip in CHIPS:
+        model = night.chip_model(chip)
+        reduced = reduce_with_truth(night, entry["file"], chip)
+        extraction = extract(
+            reduced.image, reduced.weight, aperture_radius=1.5 * exposure["fwhm_pixels"], gain=GAIN
+        )
+        sources = extraction.sources
+        psf, profile = frame_psf(reduced.image, sources, 15)
+        chosen = select_galaxies(sources, profile["flux_radius"])
+        truth = exposure["chips"][chip]["galaxies"]
+        stars = exposure["chips"][chip]["stars"]
+        sx, sy = np.array(stars["x"]), np.array(stars["y"])
+        inverse_variance = reduced.weight / extraction.background_rms**2
+        for j in range(len(truth["x"])):
+            galaxy = {k: truth[k][j] for k in truth}
+            half = int(np.clip(5 * galaxy["r_eff"], 15, 60))
+            near = (np.abs(sx - galaxy["x"]) < half + 10) & (np.abs(sy - galaxy["y"]) < half + 10)
+            if galaxy["flux_adu"] < 5e4 or (np.array(stars["flux_adu"])[near] > 2e3).any():
+                continue  # faint, or a star bright enough to disturb it
+            x, y = galaxy["x"] - model.x0, galaxy["y"] - model.y0
+            distance = np.hypot(sources["x"][chosen] - x, sources["y"][chosen] - y)
+            assert distance.min() < 2.0, f"galaxy {galaxy} of {chip} not selected"
+            index = int(chosen[np.argmin(distance)])
+            data, weight, origin = galaxy_cutout(
+                reduced.image, inverse_variance, sources, index, half
+            )
+            found.append((galaxy | {"x": x, "y": y}, data, weight, origin, psf, profile))
+    assert len(found) >= 4, len(found)
+    return found
+
+
+def test_sersic_fits_recover_the_true_galaxies(measured) -> None:
+    for galaxy, data, weight, (ox, oy), psf, _profile in measured:
+        fit = fit_sersic(data, weight, psf)
+        assert abs(fit.n / galaxy["n"] - 1) < 0.10, (fit, galaxy)
+        assert abs(fit.r_eff / galaxy["r_eff"] - 1) < 0.05, (fit, galaxy)
+        assert abs(fit.ellipticity - galaxy["ellipticity"]) < 0.03, (fit, galaxy)
+        turn = abs(fit.theta - galaxy["theta"]) % np.pi
+        assert min(turn, np.pi - turn) < 0.1, (fit, galaxy)
+        assert abs(fit.flux / galaxy["flux_adu"] - 1) < 0.03, (fit, galaxy)
+        assert np.hypot(fit.x + ox - galaxy["x"], fit.y + oy - galaxy["y"]) < 0.2
+        assert 0.8 < fit.chi2 < 2.0 and fit.errors["n"] > 0
+
+
+def test_isophotes_follow_the_true_light(measured) -> None:
+    """GalPhot's isophotes on the noisy frame against those of the true light (the same
+    galaxy drawn without noise by the simulator) and against the true position angle;
+    their ellipticity is below the galaxy's own, which the PSF rounds."""
+    from awe.data.sim_galaxies import render
+
+    for galaxy, data, weight, (ox, oy), _psf, profile in measured[:2]:
+        half = data.shape[0] // 2
+        clean = np.zeros(data.shape)
+        at = {k: [v] for k, v in galaxy.items()} | {"x": [galaxy["x"]], "y": [galaxy["y"]]}
+        render(clean, at, ox, oy, profile["fwhm"], profile["beta"])
+        r_eff = galaxy["r_eff"]
+        x, y = galaxy["x"] - ox, galaxy["y"] - oy
+        options = {"x": x, "y": y, "sma": r_eff, "maxsma": min(3 * r_eff, half - 1), "step": 0.25}
+        background = initial_guess(data, weight)["background"]
+        noisy = isophote_photometry(data - background, mask=weight <= 0, **options)
+        true = isophote_photometry(clean, **options)
+        outer = (noisy["sma"] >= r_eff) & (noisy["sma"] <= 3 * r_eff)
+        assert outer.sum() >= 3
+        expected = np.interp(noisy["sma"][outer], true["sma"], true["ellipticity"])
+        assert np.median(np.abs(noisy["ellipticity"][outer] - expected)) < 0.05
+        assert np.median(noisy["ellipticity"][outer]) < galaxy["ellipticity"] + 0.03
+        if galaxy["ellipticity"] > 0.25:
+            turn = np.abs(noisy["pa"][outer] - galaxy["theta"]) % np.pi
+            assert np.median(np.minimum(turn, np.pi - turn)) < 0.12
+        growth = noisy["tflux_e"][noisy["sma"] >= 2]
+        assert np.all(np.diff(growth) > 0)  # a curve of growth
+
+
+def test_galfit_and_galphot_through_the_dpu(tmp_path_factory, database_url) -> None:
+    """'Reduce>SourceList>GalFit' with a position list (the sky position that the frame's
+    header WCS gives the brightest galaxy), then GalPhot from the stored SourceList."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from awe.data.ingestion import ingest
+    from awe.data.store import DataStore
+    from awe.db.engine import open_database
+    from awe.db.frames import GalFitList, GalPhotList, SourceList
+    from awe.dpu import Processor
+
+    database = open_database(database_url)
+    night = galaxy_night(tmp_path_factory.getbasetemp())
+    dpu = Processor(database_url=database_url, username="alice")
+    report = ingest([night.out], database=database, store=DataStore(dpu.env.data_root))
+    assert report.ok, report.summary()
+    add_true_calibration(night, database, dpu.env.data_root, ("ccd51",))
+    (entry,) = [e for e in night.exposures if e["frame_type"] == "RawScienceFrame"]
+    truth = night.exposure(entry["file"])["chips"]["ccd51"]["galaxies"]
+    j = int(np.argmax(truth["flux_adu"]))
+    header = fits.getheader(night.out / entry["file"], "ccd51")
+    ra, dec = WCS(header).all_pix2world(truth["x"][j], truth["y"][j], 0)
+    options = {"i": "WFI", "d": NIGHT, "c": "ccd51", "f": "#842", "o": "AWE*", "C": 1}
+    job_id = dpu.run("Reduce>SourceList>GalFit", pos=[[float(ra), float(dec)]], **options)
+    (status,) = dpu.wait(job_id, timeout=300)
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert status.counts["N"] == 3, logs
+    (product,) = GalFitList.select(database=dpu.database, instrument="WFI", chip="ccd51")
+    (row,) = product.get_fits(data_root=dpu.env.data_root)
+    model = night.chip_model("ccd51")
+    assert np.hypot(row["x"] - truth["x"][j] + model.x0, row["y"] - truth["y"][j] + model.y0) < 0.3
+    assert abs(row["n"] / truth["n"][j] - 1) < 0.1, (row, truth)
+    assert abs(row["r_eff"] / truth["r_eff"][j] - 1) < 0.05, (row, truth)
+    assert row["n_err"] > 0 and np.isfinite(row["mag"]) and abs(row["ra"] - ra) < 1e-5
+    (catalogue,) = SourceList.select(database=dpu.database, instrument="WFI", chip="ccd51")
+    assert {f.sha256 for f in product.inputs} >= {catalogue.sha256}  # provenance
+    assert "PSF from" in logs and "Fitted 1 galaxies" in logs
+
+    job_id = dpu.run("GalPhot", p={"GalPhot.process_params.MAX_GALAXIES": 2}, **options)
+    (status,) = dpu.wait(job_id, timeout=300)
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert status.counts["N"] == 1, logs
+    (phot,) = GalPhotList.select(database=dpu.database, instrument="WFI", chip="ccd51")
+    galaxies = phot.get_galaxies(data_root=dpu.env.data_root)
+    assert len(galaxies) == phot.results["galaxies"] == 2
+    first = phot.get_isophotes(0, data_root=dpu.env.data_root)
+    assert len(first) == galaxies["isophotes"][0] > 5
+    assert "Isophotes of 2 galaxies" in logs
+    database.dispose()
