@@ -37,13 +37,16 @@ from sequences.sourcelist import (
     weight_plane,
 )
 
+FRAME_TYPES = ", ".join(SOURCE_FRAMES)
 OPTIONS = [
     *SELECTION,
-    Option("t", "frame_type", str, help="only SourceLists of this frame type: " + ", ".join(SOURCE_FRAMES)),
-    Option("pos", "positions", list, help="[(ra, dec), ...] degrees: fit the sources nearest these instead"),
+    Option("t", "frame_type", str, help=f"only SourceLists of this frame type: {FRAME_TYPES}"),
+    Option("pos", "positions", list, help="[[ra, dec], ...] degrees: the sources nearest these"),
     Option("r", "radius", float, 2.0, help="arcsec within which a pos must find its source"),
-]  # fmt: skip
-#: What both steps share: which sources are galaxies, and the cutouts.
+]
+#: What both steps share: which sources are galaxies (S/N, size relative to the stars, how
+#: many), the cutout's half size (times the half-light radius, at most MAX_CUTOUT pixels)
+#: and how far around each neighbour is masked (times its a, b).
 SELECTION_PARAMETERS = {
     "MIN_SNR": 50.0,
     "MIN_SIZE": 1.5,
@@ -53,18 +56,17 @@ SELECTION_PARAMETERS = {
     "MASK_SCALE": 3.0,
 }
 FIT_PARAMETERS = {
-    f"GalFit.process_params.{k}": v
-    for k, v in (SELECTION_PARAMETERS | {"OVERSAMPLE": 5, "PSF_RADIUS": 15, "PSF_BETA": 3.0}).items()
-}
+    f"GalFit.process_params.{name}": value
+    for name, value in [*SELECTION_PARAMETERS.items(), ("OVERSAMPLE", 5), ("PSF_RADIUS", 15),
+                        ("PSF_BETA", 3.0)]
+}  # fmt: skip
 PHOT_PARAMETERS = {
-    f"GalPhot.process_params.{k}": v
-    for k, v in (SELECTION_PARAMETERS | {"STEP": 0.2, "MAX_SMA_SCALE": 4.0}).items()
+    f"GalPhot.process_params.{name}": value
+    for name, value in [*SELECTION_PARAMETERS.items(), ("STEP", 0.2), ("MAX_SMA_SCALE", 4.0)]
 }
 
 
-def select_catalogued_frames(
-    options: Mapping[str, Any], context: SelectionContext
-) -> list[Unit]:
+def select_catalogued_frames(options: Mapping[str, Any], context: SelectionContext) -> list[Unit]:
     """Per frame: the step before's (SourceList) units, or each stored SourceList with
     the frame it catalogues."""
     from awe.db import frames as types

@@ -150,7 +150,9 @@ def render(
     psf = _moffat(fwhm, beta)
     ny, nx = image.shape
     keys = ("x", "y", "flux_adu", "n", "r_eff", "ellipticity", "theta")
-    for x, y, flux, n, r_eff, ellip, theta in zip(*(galaxies.get(k, []) for k in keys)):
+    for x, y, flux, n, r_eff, ellip, theta in zip(
+        *(galaxies.get(k, []) for k in keys), strict=True
+    ):
         radius = int(min(np.ceil(10 * r_eff + 4 * fwhm), MAX_STAMP))
         cx, cy = int(np.rint(x)) - x0, int(np.rint(y)) - y0
         bn = gammaincinv(2 * n, 0.5)
