@@ -143,8 +143,9 @@ def GalFit(task: TaskContext) -> None:
                 params["MASK_SCALE"],
             )  # fmt: skip
             fit = fit_sersic(
-                data, weight, psf, oversample=int(params["OVERSAMPLE"]), zeropoint=frame.zeropoint
-            )
+                data, weight, psf, oversample=int(params["OVERSAMPLE"]),
+                zeropoint=frame.zeropoint, gain=frame.gain,
+            )  # fmt: skip
             row = fit.as_row() | {"number": int(frame.sources["number"][index])}
             row["x"], row["y"] = fit.x + ox, fit.y + oy
             rows.append(row)
@@ -262,6 +263,7 @@ class _Frame:
         # the weight is relative; the background's rms sets its scale
         self.inverse_variance = weight / (rms * rms * np.median(weight[weight > 0]))
         self.zeropoint = float(self.header.get("MAGZP", 0.0))
+        self.gain = float(self.header["GAIN"]) if self.header.get("GAIN") else None
         table = fits.getdata(catalogue["path"], "SOURCES")
         self.sources = {name: np.asarray(table[name]) for name in table.names}
 

@@ -13,10 +13,10 @@ and scale come from the chip's true WCS at the galaxy's position, so the truth w
 beside the exposure (``chips.<chip>.galaxies``: x, y 0-based raw pixels, ``r_eff``
 pixels, ``theta`` radians from +x counter-clockwise, ``ellipticity``, ``n``, total
 ``flux_adu``) is exactly what was drawn. The profile is astropy's ``Sersic2D`` whose
-amplitude gives the total flux (the integral over the plane), sampled 9 x 9 per pixel (27 x
-27 in the central pixel), convolved with the exposure's Moffat PSF, within a stamp of
-10 r_eff plus 4 FWHM; light beyond the stamp (a few per cent of an n = 4 profile) is
-not drawn.
+amplitude gives the total flux (the integral over the plane; its own formula, not the
+fitter's), sampled 9 x 9 per pixel within 2 r_eff of the centre, 3 x 3 beyond and 27 x 27
+in the central pixel, convolved with the exposure's Moffat PSF, within a stamp of 10 r_eff
+plus 4 FWHM; light beyond the stamp (a few per cent of an n = 4 profile) is not drawn.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "r_eff_arcsec_range": [1.0, 2.2],
     "ellipticity_range": [0.15, 0.6],
 }
-OVERSAMPLE = 9
+OVERSAMPLE = 9  # within 2 r_eff of the centre
+OUTER_OVERSAMPLE = 3  # beyond, where the profile is smooth
 CORE = 27
 MAX_STAMP = 160
 
@@ -147,6 +148,8 @@ def render(
     from scipy.signal import fftconvolve
     from scipy.special import gamma, gammaincinv
 
+    from awe.science.galaxies import pixel_means
+
     psf = _moffat(fwhm, beta)
     ny, nx = image.shape
     keys = ("x", "y", "flux_adu", "n", "r_eff", "ellipticity", "theta")
@@ -160,14 +163,14 @@ def render(
         # the profile in stamp pixels, centred at the galaxy's offset from the stamp centre
         dx, dy = x - x0 - cx + radius, y - y0 - cy + radius
         profile = Sersic2D(flux / unit, r_eff, n, dx, dy, ellip, theta)
-        size = 2 * radius + 1
-        sub = (np.arange(OVERSAMPLE) + 0.5) / OVERSAMPLE - 0.5
-        fine = (np.arange(size)[:, None] + sub[None, :]).ravel()
-        stamp = profile(fine[None, :], fine[:, None])
-        stamp = stamp.reshape(size, OVERSAMPLE, size, OVERSAMPLE).mean(axis=(1, 3))
-        core = (np.arange(CORE) + 0.5) / CORE - 0.5
+        stamp = pixel_means(profile, 0, 0, 2 * radius + 1, 2 * radius + 1, OUTER_OVERSAMPLE)
         ix, iy = int(np.rint(dx)), int(np.rint(dy))
-        stamp[iy, ix] = profile(ix + core[None, :], iy + core[:, None]).mean()
+        inner = int(min(np.ceil(2 * r_eff) + 2, radius))  # where the profile is steep
+        box = (slice(iy - inner, iy + inner + 1), slice(ix - inner, ix + inner + 1))
+        stamp[box] = pixel_means(
+            profile, ix - inner, iy - inner, 2 * inner + 1, 2 * inner + 1, OVERSAMPLE
+        )
+        stamp[iy, ix] = pixel_means(profile, ix, iy, 1, 1, CORE)[0, 0]
         stamp = fftconvolve(stamp, psf, mode="same")
         rows = slice(max(cy - radius, 0), min(cy + radius + 1, ny))
         cols = slice(max(cx - radius, 0), min(cx + radius + 1, nx))

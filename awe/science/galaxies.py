@@ -2,10 +2,11 @@
 
 :func:`fit_sersic` fits one galaxy's cutout with a Sersic profile (astropy's ``Sersic2D``)
 convolved with the PSF: the profile is evaluated on a grid ``oversample`` times finer than
-the pixels (the pixel containing the centre, where an n = 4 profile is steepest, ``CORE``
-times finer again), averaged back onto the pixels of a cutout padded by the PSF's radius,
-and convolved with the PSF (``scipy.signal.fftconvolve``, mode ``'valid'``), so light
-scattered in from outside the cutout is modelled. The model is parametrised by its total
+the pixels within 2 r_eff of the centre (``OUTER`` times beyond it; the pixel containing
+the centre, where an n = 4 profile is steepest, ``CORE`` times), averaged back onto the
+pixels of a cutout padded by the PSF's radius, and convolved with the PSF
+(``scipy.signal.fftconvolve``, mode ``'valid'``), so light scattered in from outside the
+cutout is modelled. The model is parametrised by its total
 flux (the analytic integral of the profile over the plane), so flux and magnitude come with
 their uncertainties straight from the fit's covariance. A constant background is fitted
 with it. Astropy's trust-region fitter (``TRFLSQFitter``) does the least squares, with the
@@ -28,8 +29,10 @@ from typing import Any
 
 import numpy as np
 
-#: Sub-pixels per pixel (per axis) of the pixel holding the profile's centre.
+#: Sub-pixels per pixel (per axis) of the pixel holding the profile's centre, and beyond
+#: 2 r_eff from it.
 CORE = 15
+OUTER = 2
 #: Source flags that only say a masked pixel is near (sep's 32, AWE's 1024).
 MASKED_FLAGS = 32 | 1024
 #: Fitted parameters in order, with the names the results use.
@@ -68,23 +71,34 @@ def sersic_image(
     oversample: int = 5,
 ) -> np.ndarray:
     """A Sersic profile of total ``flux`` averaged over the pixels of an image of ``shape``
-    (0-based pixel centres), sampled ``oversample`` times finer per axis and ``CORE`` times
-    finer in the pixel that holds the centre. The light beyond the image is not in it."""
+    (0-based pixel centres): sampled ``oversample`` times finer per axis within 2 r_eff of
+    the centre, :data:`OUTER` times beyond (where the profile is smooth) and :data:`CORE`
+    times in the pixel that holds the centre. The light beyond the image is not in it."""
     from astropy.modeling.models import Sersic2D
 
     amplitude = flux / sersic_total_flux(1.0, r_eff, n, ellip)
     profile = Sersic2D(amplitude, r_eff, n, x_0, y_0, ellip, theta)
     ny, nx = shape
-    sub = (np.arange(oversample) + 0.5) / oversample - 0.5
-    xs = (np.arange(nx)[:, None] + sub[None, :]).ravel()
-    ys = (np.arange(ny)[:, None] + sub[None, :]).ravel()
-    fine = profile(xs[None, :], ys[:, None])
-    image = fine.reshape(ny, oversample, nx, oversample).mean(axis=(1, 3))
+    image = pixel_means(profile, 0, 0, nx, ny, min(OUTER, oversample))
     cx, cy = int(np.rint(x_0)), int(np.rint(y_0))
-    if 0 <= cx < nx and 0 <= cy < ny:  # the cusp: one pixel, finely
-        core = (np.arange(CORE) + 0.5) / CORE - 0.5
-        image[cy, cx] = profile(cx + core[None, :], cy + core[:, None]).mean()
+    inner = int(np.ceil(2 * r_eff)) + 2
+    x1, x2 = max(cx - inner, 0), min(cx + inner + 1, nx)
+    y1, y2 = max(cy - inner, 0), min(cy + inner + 1, ny)
+    if x1 < x2 and y1 < y2:
+        image[y1:y2, x1:x2] = pixel_means(profile, x1, y1, x2 - x1, y2 - y1, oversample)
+    if 0 <= cx < nx and 0 <= cy < ny:  # the cusp
+        image[cy, cx] = pixel_means(profile, cx, cy, 1, 1, CORE)[0, 0]
     return image
+
+
+def pixel_means(profile: Any, x0: int, y0: int, nx: int, ny: int, oversample: int) -> np.ndarray:
+    """The mean of ``profile`` over each pixel of the (ny, nx) box from pixel (x0, y0), on
+    an ``oversample`` x ``oversample`` grid per pixel: one vectorised evaluation."""
+    sub = (np.arange(oversample) + 0.5) / oversample - 0.5
+    xs = (np.arange(x0, x0 + nx)[:, None] + sub[None, :]).ravel()
+    ys = (np.arange(y0, y0 + ny)[:, None] + sub[None, :]).ravel()
+    values = profile(xs[None, :], ys[:, None])
+    return values.reshape(ny, oversample, nx, oversample).mean(axis=(1, 3))
 
 
 @dataclass(frozen=True)
@@ -199,15 +213,19 @@ def fit_sersic(
     oversample: int = 5,
     zeropoint: float = 0.0,
     guess: dict[str, float] | None = None,
+    gain: float | None = None,
     maxiter: int = 200,
 ) -> SersicFit:
     """Fit a PSF-convolved Sersic profile and a constant to ``cutout``.
 
     ``weight`` is the inverse variance of each pixel (0: ignored); ``psf`` an odd-sized
     image of the PSF at the pixels' scale (normalised here to sum 1); ``guess`` overrides
-    starting values by parameter name (:data:`PARAMETERS`). The reduced chi^2 is over the
-    pixels of non-zero weight; the errors are the square roots of the covariance's
-    diagonal (astropy's, scaled by the reduced chi^2)."""
+    starting values by parameter name (:data:`PARAMETERS`). With ``gain`` (electrons per
+    unit of the cutout) the galaxy's own photon noise is added to the variance of the
+    first fit's model and the fit is made again from it (a bright galaxy's centre is then
+    not over-weighted). The reduced chi^2 is over the pixels of non-zero weight; the
+    errors are the square roots of the covariance's diagonal (astropy's, scaled by the
+    reduced chi^2)."""
     import warnings
 
     from astropy.modeling import fitting
@@ -231,6 +249,11 @@ def fit_sersic(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AstropyUserWarning)
         fitted = fitter(model, x, y, data, weights=np.sqrt(weight), maxiter=maxiter)
+        if gain:
+            light = np.clip(fitted(x, y) - fitted.background.value, 0, None) / gain
+            good = weight > 0
+            weight = np.where(good, 1 / (1 / np.where(good, weight, 1.0) + light), 0.0)
+            fitted = fitter(fitted, x, y, data, weights=np.sqrt(weight), maxiter=maxiter)
     residual = (data - fitted(x, y)) ** 2 * weight
     dof = max(int((weight > 0).sum()) - len(PARAMETERS), 1)
     chi2 = float(residual.sum() / dof)
@@ -351,17 +374,21 @@ def frame_psf(
     sources: dict[str, np.ndarray],
     radius: int,
     *,
-    min_snr: float = 30.0,
+    min_snr: float = 20.0,
     max_stars: int = 40,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """A noise-free PSF for a frame: the stack of its bright, clean, isolated point-like
-    sources (:func:`awe.science.des_psf.build_psf`) fitted with a Moffat profile
-    (:func:`~awe.science.des_psf.fit_moffat`), as a (2r+1)^2 stamp of unit sum, and the
-    profile (``fwhm``, ``beta``, the number of ``stars`` and their median half-light radius
-    ``flux_radius``). ``sources`` has the columns of
-    :mod:`awe.science.sources` (x, y, flux_auto, fluxerr_auto, peak, flux_aper, flags)."""
+    sources, the sky level removed (:func:`awe.science.des_psf.build_psf`), fitted with a
+    Moffat profile (:func:`~awe.science.des_psf.fit_moffat`), as a (2r+1)^2 stamp of unit
+    sum, and the profile (``fwhm``, ``beta``, the number of ``stars`` and their median
+    half-light radius ``flux_radius``). ``sources`` has the columns of
+    :mod:`awe.science.sources`. Stars are the sources of S/N above ``min_snr`` whose
+    peak-to-flux ratio is the usual one among those, with flags at most 1 (a neighbour)
+    and no neighbour of more than 5 % of their flux within ``radius``. Fewer than 3 is a
+    ValueError."""
     from awe.science.des_psf import build_psf, fit_moffat, moffat
     from awe.science.photometry import point_like
+    from awe.science.pixels import robust_background
 
     x, y = np.asarray(sources["x"], float), np.asarray(sources["y"], float)
     ny, nx = image.shape
@@ -373,11 +400,17 @@ def frame_psf(
     flux = np.asarray(sources["flux_auto"], float)
     brighter = flux[None, :] > 0.05 * flux[:, None]  # a neighbour that would show
     isolated = ~((distance < radius) & brighter).any(axis=1)
-    stellar = point_like(sources["peak"], sources["flux_aper"], 0.85, 1.2)
+    bright = np.flatnonzero(snr > min_snr)  # the usual star among these, not noise peaks
+    stellar = np.zeros(flux.size, bool)
+    if bright.size:
+        stellar[bright] = point_like(
+            sources["peak"][bright], sources["flux_aper"][bright], 0.85, 1.2
+        )
     clean = np.asarray(sources["flags"]) <= 1  # a neighbour's light, at most
-    chosen = np.flatnonzero(inside & isolated & stellar & clean & (snr > min_snr))
+    chosen = np.flatnonzero(inside & isolated & stellar & clean)
     chosen = chosen[np.argsort(-np.asarray(sources["flux_auto"])[chosen])][:max_stars]
-    profile = fit_moffat(build_psf(image, x[chosen], y[chosen], radius))
+    level, _rms = robust_background(image)  # each star's scale must not include the sky
+    profile = fit_moffat(build_psf(image - level, x[chosen], y[chosen], radius))
     stamp = moffat(radius, profile["fwhm"], profile["beta"])
     radius_of_stars = float(np.median(np.asarray(sources["flux_radius"])[chosen]))
     return stamp / stamp.sum(), profile | {
@@ -419,8 +452,10 @@ def galaxy_cutout(
     mask_scale: float = 3.0,
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """A (2h+1)^2 cutout of source ``index`` and its inverse variance, the other sources
-    in it masked (weight 0) within ``mask_scale`` times their (a, b); and the frame pixel
-    of the cutout's (0, 0). Outside the frame the weight is 0."""
+    in it masked (weight 0); and the frame pixel of the cutout's (0, 0). Outside the frame
+    the weight is 0. A neighbour is masked within ``mask_scale`` times its (a, b), grown
+    by sqrt(ln(peak / noise)), so that a bright star's wings go with it: for a Gaussian of
+    rms a, the radius where its light falls to the noise."""
     from awe.science.des_psf import cut_stamps
 
     x, y = np.asarray(sources["x"], float), np.asarray(sources["y"], float)
@@ -431,9 +466,13 @@ def galaxy_cutout(
     ox, oy = cx - half_size, cy - half_size
     others = np.flatnonzero((np.abs(x - cx) < half_size + 20) & (np.abs(y - cy) < half_size + 20))
     others = others[others != index]
+    good = weight[weight > 0]
+    noise = 1 / np.sqrt(np.median(good)) if good.size else 1.0
+    peak = np.asarray(sources["peak"], float)[others]
+    grow = np.sqrt(np.log(np.maximum(np.nan_to_num(peak / noise), np.e)))
     masked = neighbour_mask(
         data.shape, x[others] - ox, y[others] - oy,
-        np.asarray(sources["a"])[others], np.asarray(sources["b"])[others],
+        np.asarray(sources["a"])[others] * grow, np.asarray(sources["b"])[others] * grow,
         np.asarray(sources["theta"])[others], mask_scale,
     )  # fmt: skip
     weight[masked] = 0.0
