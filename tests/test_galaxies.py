@@ -30,25 +30,25 @@ GAIN = 2.0
 _made: dict[str, Path] = {}
 
 
+def _plan() -> dict:
+    """One science exposure, no raw calibration frames (the calibration comes from the
+    truth), good seeing, bright galaxies, enough stars for a PSF on each chip, and no
+    saturating stars (their bleed trails would cross galaxies)."""
+    nothing = {"count": 0}
+    plan = PLAN | {"science": {"count": 1}, "stars_per_chip": 100, "standard": nothing}
+    plan |= {"bias": nothing, "dome_flat": nothing, "twilight_flat": nothing}
+    plan |= {"seeing_fwhm_arcsec": [0.8, 0.9], "galaxies": {"mag_range": [17.0, 18.3]}}
+    return plan | {"bright_stars_per_field": 0}
+
+
 def galaxy_night(base: Path) -> NightTruth:
     """One science exposure in #842 with galaxies, simulated once."""
     if "night" not in _made:
         out = base / "galaxy-night-WFI"
-        nothing = {"count": 0}  # the calibration comes from the truth
-        plan = PLAN | {"science": {"count": 1}, "stars_per_chip": 100, "standard": nothing}
-        plan |= {"bias": nothing, "dome_flat": nothing, "twilight_flat": nothing}
-        plan |= {"seeing_fwhm_arcsec": [0.8, 0.9], "galaxies": {"mag_range": [17.0, 18.3]}}
-        plan |= {"bright_stars_per_field": 0}  # their bleed trails would cross galaxies
         simulate_night(
-            "WFI",
-            NIGHT,
-            out,
-            progress=False,
-            scale=SCALE,
-            filters=["#842"],
-            plan=plan,
+            "WFI", NIGHT, out, progress=False, scale=SCALE, filters=["#842"], plan=_plan(),
             galaxies=GALAXIES,
-        )
+        )  # fmt: skip
         _made["night"] = out
     return NightTruth(_made["night"])
 
@@ -188,3 +188,19 @@ def test_galfit_and_galphot_through_the_dpu(tmp_path_factory, database_url) -> N
     assert len(first) == galaxies["isophotes"][0] > 5
     assert "Isophotes of 2 galaxies" in logs
     database.dispose()
+
+
+def test_galaxies_leave_the_stars_alone(tmp_path_factory, tmp_path) -> None:
+    """Galaxies are opt-in and drawn from a stream of their own: the same night without
+    them has the same stars, and no galaxies in its truth."""
+    night = galaxy_night(tmp_path_factory.getbasetemp())
+    (entry,) = [e for e in night.exposures if e["frame_type"] == "RawScienceFrame"]
+    plain_out = tmp_path / "plain"
+    simulate_night("WFI", NIGHT, plain_out, progress=False, scale=SCALE, filters=["#842"],
+                   plan=_plan(), exposures=[entry["exposure_number"]])  # fmt: skip
+    plain = NightTruth(plain_out)
+    assert "galaxies" not in plain.night and len(night.night["galaxies"]) >= GALAXIES
+    with_galaxies, without = night.exposure(entry["file"]), plain.exposure(entry["file"])
+    for chip, truth in without["chips"].items():
+        assert truth["stars"] == with_galaxies["chips"][chip]["stars"]
+        assert "galaxies" not in truth and len(with_galaxies["chips"][chip]["galaxies"]["x"])
