@@ -177,16 +177,16 @@ def test_galfit_and_galphot_through_the_dpu(tmp_path_factory, database_url) -> N
     assert {f.sha256 for f in product.inputs} >= {catalogue.sha256}  # provenance
     assert "PSF from" in logs and "Fitted 1 galaxies" in logs
 
-    job_id = dpu.run("GalPhot", p={"GalPhot.process_params.MAX_GALAXIES": 2}, **options)
+    job_id = dpu.run("GalPhot", p={"GalPhot.process_params.MAX_GALAXIES": 1}, **options)
     (status,) = dpu.wait(job_id, timeout=300)
     logs = "\n".join(dpu.get_logs(job_id)[job_id])
     assert status.counts["N"] == 1, logs
     (phot,) = GalPhotList.select(database=dpu.database, instrument="WFI", chip="ccd51")
     galaxies = phot.get_galaxies(data_root=dpu.env.data_root)
-    assert len(galaxies) == phot.results["galaxies"] == 2
+    assert len(galaxies) == phot.results["galaxies"] == 1
     first = phot.get_isophotes(0, data_root=dpu.env.data_root)
     assert len(first) == galaxies["isophotes"][0] > 5
-    assert "Isophotes of 2 galaxies" in logs
+    assert "Isophotes of 1 galaxies" in logs
     database.dispose()
 
 

@@ -77,7 +77,11 @@ def sersic_image(
     from astropy.modeling.models import Sersic2D
 
     amplitude = flux / sersic_total_flux(1.0, r_eff, n, ellip)
-    profile = Sersic2D(amplitude, r_eff, n, x_0, y_0, ellip, theta)
+
+    def profile(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        # Sersic2D's own formula, without building a model at each of the fit's calls
+        return Sersic2D.evaluate(x, y, amplitude, r_eff, n, x_0, y_0, ellip, theta)
+
     ny, nx = shape
     image = pixel_means(profile, 0, 0, nx, ny, min(OUTER, oversample))
     cx, cy = int(np.rint(x_0)), int(np.rint(y_0))
@@ -92,8 +96,9 @@ def sersic_image(
 
 
 def pixel_means(profile: Any, x0: int, y0: int, nx: int, ny: int, oversample: int) -> np.ndarray:
-    """The mean of ``profile`` over each pixel of the (ny, nx) box from pixel (x0, y0), on
-    an ``oversample`` x ``oversample`` grid per pixel: one vectorised evaluation."""
+    """The mean of ``profile`` (a function of x, y arrays) over each pixel of the (ny, nx)
+    box from pixel (x0, y0), on an ``oversample`` x ``oversample`` grid per pixel: one
+    vectorised evaluation."""
     sub = (np.arange(oversample) + 0.5) / oversample - 0.5
     xs = (np.arange(x0, x0 + nx)[:, None] + sub[None, :]).ravel()
     ys = (np.arange(y0, y0 + ny)[:, None] + sub[None, :]).ravel()
