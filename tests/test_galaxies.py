@@ -16,6 +16,7 @@ from awe.science.galaxies import (
     galaxy_cutout,
     initial_guess,
     isophote_photometry,
+    model_image,
     select_galaxies,
 )
 from awe.science.sources import extract
@@ -94,8 +95,19 @@ def measured(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_sersic_fits_recover_the_true_galaxies(measured) -> None:
+    """Against the truth, and the fitted model's light against photutils' elliptical
+    aperture photometry of the cutout (within 2 r_eff, on the pixels the fit used)."""
+    from photutils.aperture import EllipticalAperture
+
     for galaxy, data, weight, (ox, oy), psf, _profile in measured:
         fit = fit_sersic(data, weight, psf, gain=GAIN)
+        aperture = EllipticalAperture(
+            (fit.x, fit.y), 2 * fit.r_eff, 2 * fit.r_eff * (1 - fit.ellipticity), fit.theta
+        )
+        model = model_image(fit, data.shape, psf) - fit.background
+        masked = weight <= 0  # the pixels the fit left out
+        measured_light = aperture.do_photometry(data - fit.background, mask=masked)[0][0]
+        assert abs(measured_light / aperture.do_photometry(model, mask=masked)[0][0] - 1) < 0.01
         assert abs(fit.n / galaxy["n"] - 1) < 0.10, (fit, galaxy)
         assert abs(fit.r_eff / galaxy["r_eff"] - 1) < 0.05, (fit, galaxy)
         assert abs(fit.ellipticity - galaxy["ellipticity"]) < 0.03, (fit, galaxy)

@@ -482,3 +482,17 @@ def galaxy_cutout(
     )  # fmt: skip
     weight[masked] = 0.0
     return data.astype(float), weight, (ox, oy)
+
+
+def model_image(
+    fit: SersicFit, shape: tuple[int, int], psf: np.ndarray, oversample: int = 5
+) -> np.ndarray:
+    """The fitted model (PSF-convolved profile plus background) on a cutout of ``shape``,
+    as :func:`fit_sersic` made it: for residual maps, ``cutout - model_image(...)``."""
+    kernel = np.asarray(psf, float) / np.sum(psf)
+    model = _convolved_model(kernel, oversample, shape)(
+        flux=fit.flux, r_eff=fit.r_eff, n=fit.n, x_0=fit.x, y_0=fit.y,
+        ellip=fit.ellipticity, theta=fit.theta, background=fit.background,
+    )  # fmt: skip
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return model(x, y)
