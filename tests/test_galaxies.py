@@ -102,7 +102,7 @@ def test_sersic_fits_recover_the_true_galaxies(measured) -> None:
     for galaxy, data, weight, (ox, oy), psf, _profile in measured:
         fit = fit_sersic(data, weight, psf, gain=GAIN)
         aperture = EllipticalAperture(
-            (fit.x, fit.y), 2 * fit.r_eff, 2 * fit.r_eff * (1 - fit.ellipticity), fit.theta
+            (fit.x, fit.y), 2 * fit.r_eff, 2 * fit.r_eff * (1 - fit.ellipticity), theta=fit.theta
         )
         model = model_image(fit, data.shape, psf) - fit.background
         masked = weight <= 0  # the pixels the fit left out
