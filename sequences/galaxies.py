@@ -142,11 +142,16 @@ def GalFit(task: TaskContext) -> None:
                 frame.image, frame.inverse_variance, frame.sources, index, half,
                 params["MASK_SCALE"],
             )  # fmt: skip
-            fit = fit_sersic(
-                data, weight, psf, oversample=int(params["OVERSAMPLE"]),
-                zeropoint=frame.zeropoint, gain=frame.gain,
-            )  # fmt: skip
+            try:
+                fit = fit_sersic(
+                    data, weight, psf, oversample=int(params["OVERSAMPLE"]),
+                    zeropoint=frame.zeropoint, gain=frame.gain,
+                )  # fmt: skip
+            except ValueError as error:
+                task.log.warning("Galaxy %d: no fit (%s)", frame.sources["number"][index], error)
+                continue
             row = fit.as_row() | {"number": int(frame.sources["number"][index])}
+            row["at_bound"] = "bound" in fit.message  # a parameter ended on its limit
             row["x"], row["y"] = fit.x + ox, fit.y + oy
             rows.append(row)
             task.log.info(

@@ -185,6 +185,7 @@ def test_galfit_and_galphot_through_the_dpu(tmp_path_factory, database_url) -> N
     assert abs(row["n"] / truth["n"][j] - 1) < 0.1, (row, truth)
     assert abs(row["r_eff"] / truth["r_eff"][j] - 1) < 0.05, (row, truth)
     assert row["n_err"] > 0 and np.isfinite(row["mag"]) and abs(row["ra"] - ra) < 1e-5
+    assert not row["at_bound"]
     (catalogue,) = SourceList.select(database=dpu.database, instrument="WFI", chip="ccd51")
     assert {f.sha256 for f in product.inputs} >= {catalogue.sha256}  # provenance
     assert "PSF from" in logs and "Fitted 1 galaxies" in logs

@@ -174,6 +174,28 @@ def _convolved_model(psf: np.ndarray, oversample: int, shape: tuple[int, int]):
     return ConvolvedSersic2D
 
 
+def _inside(model: Any) -> Any:
+    """The model with each bounded parameter moved just inside its bounds (the fitter
+    refuses a start on or beyond one, as a previous fit can end)."""
+    for name in model.param_names:
+        parameter = getattr(model, name)
+        low, high = parameter.bounds
+        span = abs(parameter.value) * 1e-6 + 1e-9
+        if low is not None and parameter.value <= low:
+            parameter.value = low + span
+        if high is not None and parameter.value >= high:
+            parameter.value = high - span
+    return model
+
+
+def _at_bound(parameter: Any) -> bool:
+    low, high = parameter.bounds
+    span = abs(parameter.value) * 1e-4 + 1e-6
+    return (low is not None and parameter.value <= low + span) or (
+        high is not None and parameter.value >= high - span
+    )
+
+
 def initial_guess(cutout: np.ndarray, weight: np.ndarray) -> dict[str, float]:
     """Starting values from the cutout's light: background from the border, centre and
     shape from second moments, r_eff from the circular half-light radius, total flux."""
@@ -185,6 +207,8 @@ def initial_guess(cutout: np.ndarray, weight: np.ndarray) -> dict[str, float]:
     light = np.where(good, cutout - background, 0.0)
     light = np.clip(light, 0, None)
     total = light.sum()
+    if not total > 0:
+        raise ValueError("no light above the background in the cutout")
     y, x = np.mgrid[0:ny, 0:nx]
     x0, y0 = (light * x).sum() / total, (light * y).sum() / total
     dx, dy = x - x0, y - y0
@@ -253,12 +277,13 @@ def fit_sersic(
     fitter = fitting.TRFLSQFitter(calc_uncertainties=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AstropyUserWarning)
-        fitted = fitter(model, x, y, data, weights=np.sqrt(weight), maxiter=maxiter)
+        fitted = fitter(_inside(model), x, y, data, weights=np.sqrt(weight), maxiter=maxiter)
         if gain:
             light = np.clip(fitted(x, y) - fitted.background.value, 0, None) / gain
             good = weight > 0
             weight = np.where(good, 1 / (1 / np.where(good, weight, 1.0) + light), 0.0)
-            fitted = fitter(fitted, x, y, data, weights=np.sqrt(weight), maxiter=maxiter)
+            fitted = fitter(_inside(fitted), x, y, data, weights=np.sqrt(weight), maxiter=maxiter)
+    at_bound = [name for name in PARAMETERS if _at_bound(getattr(fitted, name))]
     residual = (data - fitted(x, y)) ** 2 * weight
     dof = max(int((weight > 0).sum()) - len(PARAMETERS), 1)
     chi2 = float(residual.sum() / dof)
@@ -283,7 +308,9 @@ def fit_sersic(
         chi2=chi2,
         dof=dof,
         errors=errors,
-        message="; ".join(str(w.message) for w in caught),
+        message="; ".join(
+            [str(w.message) for w in caught] + [f"{name} at its bound" for name in at_bound]
+        ),
     )
 
 
