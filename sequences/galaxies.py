@@ -302,15 +302,14 @@ def _psf(task: TaskContext, frame: _Frame, params: Mapping[str, Any]) -> tuple[A
     import numpy as np
 
     from awe.science.des_psf import moffat
-    from awe.science.galaxies import frame_psf
-    from awe.science.photometry import point_like
+    from awe.science.galaxies import frame_psf, point_sources
 
     radius = int(params["PSF_RADIUS"])
     try:
         psf, profile = frame_psf(frame.image, frame.sources, radius)
     except ValueError as error:
         s = frame.sources
-        stars = point_like(s["peak"], s["flux_aper"], 0.85, 1.2) & (s["flags"] <= 1)
+        stars = point_sources(s) & (s["flags"] <= 1)
         fwhm = float(np.nanmedian(s["fwhm"][stars])) if stars.any() else float("nan")
         if not np.isfinite(fwhm):
             raise
@@ -330,8 +329,7 @@ def _galaxies(task: TaskContext, frame: _Frame, params: Mapping[str, Any]) -> tu
     sky positions, or the brightest extended ones."""
     import numpy as np
 
-    from awe.science.galaxies import select_galaxies
-    from awe.science.photometry import point_like
+    from awe.science.galaxies import select_galaxies, star_radius
 
     s = frame.sources
     positions = task.options.get("positions")
@@ -347,14 +345,15 @@ def _galaxies(task: TaskContext, frame: _Frame, params: Mapping[str, Any]) -> tu
                 continue
             chosen.append(nearest)
     else:
-        stars = point_like(s["peak"], s["flux_aper"], 0.85, 1.2) & (s["flags"] == 0)
-        star_radius = float(np.median(s["flux_radius"][stars])) if stars.any() else 2.0
+        stars_radius = star_radius(s)
+        if not np.isfinite(stars_radius):
+            raise NoInputs(f"no point source in {frame.name} to tell galaxies from stars by")
         chosen = select_galaxies(
-            s, star_radius, min_snr=params["MIN_SNR"], min_size=params["MIN_SIZE"]
+            s, stars_radius, min_snr=params["MIN_SNR"], min_size=params["MIN_SIZE"]
         )[: int(params["MAX_GALAXIES"])].tolist()
         task.log.info(
             "%d galaxies: Kron S/N >= %.0f, half-light radius >= %.1f x the stars' %.2f pixels",
-            len(chosen), params["MIN_SNR"], params["MIN_SIZE"], star_radius,
+            len(chosen), params["MIN_SNR"], params["MIN_SIZE"], stars_radius,
         )  # fmt: skip
     sizes = [
         int(np.clip(params["CUTOUT_SCALE"] * s["flux_radius"][i], 15, params["MAX_CUTOUT"]))

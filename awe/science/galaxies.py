@@ -419,25 +419,17 @@ def frame_psf(
     and no neighbour of more than 5 % of their flux within ``radius``. Fewer than 3 is a
     ValueError."""
     from awe.science.des_psf import build_psf, fit_moffat, moffat
-    from awe.science.photometry import point_like
     from awe.science.pixels import robust_background
 
     x, y = np.asarray(sources["x"], float), np.asarray(sources["y"], float)
     ny, nx = image.shape
-    with np.errstate(invalid="ignore", divide="ignore"):
-        snr = np.asarray(sources["flux_auto"]) / np.asarray(sources["fluxerr_auto"])
     inside = (x > radius + 2) & (x < nx - radius - 3) & (y > radius + 2) & (y < ny - radius - 3)
     distance = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
     np.fill_diagonal(distance, np.inf)
     flux = np.asarray(sources["flux_auto"], float)
     brighter = flux[None, :] > 0.05 * flux[:, None]  # a neighbour that would show
     isolated = ~((distance < radius) & brighter).any(axis=1)
-    bright = np.flatnonzero(snr > min_snr)  # the usual star among these, not noise peaks
-    stellar = np.zeros(flux.size, bool)
-    if bright.size:
-        stellar[bright] = point_like(
-            sources["peak"][bright], sources["flux_aper"][bright], 0.85, 1.2
-        )
+    stellar = point_sources(sources, min_snr)
     clean = np.asarray(sources["flags"]) <= 1  # a neighbour's light, at most
     chosen = np.flatnonzero(inside & isolated & stellar & clean)
     chosen = chosen[np.argsort(-np.asarray(sources["flux_auto"])[chosen])][:max_stars]
@@ -451,24 +443,48 @@ def frame_psf(
     }
 
 
+def point_sources(sources: dict[str, np.ndarray], min_snr: float = 20.0) -> np.ndarray:
+    """True for the sources of Kron S/N above ``min_snr`` whose peak-to-flux ratio is the
+    usual one among those (:func:`awe.science.photometry.point_like`): the usual ratio
+    is taken over bright sources only, as noise peaks, many on a coadd, have their own."""
+    from awe.science.photometry import point_like
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = np.asarray(sources["flux_auto"]) / np.asarray(sources["fluxerr_auto"])
+    bright = np.flatnonzero(snr > min_snr)
+    stellar = np.zeros(snr.size, bool)
+    if bright.size:
+        peak, flux = np.asarray(sources["peak"])[bright], np.asarray(sources["flux_aper"])[bright]
+        stellar[bright] = point_like(peak, flux, 0.85, 1.2)
+    return stellar
+
+
+def star_radius(sources: dict[str, np.ndarray], min_snr: float = 20.0) -> float:
+    """The median half-light radius of the clean (flags <= 1) point sources; NaN if none."""
+    stars = point_sources(sources, min_snr) & (np.asarray(sources["flags"]) <= 1)
+    return float(np.median(np.asarray(sources["flux_radius"])[stars])) if stars.any() else np.nan
+
+
 def select_galaxies(
     sources: dict[str, np.ndarray],
-    star_radius: float,
+    stars_radius: float | None = None,
     *,
     min_snr: float = 50.0,
     min_size: float = 1.5,
     max_flags: int = 3,
 ) -> np.ndarray:
     """Indices of the sources bright enough (Kron S/N >= ``min_snr``) and larger than a
-    star: half-light radius at least ``min_size`` times ``star_radius`` (the stars'
-    half-light radius) and a peak-to-flux ratio below 0.8 times the frame's usual (a
-    star's); flags at most ``max_flags`` once the masked-pixel flags (32, 1024) are left
-    aside (a fit ignores masked pixels); brightest first."""
+    star: half-light radius at least ``min_size`` times ``stars_radius`` (the stars'
+    half-light radius; default :func:`star_radius`) and a peak-to-flux ratio below 0.8
+    times the point sources'; flags at most ``max_flags`` once the masked-pixel flags (32,
+    1024) are left aside (a fit ignores masked pixels); brightest first."""
     with np.errstate(invalid="ignore", divide="ignore"):
         snr = np.asarray(sources["flux_auto"]) / np.asarray(sources["fluxerr_auto"])
         ratio = np.asarray(sources["peak"], float) / np.asarray(sources["flux_aper"], float)
-    typical = np.nanmedian(ratio[np.isfinite(ratio) & (ratio > 0)])
-    extended = np.asarray(sources["flux_radius"]) >= min_size * star_radius
+    stars = point_sources(sources)
+    typical = np.nanmedian(ratio[stars]) if stars.any() else np.inf
+    radius = star_radius(sources) if stars_radius is None else stars_radius
+    extended = np.asarray(sources["flux_radius"]) >= min_size * radius
     extended &= ratio < 0.8 * typical
     flags = np.asarray(sources["flags"]) & ~MASKED_FLAGS
     chosen = np.flatnonzero((snr >= min_snr) & extended & (flags <= max_flags))
