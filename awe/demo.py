@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 INSTRUMENT = "WFI"
 NIGHT = "2000-04-28"
 SCALE = 0.125
+#: The demo night differs from the instrument's plan where the image pipeline needs it: the
+#: standard field observed at three airmasses as it sets, so that Photom fits the extinction.
+PLAN = {"standard": {"count": 1, "exposure_time": 300.0, "hours": [8.0, 10.5, 11.75]}}
 
 
 @dataclass
@@ -71,7 +74,9 @@ def simulate_and_ingest(demo: Demo) -> bool:
         print(f"Simulated night already in {demo.folder}")
     else:
         print(f"Simulating a {INSTRUMENT} night ({NIGHT}, scale {demo.scale:g})...")
-        result = simulate_night(INSTRUMENT, NIGHT, demo.folder, seed=demo.seed, scale=demo.scale)
+        result = simulate_night(
+            INSTRUMENT, NIGHT, demo.folder, seed=demo.seed, scale=demo.scale, plan=PLAN
+        )
         print(f"Wrote {len(result.files)} exposures to {demo.folder} in {result.seconds:.1f} s")
     report = ingest([demo.folder], database=demo.database, store=demo.store)
     return report.ok
@@ -119,15 +124,16 @@ def calibration(demo: Demo) -> bool:
 
 
 def image_pipeline(demo: Demo) -> bool:
-    """After calibration: 'Reduce>Astrometry>Regrid>Coadd' on the science frames of filter
-    #842, then 'Coadd>SourceList'; prints the astrometric rms and the coadd's statistics."""
+    """After calibration, in filter #842: the zeropoints from the standard fields, then
+    'Reduce>GAstrometry>Regrid>Coadd' on the science frames and 'Coadd>SourceList'; prints
+    the zeropoints, the astrometric rms and the coadd's statistics."""
     from awe.data.simulate import REFCAT_FOLDER
     from awe.pipeline_demo import run_pipeline_demo
 
     print()
     refcat = demo.folder / REFCAT_FOLDER
     demo.examples.append(
-        f"dpu.run('Reduce>Astrometry>Regrid>Coadd', i='{INSTRUMENT}', d='{NIGHT}', "
+        f"dpu.run('Reduce>GAstrometry>Regrid>Coadd', i='{INSTRUMENT}', d='{NIGHT}', "
         f"f='#842', refcat='{refcat}', C=1)"
     )
     return run_pipeline_demo(demo.dpu, INSTRUMENT, NIGHT, refcat, filters=["#842"])
@@ -146,7 +152,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--pogs", action="store_true", help="the POGS work-unit demo instead")
     demo.add_argument(
-        "--pipeline", action="store_true", help="go on to Reduce, Astrometry, Regrid, Coadd"
+        "--pipeline",
+        action="store_true",
+        help="go on to zeropoints, GAstrometry, a coadd, its catalogue",
     )
 
 

@@ -86,6 +86,11 @@ class SelectionContext:
     env: Any
     previous: tuple[Unit, ...] = ()
     previous_step: str | None = None
+    #: The units of the newest step before with keys (per chip or per exposure). After a
+    #: global step, as in 'Reduce>GAstrometry>Regrid', a per-chip step resumes these: each
+    #: of its units also waits for the tasks of its key in every earlier step (Reduce's,
+    #: GAstromSL's) and receives their products.
+    keyed_before: tuple[Unit, ...] = ()
 
 
 class NoInputs(Exception):
@@ -141,6 +146,7 @@ class SequenceSpec:
     module: str
     retries: int = 0
     tolerant: bool = False
+    preload: tuple[str, ...] = ()  # modules the runner imports before forking its workers
 
     chain: tuple[str, ...] = ()  # a named chain: the steps it stands for
 
@@ -165,6 +171,7 @@ def sequence(
     time_limit: float = 3600.0,
     retries: int = 0,
     tolerant: bool = False,
+    preload: Sequence[str] = (),
 ) -> Callable[[Callable[[TaskContext], Any]], Callable[[TaskContext], Any]]:
     """Declare the decorated function as a sequence named ``name`` (default: its name).
 
@@ -175,6 +182,11 @@ def sequence(
     ``tolerant``: a task runs when only some of the tasks it waits for failed, with the
     products of those that ended N (an exposure's sky from the CCDs that worked); it is
     skipped only when every one of them failed. By default one failure skips it.
+    ``preload``: modules (``'astropy.io.fits'``) the local runner imports once, before it
+    forks its workers, so that every task, a child forked from a worker, starts with them
+    imported. A sequence imports its heavy libraries inside its functions, to keep ``awe``
+    start-up fast; without ``preload`` each task pays those imports again (about 1 s for
+    astropy and sep, as much as a small CCD task's work).
     """
     if not (isinstance(retries, int) and 0 <= retries <= MAX_RETRIES):
         raise ValueError(f"retries={retries!r}; give a whole number from 0 to {MAX_RETRIES}")
@@ -209,6 +221,7 @@ def sequence(
             module=function.__module__,
             retries=retries,
             tolerant=bool(tolerant),
+            preload=tuple(preload),
         )
         return function
 

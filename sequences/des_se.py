@@ -57,6 +57,8 @@ PARAMETERS = {
     "SE.process_params.DETECT_THRESH": 1.5,
     "SE.process_params.SKY_BLOCK": 128,
     "SE.process_params.SKY_ORDER": 2,
+    "SE.process_params.SKY_METHOD": "polynomial",  # or "pca"
+    "SE.process_params.SKY_PCA_COMPONENTS": 2,
     "SE.process_params.PSF_RADIUS": 15,
     "SE.process_params.SIP_DEGREE": 3,
 }
@@ -64,6 +66,20 @@ DES_BANDS = ("u", "g", "r", "i", "z", "Y")
 #: Overscan method (awe.science.overscan): the per-row median of the overscan, unsmoothed.
 DES_OVERSCAN = 5
 STEPS = ("SEDetrend", "SESky", "SECatalog", "SECalibrate")
+#: What the tasks import, imported once by the local runner before it forks its workers:
+#: about 1 s a task otherwise, and the exposure steps run alone.
+PRELOAD = (
+    "astropy.io.fits",
+    "astropy.wcs",
+    "sep",
+    "awe.data.des_archive",
+    "awe.data.des_bliss",
+    "awe.data.fits",
+    "awe.science.des_detrend",
+    "awe.science.des_psf",
+    "awe.science.des_sky",
+    "awe.science.sources",
+)
 
 
 # ---- selection ----
@@ -237,6 +253,7 @@ def _per_pixel(layouts: list[Any], shape: tuple[int, int], values: Mapping[str, 
 @declare(
     options=OPTIONS,
     parameters=PARAMETERS,
+    preload=PRELOAD,
     fan_out="chip",
     select=select_ccds,
     estimate=30.0,
@@ -367,7 +384,14 @@ def SEDetrend(task: TaskContext) -> None:
         fits.Column(name="SKY", format="D", array=blocks.ravel()),
     ]
     sky_header = fits.Header(
-        {"CCDNUM": ccd, "BLOCK": block, "PNTRA": pointing[0], "PNTDEC": pointing[1]}
+        {
+            "CCDNUM": ccd,
+            "BLOCK": block,
+            "NBLOCKX": blocks.shape[1],
+            "NBLOCKY": blocks.shape[0],
+            "PNTRA": pointing[0],
+            "PNTDEC": pointing[1],
+        }
     )
     write_hdus(
         files["SECompressedSky"],
@@ -402,6 +426,7 @@ def _degrees(value: Any) -> float:
 @declare(
     options=OPTIONS,
     parameters=PARAMETERS,
+    preload=PRELOAD,
     fan_out="exposure",
     select=select_exposure,
     tolerant=True,  # the CCDs that worked go on: a failed one is reported, not contagious
@@ -411,31 +436,45 @@ def SESky(task: TaskContext) -> None:
     """DES SE per exposure: combine the CCDs' compressed skies and fit one sky model."""
     from astropy.io import fits
 
-    from awe.science.des_sky import fit_sky
+    from awe.science.des_sky import fit_pca_sky, fit_sky
 
     run = _Run(task)
-    pieces = [p for p in task.upstream if p.kind == "SECompressedSky"]
+    pieces = sorted(
+        (p for p in task.upstream if p.kind == "SECompressedSky"), key=lambda p: p.metadata["ccd"]
+    )
     if not pieces:
         raise ValueError("no compressed sky from any CCD of this exposure")
-    u, v, values = [], [], []
+    u, v, values, grids = [], [], [], []
     pointing = None
     for product in pieces:
         with fits.open(product.path) as hdul:
-            table = hdul[1].data
-            pointing = (hdul[1].header["PNTRA"], hdul[1].header["PNTDEC"])
+            table, header = hdul[1].data, hdul[1].header
+            pointing = (header["PNTRA"], header["PNTDEC"])
             u.append(table["U"])
             v.append(table["V"])
             values.append(table["SKY"])
-    # The polynomial's order grows with the CCDs it spans: a few CCDs cannot hold a curve.
-    order = int(run.parameter("SKY_ORDER"))
-    order = min(order, 0 if len(pieces) < 3 else 1 if len(pieces) < 10 else order)
-    model = fit_sky(np.concatenate(u), np.concatenate(v), np.concatenate(values), order)
-    model.update(pointing=list(pointing), ccds=sorted(p.metadata["ccd"] for p in pieces))
+            grids.append((header["BLOCK"], header["NBLOCKY"], header["NBLOCKX"]))
+    method = run.parameter("SKY_METHOD")
+    if method == "pca":
+        if len(set(grids)) > 1:
+            raise ValueError(f"the CCDs' sky blocks differ ({sorted(set(grids))}): no PCA sky")
+        blocks = np.array(values).reshape(len(pieces), *grids[0][1:])
+        model = fit_pca_sky(blocks, int(run.parameter("SKY_PCA_COMPONENTS")))
+        model["block"] = grids[0][0]
+    elif method == "polynomial":
+        # The polynomial's order grows with the CCDs it spans: a few CCDs cannot hold a curve.
+        order = int(run.parameter("SKY_ORDER"))
+        order = min(order, 0 if len(pieces) < 3 else 1 if len(pieces) < 10 else order)
+        model = fit_sky(np.concatenate(u), np.concatenate(v), np.concatenate(values), order)
+        model["method"] = "polynomial"
+    else:
+        raise ValueError(f"SKY_METHOD {method!r}: choose 'polynomial' or 'pca'")
+    model.update(pointing=list(pointing), ccds=[p.metadata["ccd"] for p in pieces])
     path = run.out / f"D{run.expnum:08d}_{run.band}_r{run.rnum}p{run.pnum}_skyfit.json"
     path.write_text(json.dumps(model, indent=1) + "\n")
     task.log.info(
-        "sky over %d CCDs: %d of %d blocks used, rms %.2f e-",
-        len(pieces), model["blocks_used"], model["blocks"], model["rms"],
+        "sky over %d CCDs (%s): %d of %d blocks used, rms %.2f e-",
+        len(pieces), method, model["blocks_used"], model["blocks"], model["rms"],
     )  # fmt: skip
     _report(task, path, "SESkyFit")
 
@@ -444,6 +483,7 @@ def SESky(task: TaskContext) -> None:
 @declare(
     options=OPTIONS,
     parameters=PARAMETERS,
+    preload=PRELOAD,
     fan_out="chip",
     select=select_ccds,
     estimate=30.0,
@@ -455,7 +495,7 @@ def SECatalog(task: TaskContext) -> None:
     from awe.data.fits import write_hdus
     from awe.science import des_psf
     from awe.science.astrometry import pixel_to_sky, tangent_plane
-    from awe.science.des_sky import evaluate_sky
+    from awe.science.des_sky import evaluate_pca_sky, evaluate_sky, interpolate_grid
     from awe.science.sources import detect, masked_background
 
     run, ccd = _Run(task), _ccd_of(task)
@@ -475,13 +515,18 @@ def SECatalog(task: TaskContext) -> None:
         weight = hdul["WGT"].data.astype(np.float32)
     cards = {k: header[k] for k in header if k.startswith(("CRPIX", "CRVAL", "CD", "A_", "B_"))}
     ny, nx = science.shape
-    # The exposure's sky at this CCD: the model on a coarse grid, interpolated.
-    step = 16
-    gx, gy = np.arange(0, nx + step, step, dtype=float), np.arange(0, ny + step, step, dtype=float)
-    ra, dec = pixel_to_sky(cards, gx[None, :] + 1, gy[:, None] + 1)
-    coarse = evaluate_sky(model, *tangent_plane(ra, dec, *model["pointing"]))
-    rows = np.array([np.interp(np.arange(nx), gx, line) for line in coarse])
-    sky = np.array([np.interp(np.arange(ny), gy, column) for column in rows.T]).T
+    # The exposure's sky at this CCD, on a coarse grid, interpolated to every pixel.
+    if model.get("method") == "pca":
+        coarse = evaluate_pca_sky(model, model["ccds"].index(ccd))
+        block = int(model["block"])
+        gx = (np.arange(coarse.shape[1]) + 0.5) * block - 0.5  # block centres, 0-based
+        gy = (np.arange(coarse.shape[0]) + 0.5) * block - 0.5
+    else:
+        step = 16
+        gx, gy = np.arange(0, nx + step, step, float), np.arange(0, ny + step, step, float)
+        ra, dec = pixel_to_sky(cards, gx[None, :] + 1, gy[:, None] + 1)
+        coarse = evaluate_sky(model, *tangent_plane(ra, dec, *model["pointing"]))
+    sky = interpolate_grid(coarse, gx, gy, nx, ny)
     science -= sky.astype(np.float32)
     # SExtractor's own background map on top of the exposure's sky, as DES runs it.
     local, _ = masked_background(science, mask, box=64)
@@ -494,12 +539,7 @@ def SECatalog(task: TaskContext) -> None:
     radius = int(run.parameter("PSF_RADIUS"))
     radius = min(radius, (min(nx, ny) - 3) // 4)
     peak = objects["peak"]
-    saturated = np.array(
-        [
-            bool((mask[max(0, int(b) - 2) : int(b) + 3, max(0, int(a) - 2) : int(a) + 3] & 2).any())
-            for a, b in zip(x, y, strict=False)
-        ]
-    )
+    saturated = des_psf.cut_stamps(mask & 2, x, y, 2).any(axis=(1, 2))  # within 2 pixels
     inside = (x > radius + 2) & (x < nx - radius - 3) & (y > radius + 2) & (y < ny - radius - 3)
     # Isolated: no neighbour within the stamp brighter than 5 % of the star.
     distance = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
@@ -600,6 +640,7 @@ def SECatalog(task: TaskContext) -> None:
 @declare(
     options=OPTIONS,
     parameters=PARAMETERS,
+    preload=PRELOAD,
     fan_out="exposure",
     select=select_exposure,
     tolerant=True,  # the CCDs that worked go on: a failed one is reported, not contagious

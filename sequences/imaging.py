@@ -116,9 +116,14 @@ def per_chip_units(
 
 def reduced_units(options: Mapping[str, Any], context: SelectionContext, chain: str) -> list[Unit]:
     """Per CCD, the reduced frame (``red=`` names it, else the newest of the selection) or
-    the unit of the step before; with no frame, the error names the ``chain`` to run."""
+    the unit of the step before; with no frame, the error names the ``chain`` to run.
+
+    After a global step (GAstrom in 'Reduce>GAstrometry>Regrid') the chips are those of the
+    last per-chip step: each task waits for that chip's task too and receives its frames."""
     from awe.db.frames import ReducedScienceFrame
 
+    if context.previous and context.previous[0].key is None and context.keyed_before:
+        return [Unit(key=u.key, inputs=carried_keys(u)) for u in context.keyed_before]
     return per_chip_units(
         ReducedScienceFrame,
         "image",

@@ -274,6 +274,7 @@ def select_catalogues(options: Mapping[str, Any], context: SelectionContext) -> 
     fan_out="global",
     select=select_catalogues,
     estimate=1.0,
+    tolerant=True,  # a frame whose catalogue failed is left out of the fit, not fatal to it
 )
 def Photom(task: TaskContext) -> None:
     """Zeropoint per chip and the extinction of one filter and night."""

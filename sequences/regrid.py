@@ -71,7 +71,12 @@ def _astrometry(task: TaskContext, keys: Mapping[str, Any], header: Any) -> Any:
 
     from awe.db.frames import AstrometricParameters
 
-    chained = [p for p in task.upstream if p.kind == "AstrometricParameters"]
+    chained = [
+        p
+        for p in task.upstream
+        if p.kind == "AstrometricParameters"
+        and all(p.metadata.get(k) == keys.get(k) for k in ("chip", "exposure_number"))
+    ]  # GAstrom's solutions are of every frame of the set: this frame's
     if chained:
         task.log.info("Using AstrometricParameters %s", chained[0].path.rsplit("/", 1)[-1])
         return WCS(fits.getheader(chained[0].path))
@@ -243,6 +248,7 @@ def select_regridded(options: Mapping[str, Any], context: SelectionContext) -> l
     fan_out="global",
     select=select_regridded,
     estimate=5.0,
+    tolerant=True,  # a chip that failed upstream is missing from the coadd, not fatal to it
 )
 def Coadd(task: TaskContext) -> None:
     """The weighted (optionally clipped) mean of regridded frames, one serial task."""

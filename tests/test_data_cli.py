@@ -42,7 +42,7 @@ def test_demo_simulates_ingests_and_lists(awe_home: Path) -> None:
         "RawBiasFrame": ["80", "8"],
         "RawDomeFlatFrame": ["120", "8"],
         "RawScienceFrame": ["120", "8"],
-        "RawStandardFrame": ["24", "8"],
+        "RawStandardFrame": ["72", "8"],
         "RawTwilightFlatFrame": ["96", "8"],
     }
     assert (awe_home / "demo").is_dir() and (awe_home / "awe.db").exists()

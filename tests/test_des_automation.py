@@ -78,27 +78,77 @@ def test_a_season_runs_its_exposures_n_at_a_time(dpu, archive, tmp_path, capsys)
     assert "(usable)" in printed
 
 
-def test_resuming_reruns_only_the_ccds_not_complete(dpu, archive, tmp_path) -> None:
+def test_resuming_reruns_only_the_failed_ccds_through_dpu_rerun(dpu, archive, tmp_path) -> None:
     listing = tmp_path / "exposures.list"
     listing.write_text("668440\n")
     moved = tmp_path / "calib-03.fits"
     calibration = archive.calibration_file("Y7", 3)
     shutil.move(calibration, moved)  # CCD 3 fails for want of its calibration
+    season = {"usable": 2, "output": tmp_path / "o.txt", "se_options": {"c": "1,3", "r": 5}}
     try:
-        (first,) = se_automation.submit(
-            dpu, listing, 300, archive.root, usable=2, output=tmp_path / "o.txt",
-            se_options={"c": "1,3", "r": 5},
-        )  # fmt: skip
+        (first,) = se_automation.submit(dpu, listing, 300, archive.root, **season)
     finally:
         shutil.move(moved, calibration)
     assert (first.complete, first.failed) == ([1], [3])  # the exposure went on without 3
-    (second,) = se_automation.submit(
-        dpu, listing, 300, archive.root, resume=True, usable=2, output=tmp_path / "o.txt",
-        se_options={"c": "1,3", "r": 5},
-    )  # fmt: skip
-    assert (second.complete, second.failed) == ([1, 3], [])
-    logs = "\n".join(dpu.get_logs(second.job_id)[second.job_id])
-    assert f"CCD complete in job {first.job_id}" in logs  # CCD 1 is not made again
+    assert not first.done
+    out = archive.output("persistent", "gw", NITE, 668440)
+    ccd1 = out / "D00668440_i_01_r5p7_fullcat.fits"
+    before = ccd1.stat().st_mtime_ns
+
+    (second,) = se_automation.submit(dpu, listing, 300, archive.root, resume=True, **season)
+    assert (second.complete, second.failed, second.incomplete) == ([1, 3], [], [])
+    assert second.done and second.chain == [first.job_id, second.job_id]
+    with dpu.database.session() as session:
+        rerun = session.get(Job, second.job_id)
+        assert rerun.rerun_of == first.job_id  # dpu.rerun's job, not a new SE job
+        ran = sorted(t.name for t in rerun.tasks)
+        zeropoints = session.scalars(select(DesZeropoint).where(DesZeropoint.rnum == 5)).all()
+    # Only CCD 3 ran again, with its exposure's (tolerant) steps; CCD 1 was not remade.
+    assert ran == [
+        "SECalibrate[668440]", "SECatalog[668440/03]", "SEDetrend[668440/03]", "SESky[668440]"
+    ]  # fmt: skip
+    assert ccd1.stat().st_mtime_ns == before
+    assert "sky over 2 CCDs" in "\n".join(dpu.get_logs(second.job_id)[second.job_id])
+    assert sorted(z.ccdnum for z in zeropoints) == [0, 1, 3]
+    assert {z.job_id for z in zeropoints} == {second.job_id}
+
+    # Complete now: a resume submits nothing; O=1 forces a new SE job that remakes CCD 1.
+    se_automation.submit(dpu, listing, 300, archive.root, resume=True, **season)
+    assert season_jobs(dpu) == [first.job_id, second.job_id]
+    forced = {**season, "se_options": {**season["se_options"], "O": 1}}
+    (third,) = se_automation.submit(dpu, listing, 300, archive.root, resume=True, **forced)
+    assert third.chain == [third.job_id] and third.job_id > second.job_id and third.done
+    assert ccd1.stat().st_mtime_ns > before
+
+
+def test_a_job_that_cannot_be_rerun_is_submitted_anew(dpu, archive, tmp_path, capsys) -> None:
+    """Its folder on the DPU is gone (cleaned up, a scratch purge): dpu.rerun refuses,
+    saying why, and the resume submits the exposure as a new SE job instead of stopping."""
+    listing = tmp_path / "exposures.list"
+    listing.write_text("668440\n")
+    moved = tmp_path / "calib-03.fits"
+    calibration = archive.calibration_file("Y7", 3)
+    shutil.move(calibration, moved)
+    season = {"usable": 2, "output": tmp_path / "o.txt", "se_options": {"c": "1,3", "r": 5}}
+    try:
+        (first,) = se_automation.submit(dpu, listing, 301, archive.root, **season)
+    finally:
+        shutil.move(moved, calibration)
+    assert first.failed == [3]
+    with dpu.database.session() as session:
+        shutil.rmtree(session.get(Job, first.job_id).work_dir)
+    (second,) = se_automation.submit(dpu, listing, 301, archive.root, resume=True, **season)
+    assert second.done and second.chain == [second.job_id] and second.job_id > first.job_id
+    out = capsys.readouterr().out
+    assert f"job {first.job_id}'s folder" in out and "is gone from DPU" in out
+    assert "Exposure 668440: " in out and "submitting it anew" in out
+
+
+def season_jobs(dpu: Processor) -> list[int]:
+    """The ids of the season-300 jobs."""
+    with dpu.database.session() as session:
+        jobs = session.scalars(select(Job).order_by(Job.id)).all()
+        return [j.id for j in jobs if j.options.get("season") == 300]
 
 
 def test_a_list_without_exposures_is_a_clear_error(dpu, archive, tmp_path) -> None:

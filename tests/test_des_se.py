@@ -148,6 +148,90 @@ def test_psf_photometry_of_bright_isolated_stars_within_1_percent(se) -> None:
     assert abs(np.median(ratios) - 1) < 0.01, np.round(np.sort(ratios), 3)
 
 
+def test_psf_model_is_the_truths_moffat_and_photutils_agrees(se) -> None:
+    """The CCD's Moffat model against the simulator's (FWHM, beta), and its PSF fluxes
+    against photutils' PSF photometry with the same model on the same image."""
+    from astropy.table import QTable
+    from photutils.psf import MoffatPSF, PSFPhotometry
+
+    (entry,) = se.truth.exposures
+    exposure = se.truth.exposure(entry["file"])
+    beta = float(se.truth.instrument.simulation["moffat_beta"])
+    for ccd in (1, 3, 4, 5):
+        stem = f"D00668439_i_{ccd:02d}_r4p7"
+        header = fits.getheader(se.out / f"{stem}.psf")
+        assert abs(header["FWHM"] / exposure["fwhm_pixels"] - 1) < 0.03, (ccd, header["FWHM"])
+        assert abs(header["BETA"] / beta - 1) < 0.15, (ccd, header["BETA"])
+    with fits.open(se.out / f"{stem}_immask.fits.fz") as hdul:
+        image, weight = hdul["SCI"].data.astype(float), hdul["WGT"].data.astype(float)
+    with fits.open(se.out / f"{stem}_fullcat.fits") as hdul:
+        table = hdul[1].data
+    ny, nx = image.shape
+    x, y = table["X_IMAGE"] - 1, table["Y_IMAGE"] - 1
+    chosen = (table["FLUX_PSF"] > 4e4) & (table["FLAGS"] == 0)
+    chosen &= (x > 16) & (x < nx - 17) & (y > 16) & (y < ny - 17)
+    assert chosen.sum() >= 3
+    alpha = header["FWHM"] / (2 * np.sqrt(2 ** (1 / header["BETA"]) - 1))
+    photometry = PSFPhotometry(MoffatPSF(alpha=alpha, beta=header["BETA"]), (31, 31))
+    init = QTable({"x": x[chosen], "y": y[chosen], "flux": table["FLUX_PSF"][chosen]})
+    error = np.where(weight > 0, 1 / np.sqrt(np.where(weight > 0, weight, 1)), 1e6)
+    theirs = photometry(image, error=error, init_params=init)["flux_fit"]
+    ratio = table["FLUX_PSF"][chosen] / np.asarray(theirs)
+    assert abs(np.median(ratio) - 1) < 0.01, np.round(ratio, 4)
+
+
+def test_pca_sky_over_all_ccds_matches_the_simulated_sky(se) -> None:
+    from awe.science.des_sky import evaluate_pca_sky
+
+    pars = {"SE.process_params.SKY_METHOD": "pca", "SE.process_params.SKY_PCA_COMPONENTS": 2}
+    job = se.dpu.run(
+        "SE", E=EXPOSURE, b="i", n=NITE, c="1-5", O=1, p=9, a=str(se.archive.root), pars=pars
+    )
+    (status,) = se.dpu.wait(job, timeout=TIMEOUT)
+    assert status.counts["N"] == 9, status.counts  # SECalibrate ends S without C=1
+    model = json.loads((se.out / "D00668439_i_r4p9_skyfit.json").read_text())
+    assert model["method"] == "pca" and model["ccds"] == [1, 3, 4, 5]
+    assert np.shape(model["components"])[0] == 2
+    (entry,) = se.truth.exposures
+    gain = np.mean([a.gain for a in se.truth.instrument.detector.amplifiers])
+    truth = se.truth.exposure(entry["file"])["sky_adu"] * gain  # electrons, flat after the flat
+    for row, ccd in enumerate(model["ccds"]):
+        # The block medians sit 0.2-0.5 % above the sky (faint stars; the polynomial has the
+        # same); with 4 CCDs the shared shape still carries the blocks' noise (up to 1.2 %).
+        sky = evaluate_pca_sky(model, row) / truth - 1
+        assert abs(np.median(sky)) < 0.006 and np.abs(sky).max() < 0.015, (ccd, sky)
+        left = {}  # what the sky subtraction left, after the PCA and the polynomial sky
+        for pnum in (9, 7):
+            with fits.open(se.out / f"D00668439_i_{ccd:02d}_r4p{pnum}_immask.fits.fz") as hdul:
+                noise = hdul["SCI"].header["SKYSIGMA"]
+                left[pnum] = np.median(hdul["SCI"].data[hdul["MSK"].data == 0])
+        assert abs(left[9] - left[7]) < 0.05 * noise, (ccd, left, noise)
+    assert "(pca)" in "\n".join(se.dpu.get_logs(job)[job])
+
+
+def test_pca_sky_follows_a_pattern_repeated_on_every_ccd() -> None:
+    """An amplifier step and a gradient along each CCD, at a level of its own per CCD, with
+    a bright star in one block and a masked block: the PCA sky recovers them within the
+    blocks' noise; a polynomial over the focal plane cannot."""
+    from awe.science.des_sky import evaluate_pca_sky, evaluate_sky, fit_pca_sky, fit_sky
+
+    rng = np.random.default_rng(1)
+    n, ny, nx = 30, 8, 4
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    pattern = np.where(xx < 2, 1.0, 1.02) + 0.01 * yy / ny
+    truth = rng.uniform(990, 1010, n)[:, None, None] * pattern
+    blocks = truth + rng.normal(0, 0.5, truth.shape)
+    blocks[3, 2, 1] += 400
+    blocks[5, 0, 0] = np.nan
+    model = fit_pca_sky(blocks, 2)
+    fitted = np.array([evaluate_pca_sky(model, row) for row in range(n)])
+    assert np.abs(fitted - truth).max() < 1.5  # 3 sigma of a block
+    assert model["blocks"] - model["blocks_used"] < 0.02 * model["blocks"]  # the star's out
+    u = np.arange(n)[:, None, None] * nx + xx  # the CCDs side by side on the focal plane
+    polynomial = fit_sky(u + 0.0 * yy, yy + 0.0 * u, blocks, order=2)
+    assert np.abs(evaluate_sky(polynomial, u + 0.0 * yy, yy + 0.0 * u) - truth).max() > 10
+
+
 def test_a_ccd_that_fails_is_reported_while_the_others_go_on(se, tmp_path) -> None:
     # Y=1 forces the Y4 calibration set, which only CCD 1 has: CCD 3 fails, 1 runs.
     shutil.copy(se.archive.calibration_file("Y7", 1), tmp_path / "ccd1.fits")

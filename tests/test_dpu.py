@@ -381,6 +381,26 @@ def test_the_documented_example_sequence_runs(dpu: Processor, awe_home: Path) ->
     assert all(abs(sigma - 3.0) / 3.0 < 0.02 for sigma in measured)
 
 
+PRELOADED = """
+import sys
+
+from awe.sequence import sequence
+
+
+@sequence(preload=["xml.dom.minidom", "no_such_module_here"])
+def Warm(task):
+    task.log.info("minidom imported before the task: %s", "xml.dom.minidom" in sys.modules)
+"""
+
+
+def test_preloaded_modules_are_imported_before_the_tasks_fork(dpu, awe_home) -> None:
+    (awe_home / "sequences" / "warm.py").write_text(PRELOADED)
+    job_id = dpu.run("Warm")
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts["N"] == 1  # a module that does not import is no runner failure
+    assert "minidom imported before the task: True" in "\n".join(dpu.get_logs(job_id)[job_id])
+
+
 def test_built_in_diagnose_reports_the_worker(dpu: Processor) -> None:
     assert "Diagnose" in dpu.get_sequence_identifiers()
     job_id = dpu.run("Diagnose")

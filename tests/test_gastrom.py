@@ -93,12 +93,16 @@ def test_gnomonic_round_trip_and_too_few_references() -> None:
         solve_global([frame], ra, dec)
 
 
-def test_reduce_then_gastrometry_through_the_dpu(tmp_path_factory, database_url) -> None:
+def test_reduce_gastrometry_regrid_coadd_in_one_job(tmp_path_factory, database_url) -> None:
+    """The chain astronomers run: Regrid after the global GAstrom resumes the chips, with
+    each chip's reduced frame from Reduce and its own global solution."""
     from astropy.wcs import WCS
+    from sqlalchemy import select
 
     from awe.data.store import DataStore
     from awe.db.engine import open_database
-    from awe.db.frames import AstrometricParameters, GAstromSourceList
+    from awe.db.frames import AstrometricParameters, CoaddedRegriddedFrame, GAstromSourceList
+    from awe.db.models import Task
     from awe.dpu import Processor
     from tests.pipeline_night import NIGHT, ingested_night
 
@@ -106,12 +110,20 @@ def test_reduce_then_gastrometry_through_the_dpu(tmp_path_factory, database_url)
     night = ingested_night(tmp_path_factory.getbasetemp(), database, chips=("ccd51",))
     dpu = Processor(database_url=database_url, username="alice")
     folder = str(night.out / "refcat")
-    job_id = dpu.run(
-        "Reduce>GAstrometry", i="WFI", d=NIGHT, c="ccd51", f="#842", o="AWE*", refcat=folder, C=1
-    )
+    chain = "Reduce>GAstrometry>Regrid>Coadd"
+    job_id = dpu.run(chain, i="WFI", d=NIGHT, c="ccd51", f="#842", o="AWE*", refcat=folder, C=1)
     (status,) = dpu.wait(job_id, timeout=300)
     logs = "\n".join(dpu.get_logs(job_id)[job_id])
-    assert status.counts["N"] == 3 + 3 + 1, logs  # Reduce and GAstromSL per exposure, GAstrom
+    # Reduce, GAstromSL and Regrid per exposure; GAstrom and Coadd once
+    assert status.counts["N"] == 3 + 3 + 1 + 3 + 1, logs
+    with dpu.database.session() as session:
+        tasks = session.scalars(select(Task).where(Task.job_id == job_id)).all()
+        waits = {t.name: sorted(d.name for d in t.depends_on) for t in tasks}
+    regrids = [name for name in waits if name.startswith("Regrid[")]
+    assert len(regrids) == 3
+    for name in regrids:  # the global solution, and its own chip's earlier tasks
+        own = [name.replace("Regrid", step) for step in ("GAstromSL", "Reduce")]
+        assert waits[name] == ["GAstrom", *own], waits
     assert len(GAstromSourceList.select(database=dpu.database, instrument="WFI")) == 3
     solutions = AstrometricParameters.select(database=dpu.database, instrument="WFI")
     assert len(solutions) == 3 and all(s.results["global"] for s in solutions)
@@ -122,7 +134,11 @@ def test_reduce_then_gastrometry_through_the_dpu(tmp_path_factory, database_url)
         entry = next(e for e in night.exposures if e["exposure_number"] == solution.exposure_number)
         wcs = WCS(fits.getheader(store.path(solution.sha256)))
         errors.append(_errors(night, entry, "ccd51", wcs))
+        assert f"Using AstrometricParameters {solution.filename}" in logs
     assert np.sqrt(np.mean(np.concatenate(errors) ** 2)) < 0.05
+    assert "No AstrometricParameters" not in logs
+    (coadd,) = CoaddedRegriddedFrame.select(database=dpu.database, instrument="WFI")
+    assert coadd.results["frames"] == 3
     with pytest.raises(Exception, match="GAstrom needs a filter"):
         dpu.run("GAstrom", i="WFI", d=NIGHT, refcat=folder)
     database.dispose()

@@ -134,3 +134,33 @@ def test_photcat_then_photom_through_the_dpu(tmp_path_factory, database_url) -> 
     with pytest.raises(Exception, match="found none; run Photcat on the standard fields"):
         dpu.run("Photom", i="WFI", d=NIGHT, f="#879", C=0)
     database.dispose()
+
+
+def test_the_demos_image_pipeline_prints_zeropoints_astrometry_and_the_coadd(
+    tmp_path_factory, capsys
+) -> None:
+    """``awe demo --pipeline``'s part after calibration, on one calibrated chip of a night
+    with standard fields at three airmasses: every job ends N and what it prints is true."""
+    import re
+
+    from awe.db.engine import open_database
+    from awe.dpu import Processor
+    from awe.pipeline_demo import run_pipeline_demo
+    from tests.pipeline_night import NIGHT, ingested_standards_night
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('demo-pipeline') / 'jobs.db'}"
+    database = open_database(url)
+    night = ingested_standards_night(tmp_path_factory.getbasetemp(), database, chips=("ccd50",))
+    dpu = Processor(database_url=url, username="alice")
+    refcat = night.out / "refcat"
+    assert run_pipeline_demo(dpu, "WFI", NIGHT, refcat, filters=["#842"], chip="ccd50")
+    out = capsys.readouterr().out
+    truth = night.night["filters"]["#842"]
+    found = re.search(r"#842: zeropoints ([\d.]+)-([\d.]+) over 1 CCDs, extinction ([\d.]+)", out)
+    assert found, out
+    assert abs(float(found[1]) - truth["zeropoint"]) < 0.02
+    assert abs(float(found[3]) - truth["extinction"]) < 0.02
+    rms = re.search(r"#842: global astrometric rms ([\d.]+) arcsec \(GAstrom\)", out)
+    assert rms and float(rms[1]) < 0.1, out
+    assert re.search(r"#842: coadd of 1 frames, \d+ x \d+ pixels, median", out), out
+    database.dispose()

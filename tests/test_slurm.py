@@ -66,6 +66,8 @@ def cluster(work_dir: Path, **slurm: object) -> dict[str, dict[str, object]]:
             "scheduler": "slurm",
             "work_dir": str(work_dir),
             "command_timeout": 30.0,
+            # this slurmctld is the tests' own: asked twice as often as a real one would be
+            "poll_interval": 0.5,
             "slurm": settings,
         }
     }
@@ -468,8 +470,13 @@ def test_a_slurm_dpu_behind_ssh(slurm: str, sshd, awe_home: Path, database_url, 
     shutil.copy(SEQUENCES / "testing.py", awe_home / "sequences" / "testing.py")
     remote = tmp_path / "login-node"
     settings = sshd.dpu(remote, scheduler="slurm", slurm={"memory": "200M"})
+    pilot = {"memory": "200M", "mode": "pilot", "nodes": 1, "cpus_per_node": 2}
+    pilots = sshd.dpu(remote, scheduler="slurm", slurm=pilot)
     dpu = Processor(
-        database_url=database_url, username="alice", dpus={"far": settings}, dpu_name="far"
+        database_url=database_url,
+        username="alice",
+        dpus={"far": settings, "far-pilots": pilots},
+        dpu_name="far",
     )
     job_id = dpu.run("Hello>Total", n=3, o="over ssh")
     (status,) = dpu.wait(job_id, timeout=TIMEOUT)
@@ -490,6 +497,19 @@ def test_a_slurm_dpu_behind_ssh(slurm: str, sshd, awe_home: Path, database_url, 
     assert status.state is JobState.CANCELLED
     ids = slurm_ids(dpu, job_id)
     assert {squeue(list(ids.values()))[i][0] for i in ids.values()} == {"CANCELLED"}
+
+    # pilot mode behind the same SSH: the pilots submitted, followed and ended over SSH
+    dpu.select_dpu("far-pilots")
+    job_id = dpu.run("Hello>Total", n=3, o="pilots over ssh")
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    assert status.counts == {"N": 4, "E": 0, "A": 0, "S": 0, "U": 0}
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert "on stdout: pilots over ssh" in logs and "upstream products: 3" in logs
+    (pilot_id,) = pilots_of(dpu, job_id)
+    deadline = time.monotonic() + 60  # the pilot leaves once nothing is left to claim
+    while squeue([pilot_id])[pilot_id][0] != "COMPLETED":
+        assert time.monotonic() < deadline, squeue([pilot_id])
+        time.sleep(0.2)
 
 
 def test_a_line_break_in_a_task_name_cannot_add_a_command_to_the_script() -> None:
@@ -657,6 +677,20 @@ def test_pilot_mode_cancel_and_an_allocation_lost_under_its_tasks(
     logs = "\n".join(dpu.get_logs(job_id)[job_id])
     assert logs.count("lost: its Slurm allocation ended") == 2
     assert logs.count("retrying: try 2 of 2") == 2 and "c1 slept" in logs
+
+    # A pilot killed outright (node failure, SIGKILL) cannot release its tasks: the next
+    # poll does, and a new pilot runs them with the one try they have left.
+    job_id = dpu.run("Patient", n=2, s=3.0)
+    for chip in ("c0", "c1"):
+        wait_for_file(awe_home / f"pid-{job_id}-{chip}")
+    pilot = f"awe.dpu.pilot {job_dir(dpu, job_id)} "
+    assert slurm_command("pkill", "-KILL", "-f", pilot).returncode == 0
+    (status,) = dpu.wait(job_id, timeout=TIMEOUT)
+    logs = "\n".join(dpu.get_logs(job_id)[job_id])
+    assert status.counts == {"N": 2, "E": 0, "A": 0, "S": 0, "U": 0}, logs
+    assert len(pilots_of(dpu, job_id)) == 2  # the killed pilot was replaced
+    assert logs.count("lost: its pilot's Slurm allocation is gone (node failure or SIGKILL)") == 2
+    assert logs.count("retrying: try 2 of 2") == 2 and "try 3" not in logs
 
     job_id = dpu.run("Hello", n=4, s=60.0)
     for chip in ("c0", "c1"):

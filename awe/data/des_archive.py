@@ -205,10 +205,13 @@ def stage_night(night_folder: str | os.PathLike[str], archive: Archive, nite: st
     return staged
 
 
-def reference_stars(folder: Path, ra: np.ndarray, dec: np.ndarray) -> dict[str, np.ndarray]:
+def reference_stars(
+    folder: Path, ra: np.ndarray, dec: np.ndarray, cache: dict[int, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
     """Reference stars for a CCD whose corners (or detections) are at ``ra, dec``, as
     BLISS's ``getallccdfromGAIA`` takes them: every HEALPix pixel within 0.2 deg of the
-    centre, then the stars inside the positions' box widened by 0.1 deg."""
+    centre, then the stars inside the positions' box widened by 0.1 deg. ``cache``: the
+    pixels read for earlier CCDs of the exposure (see ``refcat.read_pixels``)."""
     import astropy.units as u
 
     from awe.data import refcat
@@ -216,7 +219,7 @@ def reference_stars(folder: Path, ra: np.ndarray, dec: np.ndarray) -> dict[str, 
     ra, dec = np.asarray(ra, float), np.asarray(dec, float)
     centre_ra, centre_dec = float(np.median(ra)), float(np.median(dec))
     pixels = refcat.healpix().cone_search_lonlat(centre_ra * u.deg, centre_dec * u.deg, 0.2 * u.deg)
-    stars = refcat.read_pixels(folder, sorted(int(p) for p in pixels))
+    stars = refcat.read_pixels(folder, sorted(int(p) for p in pixels), cache)
     pad = 0.1 / max(np.cos(np.radians(centre_dec)), 1e-3)
     dra = (stars["ra"] - centre_ra + 180) % 360 - 180
     own = (ra - centre_ra + 180) % 360 - 180

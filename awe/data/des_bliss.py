@@ -50,6 +50,7 @@ def calibrate_exposure(
     per_ccd: dict[int, des_bliss.Zeropoint] = {}
     all_deltas = []
     tables = {}
+    pixels: dict[int, np.ndarray] = {}  # the reference pixels read, shared by the CCDs
     for ccd, path in sorted(catalogues.items()):
         with fits.open(path) as hdul:
             table = hdul[1].data
@@ -60,7 +61,7 @@ def calibrate_exposure(
         )
         ra, dec = t["ALPHAWIN_J2000"][chosen], t["DELTAWIN_J2000"][chosen]
         if ra.size:
-            reference = reference_stars(archive.refcat(), ra, dec)
+            reference = reference_stars(archive.refcat(), ra, dec, pixels)
             match, _ = nearest_match(ra, dec, reference["ra"], reference["dec"], 1.0)
             found = match >= 0
             ref_mag = refcat.band_magnitudes(reference, band)[match[found]]

@@ -142,15 +142,27 @@ def pixel_path(folder: Path, pixel: int) -> Path:
     return Path(folder) / f"healpix{NSIDE}" / f"{pixel // 100 * 100:05d}" / f"{pixel:05d}.csv"
 
 
-def read_pixels(folder: str | os.PathLike[str], pixels: Sequence[int]) -> Catalogue:
-    """The stars of the given HEALPix pixels (missing pixels hold no stars)."""
+def read_pixels(
+    folder: str | os.PathLike[str],
+    pixels: Sequence[int],
+    cache: dict[int, np.ndarray] | None = None,
+) -> Catalogue:
+    """The stars of the given HEALPix pixels (missing pixels hold no stars). ``cache``
+    (pixel -> rows) keeps the pixels read across calls: neighbouring CCDs of an exposure
+    share most of theirs, and parsing a pixel's CSV costs far more than selecting from it."""
     folder = Path(folder)
     columns = json.loads((folder / INDEX_NAME).read_text(encoding="utf-8"))["columns"]
+    cache = {} if cache is None else cache
     parts = []
-    for pixel in pixels:
-        path = pixel_path(folder, int(pixel))
-        if path.exists():
-            parts.append(np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2))
+    for pixel in (int(p) for p in pixels):
+        if pixel not in cache:
+            path = pixel_path(folder, pixel)
+            cache[pixel] = (
+                np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+                if path.exists()
+                else np.empty((0, len(columns)))
+            )
+        parts.append(cache[pixel])
     table = np.vstack(parts) if parts else np.empty((0, len(columns)))
     result = {c: table[:, i] for i, c in enumerate(columns)}
     result["id"] = result["id"].astype(np.int64)

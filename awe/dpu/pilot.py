@@ -17,8 +17,9 @@ pilot kills its running tasks, which end ``A`` (``CANCELLED while running``). Ot
 allocation is ending (walltime, preemption, an ``scancel`` by someone else): its running
 tasks are lost with it; each is released for another pilot (its claim removed, a ``retry``
 event in its journal) when its sequence declares retries it has not used up, and ends
-``A`` (``lost: its Slurm allocation ended``) otherwise. The client replaces pilots while
-unclaimed tasks remain (:func:`awe.dpu.remote.slurm_agent.poll`).
+``A`` (``lost: its Slurm allocation ended``) otherwise. A pilot killed outright cannot; the
+client's next poll releases its tasks on the same terms and replaces pilots while unclaimed
+tasks remain (:func:`awe.dpu.remote.slurm_agent.pilot_poll`).
 """
 
 from __future__ import annotations

@@ -41,10 +41,20 @@ def plan_job(
     groups: dict[int, str | None] = {}  # task number -> its unit's group
     before_fan_out = "global"
     before: str | None = None
+    # Steps whose units have keys (per chip, per exposure): the newest one's units, and
+    # every such task by key, which a per-chip step after a global one waits for again.
+    keyed_units: tuple[Unit, ...] = ()
+    keyed_by_key: dict[str | None, list[int]] = {}
     for step_number, (spec, options) in enumerate(zip(steps, parsed.per_step, strict=True)):
         try:
             units = spec.select(
-                options, replace(context, previous=previous_units, previous_step=before)
+                options,
+                replace(
+                    context,
+                    previous=previous_units,
+                    previous_step=before,
+                    keyed_before=keyed_units,
+                ),
             )
         except NoInputs as err:
             raise PlanError(f"{spec.name}: nothing to process: {err}") from None
@@ -59,6 +69,7 @@ def plan_job(
         current = []
         by_key = _numbers_by(previous, lambda t: t.key)  # once per step: n + m, not n * m
         by_group = _numbers_by(previous, lambda t: groups[t.number])
+        resumed = keyed_by_key if previous and previous[0].key is None else {}
         for unit in units:
             current.append(
                 PlannedTask(
@@ -68,9 +79,8 @@ def plan_job(
                     step=step_number,
                     key=unit.key,
                     inputs=list(unit.inputs),
-                    depends_on=_dependencies(
-                        spec, unit, previous, before_fan_out, by_key, by_group
-                    ),
+                    depends_on=_dependencies(spec, unit, previous, before_fan_out, by_key, by_group)
+                    + (resumed.get(unit.key, []) if unit.key is not None else []),
                     options=options,
                     parameters={k: v for k, v in parsed.parameters.items() if k in spec.parameters},
                     time_limit=float(time_limit or spec.time_limit),
@@ -82,6 +92,10 @@ def plan_job(
             tasks.append(current[-1])
             groups[current[-1].number] = unit.group
         previous, previous_units, before_fan_out = current, tuple(units), spec.fan_out
+        if units[0].key is not None:
+            keyed_units = tuple(units)
+            for task in current:
+                keyed_by_key.setdefault(task.key, []).append(task.number)
         before = spec.name
     return tasks
 

@@ -79,7 +79,13 @@ def rerun_job(dpu: JobService, job_id: int, send_code: bool = False) -> tuple[in
     if all(state == "N" for state in old.states.values()):
         raise AweError(f"every task of job {job_id} ended N; there is nothing to rerun")
     backend = dpu.backend(old.dpu_name)
-    description = _read_description(backend, old.work_dir)
+    try:
+        description = _read_description(backend, old.work_dir)
+    except FileNotFoundError:
+        raise AweError(
+            f"job {job_id}'s folder {old.work_dir} is gone from DPU {old.dpu_name}, and with "
+            f"it the products a rerun would reuse; submit it again with dpu.run"
+        ) from None
     done = [number for number, state in old.states.items() if state == "N"]
     journals = backend.read_journals(old.work_dir, dict.fromkeys(done, 0))
     products = {

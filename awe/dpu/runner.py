@@ -2,7 +2,8 @@
 
 Started detached (``python -m awe.dpu.runner JOB_DIR``, its own session), so the job
 outlives the ``awe`` session that submitted it. It reads ``job.json`` and imports the
-sequences once, then forks its workers ("slots", one per core by default). The runner only
+sequences once (and the modules they ``preload``), then forks its workers ("slots", one
+per core by default). The runner only
 schedules: it hands a ready task to an idle slot and hears back its outcome. Each slot
 forks one child per task (:mod:`awe.dpu.supervise`) and journals it, so the forking, the
 supervision and the journal writing run on every core at once instead of queueing in one
@@ -19,6 +20,7 @@ kill their tasks and leave, and the next sync ends the job's unfinished tasks.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import selectors
@@ -137,6 +139,11 @@ class Runner:
                     if number in self.ready:
                         self.ready.remove(number)
                     self._finish(number, "E", f"sequence not found: {err}")
+        for module in sorted({m for spec in self.specs.values() for m in spec.preload}):
+            # Warm for every forked task; one that fails to import fails in its task, which
+            # imports it again and reports why.
+            with contextlib.suppress(Exception):
+                importlib.import_module(module)
 
     # ---- slots ----
     def _start_slot(self) -> None:

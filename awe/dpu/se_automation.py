@@ -13,8 +13,9 @@ exposures.list --season new --archive DIR``, or ``dpu.run('SEAutomation', l=...,
 - per exposure the CCD completeness (complete / failed / incomplete of the scheduled CCDs)
   comes from the job database; ``usable`` (50) complete CCDs make it usable;
 - ``output.txt``: the list of "EXPNUM BAND", the season, the list of nites;
-- resuming skips usable exposures, and inside each SE job the database's complete CCDs
-  (``overwrite`` forces them); only failed and incomplete CCDs run again.
+- resuming skips complete exposures (every CCD complete), and has ``dpu.rerun`` run again
+  only the failed and unfinished CCDs of the others (with their exposure steps); the
+  completeness follows each job's rerun chain; ``O=1`` submits every exposure anew.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ class Completeness:
     scheduled: list[int] = field(default_factory=list)
     complete: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    chain: list[int] = field(default_factory=list)  # the job, then its reruns
+
+    @property
+    def done(self) -> bool:
+        """Every scheduled CCD complete: a resume skips the exposure."""
+        return bool(self.scheduled) and set(self.complete) >= set(self.scheduled)
 
     @property
     def incomplete(self) -> list[int]:
@@ -66,7 +73,8 @@ class Completeness:
     def line(self, threshold: int) -> str:
         verdict = "usable" if self.usable(threshold) else "not usable"
         return (
-            f"{self.expnum} {self.band} {self.nite} job {self.job_id or '-'} {self.state}: "
+            f"{self.expnum} {self.band} {self.nite} job {self.job_id or '-'}"
+            f"{f' (rerun of {self.chain[-2]})' if len(self.chain) > 1 else ''} {self.state}: "
             f"{len(self.complete)} complete, {len(self.failed)} failed "
             f"{self.failed if self.failed else ''}, {len(self.incomplete)} incomplete "
             f"of {len(self.scheduled)} ({verdict})"
@@ -158,9 +166,31 @@ def _fill(entries: list[ExposureEntry], archive: Path) -> None:
         entry.band = entry.band or str(fits.getheader(found[0])["BAND"]).strip()
 
 
+def _rerun(dpu: Any, entry: Any, job_id: int) -> int | None:
+    """``dpu.rerun(job_id)``; None, said why, when that job cannot be rerun (it never
+    reached its DPU, or its folder there is gone): the exposure is then submitted anew."""
+    try:
+        return dpu.rerun(job_id)
+    except AweError as refused:
+        dpu.say(f"Exposure {entry.expnum}: {refused}; submitting it anew")
+        return None
+
+
+def _rerun_chain(jobs: list[Any]) -> list[Any]:
+    """The newest job of an exposure that is not a rerun, then its rerun, the rerun of that,
+    ... (``dpu.rerun`` links them by ``rerun_of``); the newest rerun where there are two."""
+    ids = {job.id for job in jobs}
+    chain = [[job for job in jobs if job.rerun_of not in ids][-1]]
+    while reruns := [job for job in jobs if job.rerun_of == chain[-1].id]:
+        chain.append(reruns[-1])
+    return chain
+
+
 def completeness(database: Any, season: int, expnum: int) -> Completeness:
-    """The CCDs of the newest SE job of ``expnum`` in ``season``, as the database has them.
-    Complete: its SECatalog ended N. Failed: a task of it ended E or A. Else incomplete."""
+    """The CCDs of ``expnum`` in ``season`` as the database has them, from its newest SE job
+    along that job's rerun chain: a rerun holds only the CCDs it ran again, so each CCD takes
+    its newest outcome along the chain. Complete: its SECatalog ended N. Failed: a task of it
+    ended E or A. Else incomplete (still running, or skipped)."""
     from sqlalchemy import select
 
     from awe.db.models import Job, Task, TaskState
@@ -173,23 +203,32 @@ def completeness(database: Any, season: int, expnum: int) -> Completeness:
         ]
         if not jobs:
             return Completeness(expnum, "", "", None, "NOT SUBMITTED")
-        job = jobs[-1]
+        chain = _rerun_chain(jobs)
+        leaf = chain[-1]
         result = Completeness(
-            expnum, job.options["band"], str(job.options["nite"]), job.id, job.state.value
-        )
-        for task in session.scalars(select(Task).where(Task.job_id == job.id)):
-            if "/" not in (task.key or ""):
-                continue
-            ccd = int(task.key.split("/")[1])
-            if task.sequence == "SEDetrend":
-                result.scheduled.append(ccd)
-            if task.sequence == "SECatalog" and task.state is TaskState.N:
-                result.complete.append(ccd)
-            if task.state in (TaskState.E, TaskState.A):
-                result.failed.append(ccd)
-    result.scheduled.sort()
-    result.complete.sort()
-    result.failed = sorted(set(result.failed))
+            expnum, leaf.options["band"], str(leaf.options["nite"]), leaf.id, leaf.state.value,
+            chain=[job.id for job in chain],
+        )  # fmt: skip
+        outcome: dict[int, str] = {}
+        for job in chain:
+            tasks: dict[int, list[Any]] = {}
+            for task in session.scalars(select(Task).where(Task.job_id == job.id)):
+                if "/" in (task.key or ""):
+                    tasks.setdefault(int(task.key.split("/")[1]), []).append(task)
+            if job is chain[0]:
+                result.scheduled = sorted(
+                    ccd for ccd, ts in tasks.items() if any(t.sequence == "SEDetrend" for t in ts)
+                )
+            for ccd, ts in tasks.items():
+                states = {t.sequence: t.state for t in ts}
+                if any(state in (TaskState.E, TaskState.A) for state in states.values()):
+                    outcome[ccd] = "failed"
+                elif states.get("SECatalog") is TaskState.N:
+                    outcome[ccd] = "complete"
+                else:
+                    outcome[ccd] = "incomplete"
+    result.complete = sorted(c for c, o in outcome.items() if o == "complete")
+    result.failed = sorted(c for c, o in outcome.items() if o == "failed")
     return result
 
 
@@ -286,23 +325,19 @@ def submit(
     else:
         number = claim_season(dpu.database, season, dpu.env.username, listing)
     dpu.say(f"Season {number}: {len(entries)} exposures, at most {max_in_flight} at a time")
-    queue = []
-    for entry in entries:
-        if resume and completeness(dpu.database, number, entry.expnum).usable(usable):
-            dpu.say(f"{entry.expnum}: usable already in season {number}, skipped")
-            continue
-        queue.append(entry)
-    running: dict[int, ExposureEntry] = {}
     options = {"C": 1, **(se_options or {})}
+    queue, running = _plan(dpu, entries, number, resume, bool(options.get("O")))
     season_bar = {"unit": "exposure", "desc": f"Season {number}", "disable": bar_disabled()}
-    with tqdm(total=len(queue), **season_bar) as bar:
+    with tqdm(total=len(queue) + len(running), **season_bar) as bar:
         while queue or running:
             while queue and len(running) < max_in_flight:
-                entry = queue.pop(0)
-                job = dpu.run(
-                    "SE", E=entry.expnum, b=entry.band, n=entry.nite, S=number,
-                    a=str(archive), **options,
-                )  # fmt: skip
+                entry, failed_job = queue.pop(0)
+                job = _rerun(dpu, entry, failed_job) if failed_job is not None else None
+                if job is None:
+                    job = dpu.run(
+                        "SE", E=entry.expnum, b=entry.band, n=entry.nite, S=number,
+                        a=str(archive), **options,
+                    )  # fmt: skip
                 running[job] = entry
             dpu.sync(list(running))
             for job in _finished(dpu.database, list(running)):
@@ -321,6 +356,36 @@ def submit(
     write_manifest(manifest, number, [r for r in report if r.usable(usable)])
     dpu.say(f"Manifest of the usable exposures: {manifest}")
     return report
+
+
+def _plan(
+    dpu: Any, entries: list[ExposureEntry], season: int, resume: bool, overwrite: bool
+) -> tuple[list[tuple[ExposureEntry, int | None]], dict[int, ExposureEntry]]:
+    """What to submit: (exposure, None) for a new SE job, (exposure, job) for
+    ``dpu.rerun(job)``; and the jobs still running that a resume only waits for.
+
+    Resuming, an exposure with every CCD complete is skipped, one whose newest job (along
+    its rerun chain) ended with failed or unfinished CCDs has that job rerun (only those
+    CCDs, and its exposure steps), one never submitted gets its SE job; ``overwrite`` (O=1)
+    submits a new SE job for every exposure, redoing complete CCDs."""
+    queue: list[tuple[ExposureEntry, int | None]] = []
+    running: dict[int, ExposureEntry] = {}
+    for entry in entries:
+        state = completeness(dpu.database, season, entry.expnum) if resume else None
+        if state is None or state.job_id is None or overwrite:
+            queue.append((entry, None))
+        elif state.done:
+            dpu.say(f"{entry.expnum}: complete already in season {season} (job {state.job_id})")
+        elif state.state in ("QUEUED", "RUNNING"):
+            dpu.say(f"{entry.expnum}: job {state.job_id} is still {state.state}, waiting for it")
+            running[state.job_id] = entry
+        else:
+            dpu.say(
+                f"{entry.expnum}: CCDs {state.failed + state.incomplete} of job "
+                f"{state.job_id} did not complete; rerunning them"
+            )
+            queue.append((entry, state.job_id))
+    return queue, running
 
 
 def _finished(database: Any, job_ids: list[int]) -> list[int]:
@@ -364,6 +429,7 @@ def status(dpu: Any, season: int, usable: int = DEFAULT_USABLE) -> list[Complete
         Option("u", "usable", int, DEFAULT_USABLE, help="complete CCDs for a usable exposure"),
         Option("R", "resume", int, 0, help="1: continue the season"),
         Option("o", "output", str, "", help="manifest path (default image_proc_outputs/)"),
+        Option("O", "overwrite", int, 0, help="1: redo complete exposures and CCDs"),
     ],
     fan_out="global",
     estimate=3600.0,
@@ -381,6 +447,7 @@ def SEAutomation(task: TaskContext) -> None:
         dpu, o["exposure_list"], season, o["archive"], resume=bool(o["resume"]),
         max_in_flight=o["max_in_flight"], usable=o["usable"],
         output=o["output"] or task.work_dir / "output.txt",
+        se_options={"O": 1} if o["overwrite"] else None,
     )  # fmt: skip
     manifest = Path(o["output"]) if o["output"] else task.work_dir / "output.txt"
     task.add_product(manifest, "SEManifest", exposures=[r.expnum for r in report])

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from awe.data.store import sha256_file
-from awe.dpu.journal import JournalWriter, journal_path
+from awe.dpu.journal import JournalWriter, journal_path, parse_new_bytes, read_new_bytes
 from awe.dpu.lines import split_lines
 from awe.messages import Job, ProductRecord, Task
 from awe.sequence import NothingToDo, Product, SequenceSpec, TaskContext, Unit
@@ -62,10 +62,13 @@ def supervise(
     their readers see them close when the caller dies. ``explain_signal(signum)`` may say
     who sent the signal that killed the task (a batch system's memory limit, say).
     """
-    journal = JournalWriter(journal_path(job_dir, task.number))
+    path = journal_path(job_dir, task.number)
+    # Tries already spent: a pilot lost under this task released it for this one to run.
+    spent = sum(e["event"] == "retry" for e in parse_new_bytes(read_new_bytes(path, 0))[0])
+    journal = JournalWriter(path)
     tries = 1 + task.retries
     try:
-        for attempt in range(1, tries + 1):
+        for attempt in range(min(1 + spent, tries), tries + 1):
             supervision = _Supervision(journal, should_abort, watch_fd, explain_signal)
             result = supervision.run(
                 lambda out_fd, control_fd: _run_child(

@@ -58,10 +58,10 @@ def coadd(
     rejected = 0
     if clip:
         total, weight_sum, rejected = _clipped(images, weights, places, shape, clip)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(weight_sum > 0, total / weight_sum, 0.0)
+    mean = np.zeros(shape, np.float32)  # divided only where covered, straight into float32
+    np.divide(total, weight_sum, out=mean, where=weight_sum > 0, casting="unsafe")
     return Coadded(
-        image=mean.astype(np.float32),
+        image=mean,
         weight=weight_sum.astype(np.float32),
         offset=origin,
         rejected=rejected,

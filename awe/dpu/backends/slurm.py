@@ -151,10 +151,8 @@ class SlurmScheduler(Scheduler):
         if facts is None:
             return Verdict()  # squeue did not answer: no change, ask again next time
         if self.pilot:
-            outcomes = {
+            outcomes = {  # ran with no try left (the agent released the others)
                 int(n): ("A", "lost: its pilot's Slurm allocation is gone")
-                if unfinished[int(n)] == "RUNNING"
-                else ("U", "never started: its pilot's Slurm allocation is gone")
                 for n in facts["lost"]
                 if int(n) in unfinished
             }

@@ -26,6 +26,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -356,7 +357,9 @@ def pilot_poll(args: dict[str, Any]) -> dict[str, Any]:
             with open(entry.path) as claim:
                 claims[entry.name] = claim.read().strip()
     unfinished = [str(n) for n in args["offsets"]]
-    unclaimed = [n for n in unfinished if n not in claims]
+    gone = [n for n in unfinished if n in claims and claims[n] not in active]
+    lost = _release_lost(job_dir, gone, claims_dir)
+    unclaimed = [n for n in unfinished if n not in claims or (n in gone and n not in lost)]
     cancelled = (Path(job_dir) / PILOT_FOLDER / "cancelled").exists()
     replaced: list[str] = []
     problem = None
@@ -368,10 +371,64 @@ def pilot_poll(args: dict[str, Any]) -> dict[str, Any]:
     facts = {
         "active": len(active) + len(replaced),
         "replaced": replaced,
-        "lost": [n for n in unfinished if n in claims and claims[n] not in active],
+        "lost": lost,
         "problem": problem,
     }
     return {"state": facts, "journals": journals(args)}
+
+
+#: Why a task claimed by a pilot killed outright runs again (or, without tries left, ends A).
+LOST_WITH_PILOT = "lost: its pilot's Slurm allocation is gone (node failure or SIGKILL)"
+
+
+def _release_lost(job_dir: str, numbers: list[str], claims_dir: Path) -> list[str]:
+    """Tasks claimed by a pilot that is gone without releasing them (killed outright: a
+    node failure, SIGKILL) are released as a pilot's SIGTERM releases its own (its claim
+    removed, so a pilot takes it again): one that never started at once, one that ran when
+    its sequence has tries left (a ``retry`` line in its journal, as :mod:`awe.dpu.pilot`
+    writes). Returns those that ran with no try left: they end A."""
+    if not numbers:
+        return []
+    tasks = json.loads((Path(job_dir) / "job.json").read_text())["tasks"]
+    tries = {str(t["number"]): 1 + int(t.get("retries", 0)) for t in tasks}
+    lost = []
+    for number in numbers:
+        path = Path(job_dir) / "tasks" / f"{number}.jsonl"
+        events = _events(path)
+        since = events[max((i for i, e in enumerate(events) if e["event"] == "retry"), default=0) :]
+        if any(e["event"] == "state" and e.get("state") == "RUNNING" for e in since):
+            attempt = 1 + sum(e["event"] == "retry" for e in events)
+            if attempt >= tries[number]:
+                lost.append(number)
+                continue
+            line = {
+                "t": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+                "event": "retry",
+                "attempt": attempt + 1,
+                "tries": tries[number],
+                "reason": LOST_WITH_PILOT,
+            }
+            with open(path, "a") as journal:
+                journal.write(json.dumps(line, separators=(",", ":")) + "\n")
+        (claims_dir / number).unlink(missing_ok=True)
+    return lost
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    """A journal's events; a torn or corrupt line is passed over (the client warns of it)."""
+    events = []
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return events
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and "event" in event:
+            events.append(event)
+    return events
 
 
 def pilots_active(args: dict[str, Any]) -> int:
