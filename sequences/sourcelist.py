@@ -115,7 +115,8 @@ def SourceList(task: TaskContext) -> None:
         }
         task.add_product(out, "SourceList", **product_keys(image["keys"], results=results))
         if image.get("frame_id") is None:  # chained: pass the frame on (to GalFit, GalPhot)
-            task.add_product(image["path"], image["kind"], **product_keys(image["keys"]))
+            same = {k: image["keys"][k] for k in ("results",) if k in image["keys"]}
+            task.add_product(image["path"], image["kind"], **product_keys(image["keys"], **same))
 
 
 def images_of(task: TaskContext) -> list[dict[str, Any]]:
