@@ -65,7 +65,7 @@ def SourceList(task: TaskContext) -> None:
 
     from awe.science.sources import extract
 
-    images = [i for kind in SOURCE_FRAMES for i in inputs_of(task, kind, "image")]
+    images = images_of(task)
     if not images:
         raise NoInputs("no frame to catalogue among the inputs or the step before")
     params = task.parameters
@@ -73,7 +73,7 @@ def SourceList(task: TaskContext) -> None:
         task.log.info("Extracting sources from %s", image["name"])
         with fits.open(image["path"], memmap=False) as hdul:
             data, header = hdul[0].data.astype(np.float32), hdul[0].header
-            weight = _weight(hdul)
+            weight = weight_plane(hdul)
         fwhm = float(header.get("SEEING_P", 0) or 0) or _fwhm_guess(data, weight)
         radius = params["SourceList.process_params.APERTURE_FWHM"] * fwhm
         found = extract(
@@ -87,7 +87,7 @@ def SourceList(task: TaskContext) -> None:
             deblend_contrast=params["SourceList.process_params.DEBLEND_MINCONT"],
         )
         sources = dict(found.sources)
-        sources["ra"], sources["dec"] = _sky(header, sources["x"], sources["y"])
+        sources["ra"], sources["dec"] = sky_positions(header, sources["x"], sources["y"])
         clean = sources["flags"] <= 3
         median_fwhm = float(np.median(sources["fwhm"][clean])) if clean.any() else float("nan")
         task.log.info(
@@ -99,7 +99,7 @@ def SourceList(task: TaskContext) -> None:
             median_fwhm,
         )
         out = task.work_dir / f"{stem(image['name'])}.sources.fits"
-        primary = fits.PrimaryHDU(header=_header_without_data(header))
+        primary = fits.PrimaryHDU(header=header_without_data(header))
         primary.header["APERTURE"] = (radius, "aperture radius (pixels)")
         table = fits.BinTableHDU(Table(sources), name="SOURCES")
         fits.HDUList([primary, table]).writeto(out, overwrite=True)
@@ -114,9 +114,27 @@ def SourceList(task: TaskContext) -> None:
             "inputs": [image.get("frame_id")],
         }
         task.add_product(out, "SourceList", **product_keys(image["keys"], results=results))
+        if image.get("frame_id") is None:  # chained: pass the frame on (to GalFit, GalPhot)
+            same = {k: image["keys"][k] for k in ("results",) if k in image["keys"]}
+            task.add_product(image["path"], image["kind"], **product_keys(image["keys"], **same))
 
 
-def _weight(hdul: Any) -> Any:
+def images_of(task: TaskContext) -> list[dict[str, Any]]:
+    """The frames to work on: those the step before made (each with its ``kind``), else
+    the stored frames the unit was given (role ``image``), each once."""
+    chained = [
+        {**image, "kind": kind}
+        for kind in SOURCE_FRAMES
+        for image in inputs_of(task, kind, "image")
+        if image.get("frame_id") is None
+    ]
+    if chained:
+        return chained
+    given = [i for i in task.unit.inputs if isinstance(i, dict) and i.get("role") == "image"]
+    return [{**image, "kind": image.get("frame_type")} for image in given]
+
+
+def weight_plane(hdul: Any) -> Any:
     """Zero where a pixel must be ignored: the reduced frame's FLAGS, or a WEIGHT HDU."""
     names = [h.name for h in hdul]
     if "WEIGHT" in names:
@@ -137,7 +155,8 @@ def _fwhm_guess(data: Any, weight: Any) -> float:
     return float(np.median(first.sources["fwhm"][good])) if good.sum() >= 3 else 4.0
 
 
-def _sky(header: Any, x: Any, y: Any) -> tuple[Any, Any]:
+def sky_positions(header: Any, x: Any, y: Any) -> tuple[Any, Any]:
+    """ra, dec (degrees) of 0-based pixels through the header's WCS; NaN without one."""
     import numpy as np
     from astropy.wcs import WCS
 
@@ -148,7 +167,7 @@ def _sky(header: Any, x: Any, y: Any) -> tuple[Any, Any]:
     return np.asarray(ra) % 360.0, np.asarray(dec)
 
 
-def _header_without_data(header: Any) -> Any:
+def header_without_data(header: Any) -> Any:
     out = header.copy()
     for key in ("NAXIS1", "NAXIS2", "BSCALE", "BZERO"):
         out.pop(key, None)

@@ -48,6 +48,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         default=1.0,
         help="shrink chips by this factor, e.g. 0.125 for fast small frames (default 1)",
     )
+    simulate.add_argument(
+        "--galaxies",
+        type=int,
+        default=0,
+        help="Sersic galaxies per chip in the science fields (default none)",
+    )
 
 
 def scale_factor(text: str) -> float:
@@ -104,6 +110,7 @@ def _simulate(args: argparse.Namespace) -> int:
         scale=args.scale,
         exposures=args.exposure,
         filters=args.filter,
+        galaxies=args.galaxies,
     )
     print(
         f"Wrote {len(result.files)} {result.instrument.name} exposures of the night "

@@ -10,7 +10,10 @@ with the header keywords ingest reads. Beside the files:
 - ``truth/night.json``: seed, scale, per chip the true gains, read noise, bias levels, hot
   and cold pixels; per filter zeropoint and extinction; the list of exposures;
 - ``truth/<file>.json``: per exposure the true pointing, seeing, sky, bias drift, and per
-  chip the TAN-SIP WCS and the stars (x, y, flux in ADU, magnitude) and cosmic rays.
+  chip the TAN-SIP WCS and the stars (x, y, flux in ADU, magnitude) and cosmic rays;
+- with ``galaxies`` (off by default), Sersic galaxies in the science fields: their
+  catalogue in ``night.json`` and, per science exposure and chip, what was drawn
+  (:mod:`awe.data.sim_galaxies`).
 
 Pixel positions in the truth are 0-based (numpy) in the raw image; the WCS cards are FITS
 (1-based), as WCS always is. Everything is drawn from ``seed``: the same call writes the
@@ -32,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from awe.data import refcat, sim_sky
+from awe.data import refcat, sim_galaxies, sim_sky
 from awe.data.fits import fits_stem, write_mef
 from awe.data.instruments import Chip, Filter, Instrument, get_instrument
 from awe.data.sim_chip import ChipModel, Stars, fringe_pattern, rng_for
@@ -100,13 +103,16 @@ def simulate_night(
     exposures: Sequence[int] | None = None,
     filters: Sequence[str] | None = None,
     plan: Mapping[str, Any] | None = None,
+    galaxies: int = 0,
     progress: bool | None = None,
 ) -> SimulatedNight:
     """Write a simulated night of ``instrument`` into ``out`` (see the module docstring).
 
     ``exposures``: only science exposures, numbered so (DECam style ``--exposure``);
     ``filters``: a subset of the plan's filters; ``plan``: overrides of the instrument
-    file's simulation plan, e.g. ``{'bias': {'count': 2}}`` for a smaller night."""
+    file's simulation plan, e.g. ``{'bias': {'count': 2}}`` for a smaller night;
+    ``galaxies``: Sersic galaxies per chip in the science fields (default none; the plan's
+    ``galaxies`` section sets their ranges, see :mod:`awe.data.sim_galaxies`)."""
     from tqdm import tqdm
 
     started = time.perf_counter()
@@ -114,6 +120,8 @@ def simulate_night(
     merged = _merge(base.simulation, plan or {})
     if filters:
         merged["filters"] = [base.filter(f).name for f in filters]
+    if galaxies:
+        merged["galaxies"] = dict(merged.get("galaxies") or {}) | {"per_chip": int(galaxies)}
     camera = _with_plan(base, merged).scaled(scale)
     night_date = parse_night(night if night is not None else DEFAULT_NIGHTS.get(base.name))
     out = Path(out)
@@ -122,19 +130,23 @@ def simulate_night(
 
     planned = plan_night(camera, night_date, seed, exposures)
     catalogue = _catalogue(camera, planned, seed)
+    galaxy_catalogue = _galaxies(camera, planned, seed)
     refcat.write_partitioned(catalogue, out / REFCAT_FOLDER)
     models = _ModelCache(camera, seed)
     entries = []
     disable = None if progress is None else not progress
     for exposure in tqdm(planned, desc="Simulating", unit="exp", disable=disable, file=sys.stderr):
-        path, truth = _write_exposure(camera, exposure, catalogue, models, seed, out)
+        path, truth = _write_exposure(
+            camera, exposure, catalogue, models, seed, out, galaxy_catalogue
+        )
         truth_name = f"{TRUTH_FOLDER}/{fits_stem(path.name)}.json"
         _write_json(out / truth_name, truth)
         result.files.append(path)
         entries.append(_exposure_entry(exposure, path, truth_name))
-    _write_json(
-        result.truth_path, _night_truth(camera, night_date, seed, models, catalogue, entries)
-    )
+    night_truth = _night_truth(camera, night_date, seed, models, catalogue, entries)
+    if galaxy_catalogue["ra"].size:
+        night_truth["galaxies"] = sim_galaxies.catalogue_truth(galaxy_catalogue)
+    _write_json(result.truth_path, night_truth)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -334,6 +346,17 @@ def _catalogue(
     return refcat.concatenate(parts)
 
 
+def _galaxies(
+    instrument: Instrument, exposures: Sequence[Exposure], seed: int
+) -> dict[str, np.ndarray]:
+    """The galaxy catalogue of the science fields (empty unless the plan asks for any);
+    drawn from a stream of its own, so that the stars stay the same with or without."""
+    if not int(sim_galaxies.galaxy_plan(instrument.simulation)["per_chip"]):
+        return sim_galaxies.galaxy_catalogue(instrument, [], rng_for(seed, 8))
+    fields = sorted({e.field for e in exposures if e.frame_type == "RawScienceFrame"})
+    return sim_galaxies.galaxy_catalogue(instrument, fields, rng_for(seed, 8))
+
+
 # ---- rendering --------------------------------------------------------------------------------
 class _ModelCache:
     """Chip hardware (and fringe patterns) made once per night when they fit in memory,
@@ -375,6 +398,7 @@ def _write_exposure(
     models: _ModelCache,
     seed: int,
     out: Path,
+    galaxies: Mapping[str, np.ndarray],
 ) -> tuple[Path, dict[str, Any]]:
     plan = instrument.simulation
     fwhm = exposure.fwhm_arcsec / instrument.pixel_scale
@@ -382,6 +406,8 @@ def _write_exposure(
     stars_visible = exposure.frame_type in STARRY
     flux = _star_fluxes(instrument, exposure, catalogue) if stars_visible else None
     near = _near(instrument, exposure, catalogue) if stars_visible else None
+    with_galaxies = exposure.frame_type == "RawScienceFrame" and galaxies["ra"].size > 0
+    galaxy_flux = _fluxes(exposure, galaxies["mag"]) if with_galaxies else None
     images, chips_truth = [], {}
     row_phase = float(rng_for(seed, 6, exposure.index).uniform(0, 2 * np.pi))
     for chip in instrument.chips:
@@ -389,6 +415,12 @@ def _write_exposure(
         rng = rng_for(seed, 2, exposure.index, chip.number)
         truth_cards = sim_sky.chip_wcs_cards(instrument, chip, *exposure.true_pointing)
         signal = _signal(instrument, exposure, chip, model, models, sky)
+        galaxy_truth = None
+        if with_galaxies:
+            origin = (model.x0, model.y0, model.nx, model.ny)
+            galaxy_truth = sim_galaxies.chip_galaxies(truth_cards, galaxies, galaxy_flux, origin)
+            beta = float(plan["moffat_beta"])
+            sim_galaxies.render(signal, galaxy_truth, model.x0, model.y0, fwhm, beta)
         stars, star_truth = None, None
         if stars_visible:
             stars, star_truth = _chip_stars(
@@ -408,6 +440,8 @@ def _write_exposure(
         truth["wcs"] = truth_cards
         if star_truth is not None:
             truth["stars"] = star_truth
+        if galaxy_truth is not None:
+            truth["galaxies"] = galaxy_truth
         chips_truth[chip.name] = truth
         images.append((_extension_cards(instrument, chip, exposure), image))
     name = instrument.file_name.format(
@@ -483,9 +517,13 @@ def _signal(instrument, exposure, chip, model, models, sky) -> np.ndarray | None
 def _star_fluxes(
     instrument: Instrument, exposure: Exposure, catalogue: refcat.Catalogue
 ) -> np.ndarray:
-    """Nominal ADU of every catalogue star: t * 10**(-0.4 (m - ZP + k X))."""
+    """Nominal ADU of every catalogue star."""
+    return _fluxes(exposure, refcat.band_magnitudes(catalogue, exposure.filter.band))
+
+
+def _fluxes(exposure: Exposure, mags: np.ndarray) -> np.ndarray:
+    """Nominal ADU of magnitudes ``mags`` in an exposure: t * 10**(-0.4 (m - ZP + k X))."""
     filt = exposure.filter
-    mags = refcat.band_magnitudes(catalogue, filt.band)
     return exposure.exposure_time * 10 ** (
         -0.4 * (mags - filt.zeropoint + filt.extinction * exposure.airmass)
     )

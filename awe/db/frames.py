@@ -471,6 +471,40 @@ class AssociateList(ScienceProduct):
     """Sources of several SourceLists linked within a radius (chains across the lists)."""
 
 
+class GalFitList(ScienceProduct):
+    """Sersic fits of the galaxies of one frame (GalFit): a FITS table ``GALFIT``, one row
+    per galaxy; ``get_fits()`` reads it as a Table."""
+
+    def get_fits(self, data_root: str | None = None) -> Any:
+        """The fits as an astropy Table (columns in docs/pipeline.md), from the data store
+        of ``data_root`` (default: the session's)."""
+        return _stored_table(self.sha256, "GALFIT", data_root)
+
+
+class GalPhotList(ScienceProduct):
+    """Elliptical isophotes of the galaxies of one frame (GalPhot): a FITS table
+    ``ISOPHOTES``, one row per isophote, ``GALAXY`` numbering the galaxies of ``GALAXIES``."""
+
+    def get_isophotes(self, galaxy: int | None = None, data_root: str | None = None) -> Any:
+        """The isophotes (of one galaxy, by its ``GALAXY`` number) as an astropy Table."""
+        table = _stored_table(self.sha256, "ISOPHOTES", data_root)
+        return table if galaxy is None else table[table["galaxy"] == galaxy]
+
+    def get_galaxies(self, data_root: str | None = None) -> Any:
+        """One row per galaxy: number, position, and the source it was selected as."""
+        return _stored_table(self.sha256, "GALAXIES", data_root)
+
+
+def _stored_table(digest: str, hdu: str, data_root: str | None) -> Any:
+    """A table HDU of a stored product file (the store's layout: ``root/ab/cd/<sha256>``)."""
+    from astropy.table import Table
+
+    from awe.context import session_data_root
+
+    root = Path(data_root or session_data_root()).expanduser().resolve()
+    return Table.read(root / digest[:2] / digest[2:4] / digest, hdu=hdu)
+
+
 class PhotSrcCatalog(ScienceProduct):
     """Standard stars measured in a reduced standard field, matched to the catalogue."""
 
