@@ -1,0 +1,372 @@
+"""L.A.Cosmic (van Dokkum 2001), the same mask as astroscrappy's ``detect_cosmics``, computed
+only where a cosmic ray can be.
+
+astroscrappy runs every iteration over the whole image, though a chip holds a few thousand
+cosmic-ray pixels among millions. Every step of an iteration is local: the Laplacian of the
+2x2-subsampled image (1 pixel), the noise model (a 7x7 separable median of the variance),
+the 7x7 median of the Laplacian S/N, the fine structure (5x5 then 9x9 separable medians)
+and the two 3x3 growths of the candidates. A pixel's detection therefore depends only on
+the image within :data:`REACH` pixels of it; the image, the saturated-star mask and the
+parameters are the only other inputs (no global sky or noise level enters a detection).
+So this module:
+
+1. runs the first iteration only around pixels where a cheap upper bound of the Laplacian
+   S/N (the noise taken from the 7x7 minimum, not the median) passes ``sigclip``: only
+   there, and two pixels around, can anything be detected;
+2. cleans the new detections as astroscrappy does (the masked 5x5 mean of the pixels that
+   are neither cosmic rays nor bad, in the same float32 order of summation), which changes
+   the image only at detected pixels near new ones;
+3. runs each later iteration only within :data:`REACH` of the pixels the cleaning changed:
+   everywhere else the iteration sees the same image and finds what the previous one did.
+
+Each region is computed in a box :data:`REACH` pixels larger on each side (astroscrappy's
+filters copy the input at an array's border, which a box edge inside the image would
+imitate, but only within :data:`REACH` of it), with astroscrappy's own filters in the
+same order, so the mask is identical to ``detect_cosmics(..., sepmed=True,
+cleantype='meanmask', fsmode='median')`` (checked on a full chip by
+``benchmarks/pipeline.py`` and in ``tests/test_cosmics.py``). The one global quantity of
+astroscrappy, the median of the good pixels used to fill a pixel with no good neighbour,
+is computed only when such a pixel occurs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+#: Pixels a detection depends on, each side: the 7x7 median of the S/N over the 7x7
+#: noise median (3 + 3), then two 3x3 growths (1 + 1). The fine structure reaches 2 + 4.
+REACH = 8
+
+#: Side of the tiles in which regions to compute are collected (pixels).
+TILE = 4
+
+
+def detect_cosmics(
+    image: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    sigclip: float = 4.5,
+    sigfrac: float = 0.3,
+    objlim: float = 5.0,
+    gain: float = 1.0,
+    readnoise: float = 6.5,
+    satlevel: float = 65536.0,
+    niter: int = 4,
+) -> np.ndarray:
+    """Cosmic-ray mask (True on a hit) equal to astroscrappy's ``detect_cosmics`` with the
+    same arguments and ``sepmed=True, cleantype='meanmask', fsmode='median'``.
+
+    ``image`` in ADU with the sky in; ``mask`` True on pixels to ignore; ``gain`` in e-/ADU;
+    ``readnoise`` and ``satlevel`` in electrons (astroscrappy's units)."""
+    from astroscrappy.utils import dilate3
+
+    # astroscrappy's parameters are C floats: round them as it does
+    sigclip, sigfrac, objlim, gain, readnoise, satlevel = (
+        float(np.float32(v)) for v in (sigclip, sigfrac, objlim, gain, readnoise, satlevel)
+    )
+    shape = image.shape
+    clean = np.empty(shape, dtype=np.float32)
+    clean[...] = image * gain
+    bad = np.zeros(shape, dtype=np.uint8)
+    if mask is not None:
+        bad[...] = mask
+    noise2 = float(np.float32(readnoise) * np.float32(readnoise))
+    var = clean + noise2
+    saturated = saturated_stars(clean, satlevel)
+    bad = (dilate3(bad) if bad.any() else bad).astype(bool) | saturated
+    thresholds = (sigclip, float(np.float32(sigfrac) * np.float32(sigclip)), objlim)
+
+    def fill_levels() -> tuple[float, float]:
+        """astroscrappy's fill values for a pixel without good neighbours: the medians of
+        the unmasked original image and variance."""
+        from astroscrappy.utils import median
+
+        original = np.empty(shape, dtype=np.float32)
+        original[...] = image * gain
+        good = original[~bad]
+        good_var = (original + noise2)[~bad]
+        return median(good, len(good)), median(good_var, len(good_var))
+
+    hits = np.zeros(shape, dtype=bool)
+    seeds, grow = laplacian_candidates(clean, var, bad, sigclip), 2
+    for _ in range(niter):
+        new = _detect_in(clean, var, bad, hits, seeds, grow, thresholds)
+        if not new[0].size:
+            break
+        seeds, grow = _clean(clean, var, bad, hits, new, fill_levels), REACH
+        if not seeds[0].size:
+            break
+    return hits
+
+
+def saturated_stars(clean: np.ndarray, satlevel: float) -> np.ndarray:
+    """astroscrappy's saturated-star mask (``update_mask``): pixels at or above ``satlevel``
+    whose 7x7 separable median is above a tenth of it, grown twice by a 5x5 disc; computed
+    in boxes around the saturated pixels only."""
+    from astroscrappy.utils import dilate5, sepmedfilt7
+
+    saturated = np.zeros(clean.shape, dtype=bool)
+    ys, xs = np.nonzero(clean >= satlevel)
+    if not ys.size:
+        return saturated
+    # the two dilations reach 2 + 2 pixels, the median 3 more
+    for outer, core, inner in _boxes(ys, xs, 4, clean.shape, margin=7):
+        box = np.ascontiguousarray(clean[outer])
+        stars = np.logical_and(box >= satlevel, sepmedfilt7(box) > (satlevel / 10.0))
+        saturated[core] |= dilate5(stars, 2)[inner].astype(bool)
+    return saturated
+
+
+def laplacian_candidates(
+    clean: np.ndarray, var: np.ndarray, bad: np.ndarray, sigclip: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (rows, columns) where astroscrappy's first iteration can start a detection.
+
+    A candidate needs S' = S - median(S) > ``sigclip``, where S is the positive part of the
+    Laplacian of the 2x2-subsampled image, rebinned, over twice the noise. S >= 0, so
+    S' <= S; and the noise (square root of the 7x7 separable median of the variance) is at
+    least the square root of the 7x7 minimum. The Laplacian of a subsampled pixel is
+    2v minus one vertical and one horizontal neighbour (zero beyond the border, as
+    astroscrappy's edge rows); the bound keeps a relative slack of 1e-5 on the pixel
+    values for float32 rounding."""
+    from scipy.ndimage import minimum_filter
+
+    padded = np.pad(clean, 1)
+    v = padded[1:-1, 1:-1]
+    up, down = v - padded[:-2, 1:-1], v - padded[2:, 1:-1]
+    left, right = v - padded[1:-1, :-2], v - padded[1:-1, 2:]
+    total = np.maximum(up + left, 0)
+    total += np.maximum(up + right, 0)
+    total += np.maximum(down + left, 0)
+    total += np.maximum(down + right, 0)
+    scale = np.abs(padded[:-2, 1:-1])
+    scale += np.abs(padded[2:, 1:-1])
+    scale += np.abs(padded[1:-1, :-2])
+    scale += np.abs(padded[1:-1, 2:])
+    scale += 2 * np.abs(v)
+    total += np.float32(1e-5) * scale
+    noise = minimum_filter(var, size=7, mode="nearest")
+    np.maximum(noise, np.float32(1e-5), out=noise)
+    np.sqrt(noise, out=noise)
+    # S <= total / 4 / (2 noise)
+    limit = np.float32(8 * sigclip * (1 - 1e-6)) * noise
+    candidates = (total > limit) & ~bad
+    # astroscrappy's median filters copy their input within 3 pixels of the border, so
+    # there S' = S - S = 0: nothing is detected
+    candidates[:3] = candidates[-3:] = False
+    candidates[:, :3] = candidates[:, -3:] = False
+    return np.nonzero(candidates)
+
+
+def _detect_in(clean, var, bad, hits, seeds, grow, thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """One L.A.Cosmic iteration in the regions within ``grow`` of the ``seeds``; adds its
+    detections to ``hits`` and returns the new ones.
+
+    The boxes inside the image are packed side by side into one mosaic and computed in one
+    pass (each box's core is :data:`REACH` pixels from its edges, so its neighbours in the
+    mosaic do not reach it); boxes at the image border, where astroscrappy's filters treat
+    the edge specially, are merged into strips along that border, each computed alone."""
+    shape = clean.shape
+    boxes = list(_boxes(*seeds, grow, shape, margin=REACH))
+    inside = [b for b in boxes if not _at_border(b[0], shape)]
+    parts = [_strip(side, boxes, shape) for side in range(4)]
+    results = [(box, found) for box, found in _mosaic(inside, clean, var, bad, thresholds)]
+    for box in filter(None, parts):
+        outer, _core, inner = box
+        found = _iteration(
+            np.ascontiguousarray(clean[outer]), np.ascontiguousarray(var[outer]), bad[outer],
+            *thresholds,
+        )[inner]  # fmt: skip
+        results.append((box, found))
+    new_y, new_x = [], []
+    for (_outer, core, _inner), found in results:
+        fresh = found & ~hits[core]
+        if fresh.any():
+            hits[core] |= fresh
+            ys, xs = np.nonzero(fresh)
+            new_y.append(ys + core[0].start)
+            new_x.append(xs + core[1].start)
+    if not new_y:
+        return np.empty(0, int), np.empty(0, int)
+    return np.concatenate(new_y), np.concatenate(new_x)
+
+
+def _at_border(outer: tuple[slice, slice], shape: tuple[int, int]) -> bool:
+    return (
+        outer[0].start == 0
+        or outer[1].start == 0
+        or outer[0].stop == shape[0]
+        or outer[1].stop == shape[1]
+    )
+
+
+def _strip(side: int, boxes, shape: tuple[int, int]):
+    """One box along the image's top (0), bottom (1), left (2) or right (3) border whose
+    core holds the cores of the boxes that touch that border (and no earlier side)."""
+    ny, nx = shape
+    touching = []
+    for outer, core, _inner in boxes:
+        sides = (outer[0].start == 0, outer[0].stop == ny, outer[1].start == 0, outer[1].stop == nx)
+        if any(sides) and sides.index(True) == side:
+            touching.append(core)
+    if not touching:
+        return None
+    if side == 0:
+        core = (slice(0, max(c[0].stop for c in touching)), slice(0, nx))
+    elif side == 1:
+        core = (slice(min(c[0].start for c in touching), ny), slice(0, nx))
+    elif side == 2:
+        core = (slice(0, ny), slice(0, max(c[1].stop for c in touching)))
+    else:
+        core = (slice(0, ny), slice(min(c[1].start for c in touching), nx))
+    return _expand(core, shape, REACH)
+
+
+def _mosaic(boxes, clean, var, bad, thresholds, width: int = 2048):
+    """Yields (box, detections in its core) for boxes inside the image, computed in one
+    mosaic: the boxes, tallest first, on shelves ``width`` pixels wide."""
+    if not boxes:
+        return
+    order = sorted(boxes, key=lambda b: b[0][0].stop - b[0][0].start, reverse=True)
+    places, y, x, shelf = [], 0, 0, 0
+    for outer, _core, _inner in order:
+        h, w = outer[0].stop - outer[0].start, outer[1].stop - outer[1].start
+        if x + w > max(width, w) and x > 0:
+            y, x, shelf = y + shelf, 0, 0
+        places.append((y, x))
+        x, shelf = x + w, max(shelf, h)
+    height = y + shelf
+    total_width = max(px + (b[0][1].stop - b[0][1].start) for b, (_py, px) in zip(order, places))
+    tiles = np.zeros((height, total_width), dtype=np.float32)
+    tiles_var = np.zeros_like(tiles)
+    tiles_bad = np.zeros(tiles.shape, dtype=bool)
+    slots = []
+    for (outer, _core, _inner), (py, px) in zip(order, places, strict=True):
+        slot = (
+            slice(py, py + outer[0].stop - outer[0].start),
+            slice(px, px + outer[1].stop - outer[1].start),
+        )
+        tiles[slot], tiles_var[slot], tiles_bad[slot] = clean[outer], var[outer], bad[outer]
+        slots.append(slot)
+    found = _iteration(tiles, tiles_var, tiles_bad, *thresholds)
+    for box, slot in zip(order, slots, strict=True):
+        yield box, found[slot][box[2]]
+
+
+def _iteration(
+    clean: np.ndarray,
+    var: np.ndarray,
+    bad: np.ndarray,
+    sigclip: float,
+    sigcliplow: float,
+    objlim: float,
+) -> np.ndarray:
+    """The detection step of one astroscrappy iteration (sepmed, fsmode='median'), the same
+    operations in the same float32 order."""
+    from astroscrappy.utils import (
+        dilate3,
+        laplaceconvolve,
+        rebin,
+        sepmedfilt5,
+        sepmedfilt7,
+        sepmedfilt9,
+        subsample,
+    )
+
+    conved = laplaceconvolve(subsample(clean))
+    conved[conved < 0] = 0.0
+    s = rebin(conved)
+    m5 = sepmedfilt7(var)
+    m5[m5 < 0.00001] = 0.00001
+    noise = np.sqrt(m5)
+    s /= 2.0 * noise
+    sp = s - sepmedfilt7(s)
+    goodpix = np.logical_not(bad)
+    cosmics = np.logical_and(sp > sigclip, goodpix)
+    f = sepmedfilt5(clean)
+    f = (f - sepmedfilt9(f)) / noise
+    f[f < 0.01] = 0.01
+    cosmics = np.logical_and(cosmics, (sp / f) > objlim)
+    cosmics = np.logical_and(dilate3(cosmics), goodpix)
+    cosmics = np.logical_and(sp > sigclip, cosmics)
+    cosmics = np.logical_and(dilate3(cosmics), goodpix)
+    return np.logical_and(sp > sigcliplow, cosmics)
+
+
+def _clean(
+    clean: np.ndarray,
+    var: np.ndarray,
+    bad: np.ndarray,
+    hits: np.ndarray,
+    new: tuple[np.ndarray, np.ndarray],
+    fill_levels: Callable[[], tuple[float, float]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """astroscrappy's ``clean_meanmask`` of image and variance, for the hit pixels whose
+    5x5 neighbourhood holds a new hit (no other value can change); returns the pixels
+    whose value changed."""
+    ny, nx = clean.shape
+    offsets = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
+    ys = np.concatenate([new[0] + dy for dy, _dx in offsets])
+    xs = np.concatenate([new[1] + dx for _dy, dx in offsets])
+    inside = (ys >= 2) & (ys < ny - 2) & (xs >= 2) & (xs < nx - 2)  # astroscrappy skips 2
+    flat = np.unique(ys[inside] * nx + xs[inside])
+    ys, xs = np.divmod(flat, nx)
+    keep = hits[ys, xs]
+    ys, xs = ys[keep], xs[keep]
+    masked = hits | bad
+    sums = np.zeros(ys.size, dtype=np.float32)
+    var_sums = np.zeros(ys.size, dtype=np.float32)
+    count = np.zeros(ys.size, dtype=np.int64)
+    for dy, dx in offsets:  # astroscrappy's order of summation, rows then columns
+        ok = ~masked[ys + dy, xs + dx]
+        sums = np.where(ok, sums + clean[ys + dy, xs + dx], sums)
+        var_sums = np.where(ok, var_sums + var[ys + dy, xs + dx], var_sums)
+        count += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = (sums.astype(np.float64) / count).astype(np.float32)
+        var_values = (var_sums.astype(np.float64) / count).astype(np.float32)
+    empty = count == 0
+    if empty.any():
+        level, var_level = fill_levels()
+        values[empty], var_values[empty] = level, var_level
+    changed = (values != clean[ys, xs]) | (var_values != var[ys, xs])
+    clean[ys, xs], var[ys, xs] = values, var_values
+    return ys[changed], xs[changed]
+
+
+def _boxes(ys: np.ndarray, xs: np.ndarray, grow: int, shape: tuple[int, int], margin: int):
+    """Boxes covering every pixel within ``grow`` of the given ones: yields (outer, core,
+    inner) slices, ``core`` a union of :data:`TILE`-sized tiles in the image, ``outer`` it
+    and ``margin`` pixels more on each side (within the image), ``inner`` the core within
+    the outer box."""
+    from scipy.ndimage import find_objects, label
+
+    ny, nx = shape
+    tiles = np.zeros((-(-ny // TILE), -(-nx // TILE)), dtype=bool)
+    steps = [*range(-grow, grow, TILE), grow]  # every tile the square touches
+    for dy in steps:
+        ty = np.clip(ys + dy, 0, ny - 1) // TILE
+        for dx in steps:
+            tiles[ty, np.clip(xs + dx, 0, nx - 1) // TILE] = True
+    labels, _count = label(tiles, structure=np.ones((3, 3), dtype=bool))
+    for ty, tx in find_objects(labels):
+        core = (
+            slice(ty.start * TILE, min(ty.stop * TILE, ny)),
+            slice(tx.start * TILE, min(tx.stop * TILE, nx)),
+        )
+        yield _expand(core, shape, margin)
+
+
+def _expand(core: tuple[slice, slice], shape: tuple[int, int], margin: int):
+    """(outer, core, inner): the core grown by ``margin`` within the image, the core, and
+    the core's place in the outer box."""
+    outer = tuple(
+        slice(max(c.start - margin, 0), min(c.stop + margin, n))
+        for c, n in zip(core, shape, strict=True)
+    )
+    inner = tuple(
+        slice(c.start - o.start, c.stop - o.start) for c, o in zip(core, outer, strict=True)
+    )
+    return outer, core, inner
