@@ -89,15 +89,43 @@ def detect_cosmics(
         good_var = (original + noise2)[~bad]
         return median(good, len(good)), median(good_var, len(good_var))
 
+    def bound(c: np.ndarray, v: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return laplacian_candidates(c, v, b, sigclip)
+
+    def detect(c: np.ndarray, v: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return _iteration(c, v, b, *thresholds)
+
     hits = np.zeros(shape, dtype=bool)
-    seeds, grow = laplacian_candidates(clean, var, bad, sigclip), 2
+    candidates = bound(clean, var, bad)
+    seeds = np.nonzero(candidates)
     for _ in range(niter):
-        new = _detect_in(clean, var, bad, hits, seeds, grow, thresholds)
-        if not new[0].size:
+        # a detection starts at a candidate; the two growths reach 2 pixels
+        new_y, new_x = [], []
+        for core, found in _tiled(detect, (clean, var, bad), _boxes(*seeds, 2, shape), REACH):
+            fresh = found & ~hits[core]
+            if fresh.any():
+                hits[core] |= fresh
+                ys, xs = np.nonzero(fresh)
+                new_y.append(ys + core[0].start)
+                new_x.append(xs + core[1].start)
+        if not new_y:
             break
-        seeds, grow = _clean(clean, var, bad, hits, new, fill_levels), REACH
-        if not seeds[0].size:
+        changed = _clean(
+            clean, var, bad, hits, (np.concatenate(new_y), np.concatenate(new_x)), fill_levels
+        )
+        if not changed[0].size:
             break
+        # the bound reads the image 1 pixel and the variance 3 pixels around
+        for core, part in _tiled(bound, (clean, var, bad), _boxes(*changed, 3, shape), 4):
+            candidates[core] = part
+        # elsewhere the next iteration finds what this one did: only candidates within
+        # REACH + 2 of a changed pixel can start a new detection
+        seed_y, seed_x = [], []
+        for core in _boxes(*changed, REACH + 2, shape):
+            ys, xs = np.nonzero(candidates[core])
+            seed_y.append(ys + core[0].start)
+            seed_x.append(xs + core[1].start)
+        seeds = (np.concatenate(seed_y), np.concatenate(seed_x))
     return hits
 
 
@@ -111,18 +139,21 @@ def saturated_stars(clean: np.ndarray, satlevel: float) -> np.ndarray:
     ys, xs = np.nonzero(clean >= satlevel)
     if not ys.size:
         return saturated
+
+    def stars(c: np.ndarray) -> np.ndarray:
+        found = np.logical_and(c >= satlevel, sepmedfilt7(c) > (satlevel / 10.0))
+        return dilate5(found, 2).astype(bool)
+
     # the two dilations reach 2 + 2 pixels, the median 3 more
-    for outer, core, inner in _boxes(ys, xs, 4, clean.shape, margin=7):
-        box = np.ascontiguousarray(clean[outer])
-        stars = np.logical_and(box >= satlevel, sepmedfilt7(box) > (satlevel / 10.0))
-        saturated[core] |= dilate5(stars, 2)[inner].astype(bool)
+    for core, part in _tiled(stars, (clean,), _boxes(ys, xs, 4, clean.shape), 7):
+        saturated[core] |= part
     return saturated
 
 
 def laplacian_candidates(
     clean: np.ndarray, var: np.ndarray, bad: np.ndarray, sigclip: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels (rows, columns) where astroscrappy's first iteration can start a detection.
+) -> np.ndarray:
+    """Pixels where an astroscrappy iteration can start a detection (True).
 
     A candidate needs S' = S - median(S) > ``sigclip``, where S is the positive part of the
     Laplacian of the 2x2-subsampled image, rebinned, over twice the noise. S >= 0, so
@@ -157,102 +188,7 @@ def laplacian_candidates(
     # there S' = S - S = 0: nothing is detected
     candidates[:3] = candidates[-3:] = False
     candidates[:, :3] = candidates[:, -3:] = False
-    return np.nonzero(candidates)
-
-
-def _detect_in(clean, var, bad, hits, seeds, grow, thresholds) -> tuple[np.ndarray, np.ndarray]:
-    """One L.A.Cosmic iteration in the regions within ``grow`` of the ``seeds``; adds its
-    detections to ``hits`` and returns the new ones.
-
-    The boxes inside the image are packed side by side into one mosaic and computed in one
-    pass (each box's core is :data:`REACH` pixels from its edges, so its neighbours in the
-    mosaic do not reach it); boxes at the image border, where astroscrappy's filters treat
-    the edge specially, are merged into strips along that border, each computed alone."""
-    shape = clean.shape
-    boxes = list(_boxes(*seeds, grow, shape, margin=REACH))
-    inside = [b for b in boxes if not _at_border(b[0], shape)]
-    parts = [_strip(side, boxes, shape) for side in range(4)]
-    results = [(box, found) for box, found in _mosaic(inside, clean, var, bad, thresholds)]
-    for box in filter(None, parts):
-        outer, _core, inner = box
-        found = _iteration(
-            np.ascontiguousarray(clean[outer]), np.ascontiguousarray(var[outer]), bad[outer],
-            *thresholds,
-        )[inner]  # fmt: skip
-        results.append((box, found))
-    new_y, new_x = [], []
-    for (_outer, core, _inner), found in results:
-        fresh = found & ~hits[core]
-        if fresh.any():
-            hits[core] |= fresh
-            ys, xs = np.nonzero(fresh)
-            new_y.append(ys + core[0].start)
-            new_x.append(xs + core[1].start)
-    if not new_y:
-        return np.empty(0, int), np.empty(0, int)
-    return np.concatenate(new_y), np.concatenate(new_x)
-
-
-def _at_border(outer: tuple[slice, slice], shape: tuple[int, int]) -> bool:
-    return (
-        outer[0].start == 0
-        or outer[1].start == 0
-        or outer[0].stop == shape[0]
-        or outer[1].stop == shape[1]
-    )
-
-
-def _strip(side: int, boxes, shape: tuple[int, int]):
-    """One box along the image's top (0), bottom (1), left (2) or right (3) border whose
-    core holds the cores of the boxes that touch that border (and no earlier side)."""
-    ny, nx = shape
-    touching = []
-    for outer, core, _inner in boxes:
-        sides = (outer[0].start == 0, outer[0].stop == ny, outer[1].start == 0, outer[1].stop == nx)
-        if any(sides) and sides.index(True) == side:
-            touching.append(core)
-    if not touching:
-        return None
-    if side == 0:
-        core = (slice(0, max(c[0].stop for c in touching)), slice(0, nx))
-    elif side == 1:
-        core = (slice(min(c[0].start for c in touching), ny), slice(0, nx))
-    elif side == 2:
-        core = (slice(0, ny), slice(0, max(c[1].stop for c in touching)))
-    else:
-        core = (slice(0, ny), slice(min(c[1].start for c in touching), nx))
-    return _expand(core, shape, REACH)
-
-
-def _mosaic(boxes, clean, var, bad, thresholds, width: int = 2048):
-    """Yields (box, detections in its core) for boxes inside the image, computed in one
-    mosaic: the boxes, tallest first, on shelves ``width`` pixels wide."""
-    if not boxes:
-        return
-    order = sorted(boxes, key=lambda b: b[0][0].stop - b[0][0].start, reverse=True)
-    places, y, x, shelf = [], 0, 0, 0
-    for outer, _core, _inner in order:
-        h, w = outer[0].stop - outer[0].start, outer[1].stop - outer[1].start
-        if x + w > max(width, w) and x > 0:
-            y, x, shelf = y + shelf, 0, 0
-        places.append((y, x))
-        x, shelf = x + w, max(shelf, h)
-    height = y + shelf
-    total_width = max(px + (b[0][1].stop - b[0][1].start) for b, (_py, px) in zip(order, places))
-    tiles = np.zeros((height, total_width), dtype=np.float32)
-    tiles_var = np.zeros_like(tiles)
-    tiles_bad = np.zeros(tiles.shape, dtype=bool)
-    slots = []
-    for (outer, _core, _inner), (py, px) in zip(order, places, strict=True):
-        slot = (
-            slice(py, py + outer[0].stop - outer[0].start),
-            slice(px, px + outer[1].stop - outer[1].start),
-        )
-        tiles[slot], tiles_var[slot], tiles_bad[slot] = clean[outer], var[outer], bad[outer]
-        slots.append(slot)
-    found = _iteration(tiles, tiles_var, tiles_bad, *thresholds)
-    for box, slot in zip(order, slots, strict=True):
-        yield box, found[slot][box[2]]
+    return candidates
 
 
 def _iteration(
@@ -336,11 +272,9 @@ def _clean(
     return ys[changed], xs[changed]
 
 
-def _boxes(ys: np.ndarray, xs: np.ndarray, grow: int, shape: tuple[int, int], margin: int):
-    """Boxes covering every pixel within ``grow`` of the given ones: yields (outer, core,
-    inner) slices, ``core`` a union of :data:`TILE`-sized tiles in the image, ``outer`` it
-    and ``margin`` pixels more on each side (within the image), ``inner`` the core within
-    the outer box."""
+def _boxes(ys: np.ndarray, xs: np.ndarray, grow: int, shape: tuple[int, int]):
+    """Boxes (cores) covering every pixel within ``grow`` of the given ones: unions of
+    :data:`TILE`-sized tiles, one box per group of touching tiles."""
     from scipy.ndimage import find_objects, label
 
     ny, nx = shape
@@ -351,12 +285,93 @@ def _boxes(ys: np.ndarray, xs: np.ndarray, grow: int, shape: tuple[int, int], ma
         for dx in steps:
             tiles[ty, np.clip(xs + dx, 0, nx - 1) // TILE] = True
     labels, _count = label(tiles, structure=np.ones((3, 3), dtype=bool))
-    for ty, tx in find_objects(labels):
-        core = (
+    return [
+        (
             slice(ty.start * TILE, min(ty.stop * TILE, ny)),
             slice(tx.start * TILE, min(tx.stop * TILE, nx)),
         )
-        yield _expand(core, shape, margin)
+        for ty, tx in find_objects(labels)
+    ]
+
+
+def _tiled(function, arrays, cores, margin: int):
+    """Yields (core, ``function``'s result in it) for each core, ``function`` being a
+    filter of reach ``margin`` over the image ``arrays``, computed in one call.
+
+    Each core is cut out with ``margin`` pixels around it and the boxes are packed into one
+    mosaic of the image's width: a core's result depends only on its own box. The image's
+    border is special to astroscrappy's filters, so boxes touching it keep that side on the
+    mosaic's border: those at the top or bottom merge into a strip of full width there,
+    those at the left or right start or end a shelf of the mosaic."""
+    shape = arrays[0].shape
+    layout, mosaic_shape = _layout([_expand(c, shape, margin) for c in cores], shape, margin)
+    if not layout:
+        return
+    mosaics = []
+    for array in arrays:
+        mosaic = np.zeros(mosaic_shape, dtype=array.dtype)
+        for (outer, _core, _inner), slot in layout:
+            mosaic[slot] = array[outer]
+        mosaics.append(mosaic)
+    result = function(*mosaics)
+    for (_outer, core, inner), slot in layout:
+        yield core, result[slot][inner]
+
+
+def _layout(boxes, shape: tuple[int, int], margin: int):
+    """Places for (outer, core, inner) boxes in a mosaic of the image's width; returns
+    [(box, slot)] and the mosaic's shape."""
+    ny, nx = shape
+    top = [b for b in boxes if b[0][0].start == 0]
+    bottom = [b for b in boxes if b[0][0].start > 0 and b[0][0].stop == ny]
+    rest = [b for b in boxes if b[0][0].start > 0 and b[0][0].stop < ny]
+    strips = []
+    if top:
+        strips.append(
+            _expand((slice(0, max(b[1][0].stop for b in top)), slice(0, nx)), shape, margin)
+        )
+    if bottom:
+        start = min(b[1][0].start for b in bottom)
+        strips.append(_expand((slice(start, ny), slice(0, nx)), shape, margin))
+    spans = [(strip[0][0].start, strip[0][0].stop) for strip in strips]
+    if (0, ny) in spans or (len(strips) == 2 and spans[0][1] >= spans[1][0]):
+        whole = (slice(0, ny), slice(0, nx))
+        return [((whole, whole, whole), whole)], shape
+    width = lambda b: b[0][1].stop - b[0][1].start  # noqa: E731
+    height = lambda b: b[0][0].stop - b[0][0].start  # noqa: E731
+    lefts = sorted((b for b in rest if b[0][1].start == 0), key=height, reverse=True)
+    rights = sorted(
+        (b for b in rest if b[0][1].start > 0 and b[0][1].stop == nx), key=height, reverse=True
+    )
+    inside = sorted(
+        (b for b in rest if b[0][1].start > 0 and b[0][1].stop < nx), key=height, reverse=True
+    )
+    layout, y = [], 0
+    if top:
+        layout.append((strips[0], (slice(0, height(strips[0])), slice(0, nx))))
+        y = height(strips[0])
+    while lefts or rights or inside:
+        placed, x0, x1 = [], 0, nx
+        if lefts:
+            box = lefts.pop(0)
+            placed.append((box, 0))
+            x0 = width(box)
+        if rights and width(rights[0]) <= x1 - x0:
+            box = rights.pop(0)
+            placed.append((box, nx - width(box)))
+            x1 = nx - width(box)
+        while inside and width(inside[0]) <= x1 - x0:
+            box = inside.pop(0)
+            placed.append((box, x0))
+            x0 += width(box)
+        shelf = max(height(b) for b, _x in placed)
+        for box, x in placed:
+            layout.append((box, (slice(y, y + height(box)), slice(x, x + width(box)))))
+        y += shelf
+    if bottom:
+        layout.append((strips[-1], (slice(y, y + height(strips[-1])), slice(0, nx))))
+        y += height(strips[-1])
+    return layout, (y, nx)
 
 
 def _expand(core: tuple[slice, slice], shape: tuple[int, int], margin: int):
