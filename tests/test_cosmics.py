@@ -24,12 +24,22 @@ def frame(seed: int, shape: tuple[int, int] = (300, 260)):
         x, y = rng.uniform(0, nx), rng.uniform(0, ny)
         sigma = rng.uniform(3, 5) / 2.355
         flux = 1e7 if k == 0 else 10 ** rng.uniform(3, 6)  # the first one saturates
-        expected += flux / (2 * np.pi * sigma**2) * np.exp(
-            -((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2)
+        expected += (
+            flux
+            / (2 * np.pi * sigma**2)
+            * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
         )
     electrons = shot_noise(rng, expected)
-    starts = cosmic_rays(rng, electrons, 6e-6, 300.0)
-    for y, x in [(0, 0), (0, nx - 1), (ny - 1, 0), (ny - 1, nx - 1), (1, 50), (5, 7), (ny - 4, 100)]:
+    starts = cosmic_rays(rng, electrons, 3e-5, 300.0)
+    for y, x in [
+        (0, 0),
+        (0, nx - 1),
+        (ny - 1, 0),
+        (ny - 1, nx - 1),
+        (1, 50),
+        (5, 7),
+        (ny - 4, 100),
+    ]:
         electrons[y, x] += 5000.0  # on the border and in the corners
     np.minimum(electrons, SATURATION * 1.2, out=electrons)
     image = electrons / GAIN + rng.normal(0, READ_NOISE / GAIN, shape)

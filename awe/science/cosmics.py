@@ -40,7 +40,7 @@ import numpy as np
 REACH = 8
 
 #: Side of the tiles in which regions to compute are collected (pixels).
-TILE = 4
+TILE = 2
 
 
 def detect_cosmics(
@@ -151,7 +151,7 @@ def saturated_stars(clean: np.ndarray, satlevel: float) -> np.ndarray:
 
 
 def laplacian_candidates(
-    clean: np.ndarray, var: np.ndarray, bad: np.ndarray, sigclip: float
+    clean: np.ndarray, var: np.ndarray, bad: np.ndarray, sigclip: float, rows: int = 64
 ) -> np.ndarray:
     """Pixels where an astroscrappy iteration can start a detection (True).
 
@@ -159,31 +159,36 @@ def laplacian_candidates(
     Laplacian of the 2x2-subsampled image, rebinned, over twice the noise. S >= 0, so
     S' <= S; and the noise (square root of the 7x7 separable median of the variance) is at
     least the square root of the 7x7 minimum. The Laplacian of a subsampled pixel is
-    2v minus one vertical and one horizontal neighbour (zero beyond the border, as
-    astroscrappy's edge rows); the bound keeps a relative slack of 1e-5 on the pixel
-    values for float32 rounding."""
+    2v minus one vertical and one horizontal neighbour (zero beyond the border, as in
+    astroscrappy's edge rows). float32 rounding, astroscrappy's and this bound's, is far
+    below the slack of 1e-4 times the largest pixel value. Computed in blocks of ``rows``
+    rows, which stay in the processor's cache."""
     from scipy.ndimage import minimum_filter
 
-    padded = np.pad(clean, 1)
-    v = padded[1:-1, 1:-1]
-    up, down = v - padded[:-2, 1:-1], v - padded[2:, 1:-1]
-    left, right = v - padded[1:-1, :-2], v - padded[1:-1, 2:]
-    total = np.maximum(up + left, 0)
-    total += np.maximum(up + right, 0)
-    total += np.maximum(down + left, 0)
-    total += np.maximum(down + right, 0)
-    scale = np.abs(padded[:-2, 1:-1])
-    scale += np.abs(padded[2:, 1:-1])
-    scale += np.abs(padded[1:-1, :-2])
-    scale += np.abs(padded[1:-1, 2:])
-    scale += 2 * np.abs(v)
-    total += np.float32(1e-5) * scale
-    noise = minimum_filter(var, size=7, mode="nearest")
-    np.maximum(noise, np.float32(1e-5), out=noise)
-    np.sqrt(noise, out=noise)
-    # S <= total / 4 / (2 noise)
-    limit = np.float32(8 * sigclip * (1 - 1e-6)) * noise
-    candidates = (total > limit) & ~bad
+    ny, nx = clean.shape
+    largest = max(float(np.nanmax(clean)), -float(np.nanmin(clean)))
+    slack = np.float32(1e-4 * largest) if np.isfinite(largest) else np.float32(np.inf)
+    factor = np.float32(8 * sigclip * (1 - 1e-6))  # S <= sum / 4 / (2 noise)
+    candidates = np.empty(clean.shape, dtype=bool)
+    for a in range(0, ny, rows):
+        b = min(a + rows, ny)
+        block = np.zeros((b - a + 2, nx + 2), dtype=np.float32)
+        block[max(0, 1 - a) : b - a + 1 + min(1, ny - b), 1:-1] = clean[max(a - 1, 0) : b + 1]
+        v = block[1:-1, 1:-1]
+        up, down = v - block[:-2, 1:-1], v - block[2:, 1:-1]
+        left, right = v - block[1:-1, :-2], v - block[1:-1, 2:]
+        total = np.maximum(up + left, 0)
+        total += np.maximum(up + right, 0)
+        total += np.maximum(down + left, 0)
+        total += np.maximum(down + right, 0)
+        total += slack
+        halo = var[max(a - 3, 0) : b + 3]
+        noise = minimum_filter(halo, size=7, mode="nearest")[a - max(a - 3, 0) :][: b - a]
+        np.maximum(noise, np.float32(1e-5), out=noise)
+        np.sqrt(noise, out=noise)
+        noise *= factor
+        np.greater(total, noise, out=candidates[a:b])
+    candidates &= ~bad
     # astroscrappy's median filters copy their input within 3 pixels of the border, so
     # there S' = S - S = 0: nothing is detected
     candidates[:3] = candidates[-3:] = False

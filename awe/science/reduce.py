@@ -76,6 +76,7 @@ def reduce_ccd(
     overscan: int = DEFAULT_METHOD,
     cosmics: bool = True,
     cosmic_sigma: float = 4.5,
+    cosmic_iterations: int = 4,
 ) -> Reduced:
     """Reduce a raw CCD (the full raw layout, any integer or float type).
 
@@ -83,7 +84,8 @@ def reduce_ccd(
     :mod:`awe.science.overscan` (the one the master bias was made with).
     ``bias`` and ``flat`` are trimmed to the data section; ``hot``/``cold`` are masks with 1
     good and 0 bad. ``gain`` (e-/ADU) and ``read_noise`` (e-) are for the cosmic-ray
-    search. Returns the image in ADU with the sky kept (sky subtraction belongs to source
+    search (``cosmic_sigma`` and ``cosmic_iterations`` are L.A.Cosmic's ``sigclip`` and
+    ``niter``). Returns the image in ADU with the sky kept (sky subtraction belongs to source
     extraction and coaddition)."""
     image = correct(raw, amplifiers, overscan, smooth=OVERSCAN_SMOOTH_ROWS)
     trimmed_raw = raw[trimmed_box(amplifiers)]
@@ -109,7 +111,9 @@ def reduce_ccd(
         image -= np.float32(scale) * fringe
         stats["fringe_scale"] = scale
     if cosmics:
-        hits = cosmic_rays(image, flags != 0, gain, read_noise, saturation, cosmic_sigma)
+        hits = cosmic_rays(
+            image, flags != 0, gain, read_noise, saturation, cosmic_sigma, cosmic_iterations
+        )
         flags[hits & (flags == 0)] |= FLAG_COSMIC
         stats["cosmic_pixels"] = float(hits.sum())
     weight = relative_weight(flat, image.shape)
@@ -152,26 +156,25 @@ def cosmic_rays(
     read_noise: float,
     saturation: float,
     sigma: float = 4.5,
+    iterations: int = 4,
 ) -> np.ndarray:
-    """L.A.Cosmic (van Dokkum 2001) through astroscrappy; True where a cosmic ray hit."""
-    import astroscrappy
+    """L.A.Cosmic (van Dokkum 2001): astroscrappy's mask, computed only where a cosmic ray
+    can be (:mod:`awe.science.cosmics`); True where a cosmic ray hit."""
+    from scipy.ndimage import binary_dilation
 
-    hits, _clean = astroscrappy.detect_cosmics(
+    from awe.science.cosmics import detect_cosmics
+
+    hits = detect_cosmics(
         image,
-        inmask=bad,
+        bad,
         sigclip=sigma,
         gain=gain,
         readnoise=read_noise,
         satlevel=saturation,
-        niter=2,
-        sepmed=True,
-        cleantype="meanmask",
+        niter=iterations,
     )
-    hits = np.asarray(hits, dtype=bool)
     # Grow by one pixel: the faint ends of a track escape the detection but still bias
     # photometry and can be detected as sources.
-    from scipy.ndimage import binary_dilation
-
     return binary_dilation(hits, structure=np.ones((3, 3), bool))
 
 
