@@ -79,15 +79,21 @@ def detect_cosmics(
     thresholds = (sigclip, float(np.float32(sigfrac) * np.float32(sigclip)), objlim)
 
     def fill_levels() -> tuple[float, float]:
-        """astroscrappy's fill values for a pixel without good neighbours: the medians of
-        the unmasked original image and variance."""
+        """astroscrappy's fill values for a pixel without good neighbours: the medians (the
+        lower one of an even count) of the unmasked original image and variance. The
+        variance is the image plus a constant, a monotonic map: its median is the image's
+        plus that constant."""
         from astroscrappy.utils import median
 
         original = np.empty(shape, dtype=np.float32)
         original[...] = image * gain
         good = original[~bad]
-        good_var = (original + noise2)[~bad]
-        return median(good, len(good)), median(good_var, len(good_var))
+        if np.isnan(good).any():  # no order: take astroscrappy's own selection
+            good_var = good + noise2
+            return median(good, len(good)), median(good_var, len(good_var))
+        k = (len(good) - 1) // 2
+        level = good[k] if len(good) == 1 else np.partition(good, k)[k]
+        return float(level), float(level + np.float32(noise2))
 
     def bound(c: np.ndarray, v: np.ndarray, b: np.ndarray) -> np.ndarray:
         return laplacian_candidates(c, v, b, sigclip)
@@ -163,8 +169,6 @@ def laplacian_candidates(
     astroscrappy's edge rows). float32 rounding, astroscrappy's and this bound's, is far
     below the slack of 1e-4 times the largest pixel value. Computed in blocks of ``rows``
     rows, which stay in the processor's cache."""
-    from scipy.ndimage import minimum_filter
-
     ny, nx = clean.shape
     largest = max(float(np.nanmax(clean)), -float(np.nanmin(clean)))
     slack = np.float32(1e-4 * largest) if np.isfinite(largest) else np.float32(np.inf)
@@ -182,8 +186,7 @@ def laplacian_candidates(
         total += np.maximum(down + left, 0)
         total += np.maximum(down + right, 0)
         total += slack
-        halo = var[max(a - 3, 0) : b + 3]
-        noise = minimum_filter(halo, size=7, mode="nearest")[a - max(a - 3, 0) :][: b - a]
+        noise = _minimum7(var, a, b)
         np.maximum(noise, np.float32(1e-5), out=noise)
         np.sqrt(noise, out=noise)
         noise *= factor
@@ -194,6 +197,21 @@ def laplacian_candidates(
     candidates[:3] = candidates[-3:] = False
     candidates[:, :3] = candidates[:, -3:] = False
     return candidates
+
+
+def _minimum7(values: np.ndarray, a: int, b: int) -> np.ndarray:
+    """The minimum over the 7x7 window (clipped at the image's border) of rows a to b."""
+    ny, nx = values.shape
+    block = np.full((b - a + 6, nx + 6), np.inf, dtype=np.float32)
+    block[max(3 - a, 0) : b - a + 3 + min(3, ny - b), 3:-3] = values[max(a - 3, 0) : b + 3]
+    for axis in (0, 1):  # windows of 2, 4 then 7 by overlapping minima
+        for step in (1, 2, 3):
+            n = block.shape[axis] - step
+            head = block[:n] if axis == 0 else block[:, :n]
+            tail = block[step:] if axis == 0 else block[:, step:]
+            np.minimum(head, tail, out=head)
+        block = block[: b - a] if axis == 0 else block[:, :nx]
+    return block
 
 
 def _iteration(
