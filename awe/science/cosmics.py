@@ -39,6 +39,12 @@ import numpy as np
 #: noise median (3 + 3), then two 3x3 growths (1 + 1). The fine structure reaches 2 + 4.
 REACH = 8
 
+#: Pixels the Laplacian S/N S' and the fine structure of a pixel depend on, each side
+#: (3 + 3 and 2 + 4): the margin of the boxes. The growths are done within each box's core
+#: only, from candidates in it (a cosmic ray starts only at a candidate, and the box whose
+#: core holds it holds the two pixels around it too).
+SIGNAL_REACH = 6
+
 #: Side of the tiles in which regions to compute are collected (pixels).
 TILE = 2
 
@@ -98,8 +104,8 @@ def detect_cosmics(
     def bound(c: np.ndarray, v: np.ndarray, b: np.ndarray) -> np.ndarray:
         return laplacian_candidates(c, v, b, sigclip)
 
-    def detect(c: np.ndarray, v: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return _iteration(c, v, b, *thresholds)
+    def detect(c: np.ndarray, v: np.ndarray, b: np.ndarray, core: np.ndarray) -> np.ndarray:
+        return _iteration(c, v, b, *thresholds, core=core)
 
     hits = np.zeros(shape, dtype=bool)
     candidates = bound(clean, var, bad)
@@ -107,7 +113,9 @@ def detect_cosmics(
     for _ in range(niter):
         # a detection starts at a candidate; the two growths reach 2 pixels
         new_y, new_x = [], []
-        for core, found in _tiled(detect, (clean, var, bad), _boxes(*seeds, 2, shape), REACH):
+        for core, found in _tiled(
+            detect, (clean, var, bad), _boxes(*seeds, 2, shape), SIGNAL_REACH, mark_cores=True
+        ):
             fresh = found & ~hits[core]
             if fresh.any():
                 hits[core] |= fresh
@@ -221,9 +229,10 @@ def _iteration(
     sigclip: float,
     sigcliplow: float,
     objlim: float,
+    core: np.ndarray | None = None,
 ) -> np.ndarray:
     """The detection step of one astroscrappy iteration (sepmed, fsmode='median'), the same
-    operations in the same float32 order."""
+    operations in the same float32 order; the growths start only from pixels in ``core``."""
     from astroscrappy.utils import (
         dilate3,
         laplaceconvolve,
@@ -248,6 +257,8 @@ def _iteration(
     f = (f - sepmedfilt9(f)) / noise
     f[f < 0.01] = 0.01
     cosmics = np.logical_and(cosmics, (sp / f) > objlim)
+    if core is not None:
+        cosmics &= core
     cosmics = np.logical_and(dilate3(cosmics), goodpix)
     cosmics = np.logical_and(sp > sigclip, cosmics)
     cosmics = np.logical_and(dilate3(cosmics), goodpix)
@@ -317,9 +328,10 @@ def _boxes(ys: np.ndarray, xs: np.ndarray, grow: int, shape: tuple[int, int]):
     ]
 
 
-def _tiled(function, arrays, cores, margin: int):
+def _tiled(function, arrays, cores, margin: int, *, mark_cores: bool = False):
     """Yields (core, ``function``'s result in it) for each core, ``function`` being a
-    filter of reach ``margin`` over the image ``arrays``, computed in one call.
+    filter of reach ``margin`` over the image ``arrays``, computed in one call (with
+    ``mark_cores``, given one more array: True in the cores).
 
     Each core is cut out with ``margin`` pixels around it and the boxes are packed into one
     mosaic of the image's width: a core's result depends only on its own box. The image's
@@ -336,6 +348,11 @@ def _tiled(function, arrays, cores, margin: int):
         for (outer, _core, _inner), slot in layout:
             mosaic[slot] = array[outer]
         mosaics.append(mosaic)
+    if mark_cores:
+        marks = np.zeros(mosaic_shape, dtype=bool)
+        for (_outer, _core, inner), slot in layout:
+            marks[slot][inner] = True
+        mosaics.append(marks)
     result = function(*mosaics)
     for (_outer, core, inner), slot in layout:
         yield core, result[slot][inner]
