@@ -11,22 +11,26 @@ parameters are the only other inputs (no global sky or noise level enters a dete
 So this module:
 
 1. runs the first iteration only around pixels where a cheap upper bound of the Laplacian
-   S/N (the noise taken from the 7x7 minimum, not the median) passes ``sigclip``: only
-   there, and two pixels around, can anything be detected;
+   S/N (the noise taken from the 7x7 minimum, not the median) passes ``sigclip``: a
+   detection starts only at such a candidate and reaches two pixels around it;
 2. cleans the new detections as astroscrappy does (the masked 5x5 mean of the pixels that
    are neither cosmic rays nor bad, in the same float32 order of summation), which changes
    the image only at detected pixels near new ones;
-3. runs each later iteration only within :data:`REACH` of the pixels the cleaning changed:
-   everywhere else the iteration sees the same image and finds what the previous one did.
+3. runs each later iteration only around the candidates within :data:`REACH` + 2 of the
+   pixels the cleaning changed: everywhere else the iteration sees the same image and
+   finds what the previous one did.
 
-Each region is computed in a box :data:`REACH` pixels larger on each side (astroscrappy's
-filters copy the input at an array's border, which a box edge inside the image would
-imitate, but only within :data:`REACH` of it), with astroscrappy's own filters in the
-same order, so the mask is identical to ``detect_cosmics(..., sepmed=True,
-cleantype='meanmask', fsmode='median')`` (checked on a full chip by
-``benchmarks/pipeline.py`` and in ``tests/test_cosmics.py``). The one global quantity of
-astroscrappy, the median of the good pixels used to fill a pixel with no good neighbour,
-is computed only when such a pixel occurs.
+Each region (candidates and two pixels around) is cut out with :data:`SIGNAL_REACH` pixels
+around it, the reach of the S/N and of the fine structure, and the growths start only from
+the region's own candidates: a detection is a chain from one candidate, found exactly in
+the region that holds that candidate. All regions of an iteration are packed into one
+mosaic and computed with astroscrappy's own filters in one call (a call per region would
+pay OpenMP's start for each); regions on the image's border, which astroscrappy's filters
+treat specially, keep that side on the mosaic's border. The mask is identical to
+``detect_cosmics(..., sepmed=True, cleantype='meanmask', fsmode='median')`` (checked on a
+full chip by ``benchmarks/pipeline.py`` and in ``tests/test_cosmics.py``). astroscrappy's
+one global quantity, the median of the good pixels that fills a pixel with no good
+neighbour, is computed only when such a pixel occurs.
 """
 
 from __future__ import annotations
