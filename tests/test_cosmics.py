@@ -79,3 +79,16 @@ def test_the_simulated_rays_are_found() -> None:
     x, y = np.array(starts).T.astype(int)
     usable = ~bad[y, x]
     assert np.mean(hits[y, x][usable]) > 0.9
+
+
+def test_mask_identical_with_nan_pixels() -> None:
+    import astroscrappy
+
+    image, bad, _starts = frame(5)
+    rng = np.random.default_rng(5)
+    image[rng.integers(0, image.shape[0], 20), rng.integers(0, image.shape[1], 20)] = np.nan
+    options = dict(sigclip=4.5, gain=GAIN, readnoise=READ_NOISE, satlevel=SATURATION, niter=4)
+    ours = detect_cosmics(image, bad, **options)
+    theirs, _clean = astroscrappy.detect_cosmics(image, inmask=bad, **options)
+    assert theirs.sum() > 100
+    assert np.array_equal(ours, theirs)

@@ -221,7 +221,7 @@ def _minimum7(values: np.ndarray, a: int, b: int) -> np.ndarray:
             n = block.shape[axis] - step
             head = block[:n] if axis == 0 else block[:, :n]
             tail = block[step:] if axis == 0 else block[:, step:]
-            np.minimum(head, tail, out=head)
+            np.fmin(head, tail, out=head)  # NaN-blind, as the medians give a value
         block = block[: b - a] if axis == 0 else block[:, :nx]
     return block
 
