@@ -35,6 +35,7 @@ neighbour, is computed only when such a pixel occurs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -88,6 +89,7 @@ def detect_cosmics(
     bad = (dilate3(bad) if bad.any() else bad).astype(bool) | saturated
     thresholds = (sigclip, float(np.float32(sigfrac) * np.float32(sigclip)), objlim)
 
+    @functools.cache
     def fill_levels() -> tuple[float, float]:
         """astroscrappy's fill values for a pixel without good neighbours: the medians (the
         lower one of an even count) of the unmasked original image and variance. The
