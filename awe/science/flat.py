@@ -48,6 +48,9 @@ def apply_flat(image: np.ndarray, flat: np.ndarray, minimum: float = 0.0) -> np.
     is above ``minimum``, 0 where it is not (dead or vignetted pixels, which no division
     could rescue). Returns the mask of those bad-flat pixels, for the caller's flags."""
     bad = ~(flat > minimum)
+    if not bad.any():  # the usual case: a plain division, twice as fast as one with where=
+        image /= flat
+        return bad
     np.divide(image, flat, out=image, where=~bad)
     image[bad] = 0.0
     return bad

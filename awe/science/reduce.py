@@ -16,7 +16,7 @@ full 2k x 4k chip reduces in a fraction of a second before the cosmic-ray search
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,6 +76,7 @@ def reduce_ccd(
     overscan: int = DEFAULT_METHOD,
     cosmics: bool = True,
     cosmic_sigma: float = 4.5,
+    cosmic_iterations: int = 4,
 ) -> Reduced:
     """Reduce a raw CCD (the full raw layout, any integer or float type).
 
@@ -83,7 +84,8 @@ def reduce_ccd(
     :mod:`awe.science.overscan` (the one the master bias was made with).
     ``bias`` and ``flat`` are trimmed to the data section; ``hot``/``cold`` are masks with 1
     good and 0 bad. ``gain`` (e-/ADU) and ``read_noise`` (e-) are for the cosmic-ray
-    search. Returns the image in ADU with the sky kept (sky subtraction belongs to source
+    search (``cosmic_sigma`` and ``cosmic_iterations`` are L.A.Cosmic's ``sigclip`` and
+    ``niter``). Returns the image in ADU with the sky kept (sky subtraction belongs to source
     extraction and coaddition)."""
     image = correct(raw, amplifiers, overscan, smooth=OVERSCAN_SMOOTH_ROWS)
     trimmed_raw = raw[trimmed_box(amplifiers)]
@@ -92,36 +94,47 @@ def reduce_ccd(
     _check_shape("flat", flat, image.shape)
     if bias is not None:
         image -= bias.astype(np.float32, copy=False)
+    # flags are set in place (ufuncs with where=), each mask made once: the arithmetic of
+    # a full chip is a few passes over memory, and every extra pass shows
     flags = np.zeros(image.shape, dtype=np.uint8)
     if flat is not None:
         flat = flat.astype(np.float32, copy=False)
-        flags[apply_flat(image, flat)] |= FLAG_FLAT
+        np.bitwise_or(flags, FLAG_FLAT, out=flags, where=apply_flat(image, flat))
+    counts = {}
     for name, mask, bit in (("hot", hot, FLAG_HOT), ("cold", cold, FLAG_COLD)):
         _check_shape(name, mask, image.shape)
+        counts[name] = 0.0
         if mask is not None:
-            flags[mask == 0] |= bit
+            defect = mask == 0
+            np.bitwise_or(flags, bit, out=flags, where=defect)
+            counts[name] = float(np.count_nonzero(defect))
     saturated = saturated_pixels(trimmed_raw, saturation)
-    flags[saturated] |= FLAG_SATURATED
+    np.bitwise_or(flags, FLAG_SATURATED, out=flags, where=saturated)
+    bad = flags != 0
     if fringe is not None:
         _check_shape("fringe", fringe, image.shape)
         fringe = fringe.astype(np.float32, copy=False)
-        scale = fringe_scale(image, fringe, flags == 0)
+        scale = fringe_scale(image, fringe, ~bad)
         image -= np.float32(scale) * fringe
         stats["fringe_scale"] = scale
     if cosmics:
-        hits = cosmic_rays(image, flags != 0, gain, read_noise, saturation, cosmic_sigma)
-        flags[hits & (flags == 0)] |= FLAG_COSMIC
-        stats["cosmic_pixels"] = float(hits.sum())
+        hits = cosmic_rays(
+            image, bad, gain, read_noise, saturation, cosmic_sigma, cosmic_iterations
+        )
+        stats["cosmic_pixels"] = float(np.count_nonzero(hits))
+        hits &= ~bad
+        np.bitwise_or(flags, FLAG_COSMIC, out=flags, where=hits)
+        bad |= hits
     weight = relative_weight(flat, image.shape)
-    weight[flags != 0] = 0.0
-    good = flags == 0
+    np.copyto(weight, np.float32(0.0), where=bad)
+    good = ~bad
     stats.update(
         {
             "sky_median": _sampled_median(image, good),
-            "hot_pixels": float((flags & FLAG_HOT).astype(bool).sum()),
-            "cold_pixels": float((flags & FLAG_COLD).astype(bool).sum()),
-            "saturated_pixels": float(saturated.sum()),
-            "bad_fraction": float(1.0 - good.mean()),
+            "hot_pixels": counts["hot"],
+            "cold_pixels": counts["cold"],
+            "saturated_pixels": float(np.count_nonzero(saturated)),
+            "bad_fraction": float(np.count_nonzero(bad)) / bad.size,
         }
     )
     return Reduced(image=image, weight=weight, flags=flags, stats=stats)
@@ -139,6 +152,8 @@ def saturated_pixels(trimmed_raw: np.ndarray, saturation: float) -> np.ndarray:
     """Pixels at or above the saturation level in the raw data, grown by one pixel along
     the columns (the edges of a bleed trail are not quite full)."""
     saturated = trimmed_raw >= saturation
+    if not saturated.any():
+        return saturated
     grown = saturated.copy()
     grown[1:] |= saturated[:-1]
     grown[:-1] |= saturated[1:]
@@ -152,27 +167,30 @@ def cosmic_rays(
     read_noise: float,
     saturation: float,
     sigma: float = 4.5,
+    iterations: int = 4,
 ) -> np.ndarray:
-    """L.A.Cosmic (van Dokkum 2001) through astroscrappy; True where a cosmic ray hit."""
-    import astroscrappy
+    """L.A.Cosmic (van Dokkum 2001): astroscrappy's mask, computed only where a cosmic ray
+    can be (:mod:`awe.science.cosmics`); True where a cosmic ray hit."""
+    from awe.science.cosmics import detect_cosmics
 
-    hits, _clean = astroscrappy.detect_cosmics(
+    hits = detect_cosmics(
         image,
-        inmask=bad,
+        bad,
         sigclip=sigma,
         gain=gain,
         readnoise=read_noise,
         satlevel=saturation,
-        niter=2,
-        sepmed=True,
-        cleantype="meanmask",
+        niter=iterations,
     )
-    hits = np.asarray(hits, dtype=bool)
     # Grow by one pixel: the faint ends of a track escape the detection but still bias
     # photometry and can be detected as sources.
-    from scipy.ndimage import binary_dilation
-
-    return binary_dilation(hits, structure=np.ones((3, 3), bool))
+    ys, xs = np.nonzero(hits)
+    ny, nx = hits.shape
+    grown = hits.copy()
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            grown[np.clip(ys + dy, 0, ny - 1), np.clip(xs + dx, 0, nx - 1)] = True
+    return grown
 
 
 def relative_weight(flat: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
@@ -180,16 +198,26 @@ def relative_weight(flat: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarr
     pixel), or ones without a flat."""
     if flat is None:
         return np.ones(shape, dtype=np.float32)
-    norm = _sampled_median(flat, flat > 0)
+    norm = _sampled_median(flat, lambda values: values > 0)
     weight = flat * np.float32(1.0 / norm if norm > 0 else 1.0)
     np.maximum(weight, 0, out=weight)
     return weight.astype(np.float32, copy=False)
 
 
-def _sampled_median(values: np.ndarray, usable: np.ndarray, step: int = 4) -> float:
+def _sampled_median(
+    values: np.ndarray,
+    usable: np.ndarray | Callable[[np.ndarray], np.ndarray],
+    step: int = 4,
+) -> float:
     """The median of the usable values on every ``step``-th row and column: a million
-    pixels of a 2k x 4k chip pin it down to far below its noise, at 1/16 of the cost."""
-    sample = values[::step, ::step][usable[::step, ::step]]
+    pixels of a 2k x 4k chip pin it down to far below its noise, at 1/16 of the cost.
+    ``usable`` is a mask, or a test of the values (then made on the sample only)."""
+
+    def keep(part: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+        return usable(part) if callable(usable) else usable[rows, cols]
+
+    every = slice(None, None, step)
+    sample = values[every, every][keep(values[every, every], every, every)]
     if sample.size < 1000:
-        sample = values[usable]
+        sample = values[keep(values, slice(None), slice(None))]
     return float(np.median(sample)) if sample.size else float("nan")
