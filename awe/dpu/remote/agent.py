@@ -45,17 +45,17 @@ class UnsafeArchive(Exception):
 def journals(args: dict[str, Any]) -> dict[str, str]:
     """New bytes of the task journals that grew past their offset (base64 by task number)."""
     folder = Path(args["dir"]) / "tasks"
-    offsets = {int(n): int(o) for n, o in args["offsets"].items()}
+    # by file name: one look-up per entry of a folder that also holds every task's work dir
+    wanted = {f"{int(n)}.jsonl": (str(int(n)), int(o)) for n, o in args["offsets"].items()}
     found: dict[str, str] = {}
     try:
         entries = list(os.scandir(folder))
     except FileNotFoundError:
         return found
     for entry in entries:
-        name, suffix = os.path.splitext(entry.name)
-        if suffix != ".jsonl" or not name.isdigit() or int(name) not in offsets:
+        if entry.name not in wanted:
             continue
-        offset = offsets[int(name)]
+        name, offset = wanted[entry.name]
         if entry.stat().st_size > offset:
             with open(entry.path, "rb") as journal:
                 journal.seek(offset)
