@@ -280,6 +280,12 @@ class SSHShell(Shell):
                 channel.sendall(stdin)
             channel.shutdown_write()
             return self._collect(channel, tuple(words), timeout)
+        except KeyboardInterrupt:
+            # Ctrl-C mid-command leaves the connection mid-conversation: close it now,
+            # while its transport thread can still end (left to the interpreter's exit, a
+            # daemon thread frozen holding paramiko's write lock can hang the exit)
+            self.close()
+            raise
         except (OSError, paramiko.SSHException, EOFError) as err:
             self.close()
             raise RemoteError(
@@ -329,6 +335,9 @@ class SSHShell(Shell):
         try:
             sftp.put(str(local), temporary)
             sftp.posix_rename(temporary, remote)
+        except KeyboardInterrupt:  # as in run: close mid-conversation connections now
+            self.close()
+            raise
         except (OSError, paramiko.SSHException) as err:
             self.close()
             raise RemoteError(
