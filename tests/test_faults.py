@@ -270,7 +270,10 @@ def test_a_time_limit_is_never_retried(dpu: Processor) -> None:
 
 # ---- Ctrl-C while submitting ----
 SUBMIT = """
-import json, sys
+import json, signal, sys
+# Ctrl-C as at a terminal, whatever this test run inherited (a shell's background job
+# starts with SIGINT ignored, and Python then installs no KeyboardInterrupt for it)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from awe.dpu import Processor
 dpu = Processor(username="alice", dpus={"far": json.loads(sys.argv[1])}, dpu_name="far")
 dpu.run("Hello", n=2)
