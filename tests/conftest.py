@@ -1,5 +1,10 @@
 """Shared fixtures: an isolated AWE home per test, and job databases on SQLite and on the
-real MariaDB server (a fresh database per test, dropped afterwards).
+real MariaDB server (a database of its own per test, dropped afterwards).
+
+``database_url`` gives each test a copy of a database migrated once per session: Alembic's
+migrations cost half a second per SQLite database and two and a half per MariaDB one, over
+hundreds of tests. Tests of the migrations themselves (``@pytest.mark.fresh_database``, as
+all of tests/test_db.py) get an empty database that ``open_database`` creates and upgrades.
 
 MariaDB is not optional: if it cannot be reached the tests fail, naming the command that
 starts it (``bash tests/services/start.sh``). Set ``AWE_TEST_MYSQL_URL`` to use another
@@ -10,8 +15,10 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -68,12 +75,101 @@ def mysql_database_url(mysql_server: str) -> Iterator[str]:
         server.dispose()
 
 
+@dataclass(frozen=True)
+class MigratedMySQL:
+    """A MariaDB database at the newest schema: its tables' DDL and the tables with rows."""
+
+    name: str
+    tables: list[tuple[str, str]]
+    filled: list[str]
+
+
+@pytest.fixture(scope="session")
+def migrated_mysql(mysql_server: str) -> Iterator[MigratedMySQL]:
+    """A MariaDB database made and upgraded once per session, the template of each test's."""
+    from awe.db.engine import open_database
+
+    name = f"awe_template_{uuid.uuid4().hex[:12]}"
+    server = create_engine(mysql_server)
+    with server.begin() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        open_database(f"{mysql_server}/{name}").dispose()
+        with server.connect() as connection:
+            names = connection.exec_driver_sql(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (name,),
+            ).scalars()
+            tables = [
+                (
+                    table,
+                    connection.exec_driver_sql(f"SHOW CREATE TABLE `{name}`.`{table}`").one()[1],
+                )
+                for table in names
+            ]
+            filled = [
+                table
+                for table, _ in tables
+                if connection.exec_driver_sql(f"SELECT COUNT(*) FROM `{name}`.`{table}`").scalar()
+            ]
+        yield MigratedMySQL(name, tables, filled)
+    finally:
+        with server.begin() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        server.dispose()
+
+
+@pytest.fixture
+def migrated_mysql_database_url(mysql_server: str, migrated_mysql: MigratedMySQL) -> Iterator[str]:
+    """A MariaDB database of one test's own, a copy of the session's migrated one."""
+    name = f"awe_test_{uuid.uuid4().hex[:12]}"
+    server = create_engine(mysql_server)
+    with server.begin() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        connection.exec_driver_sql(f"USE `{name}`")
+        connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")  # tables in any order
+        for _, create in migrated_mysql.tables:
+            connection.exec_driver_sql(create)
+        for table in migrated_mysql.filled:
+            connection.exec_driver_sql(
+                f"INSERT INTO `{name}`.`{table}` SELECT * FROM `{migrated_mysql.name}`.`{table}`"
+            )
+        connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
+    try:
+        yield f"{mysql_server}/{name}"
+    finally:
+        with server.begin() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        server.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite job database made and upgraded once per session."""
+    from awe.db.engine import open_database
+
+    path = tmp_path_factory.mktemp("migrated") / "jobs.db"
+    open_database(f"sqlite:///{path}").dispose()
+    return path
+
+
 @pytest.fixture(params=DATABASE_KINDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The job database URL, once for SQLite and once for MariaDB."""
+    """The job database URL, once for SQLite and once for MariaDB: a copy of a database
+    at the newest schema, or an empty one for a test marked ``fresh_database``."""
+    fresh = request.node.get_closest_marker("fresh_database") is not None
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'jobs.db'}"
-    return request.getfixturevalue("mysql_database_url")
+        path = tmp_path / "jobs.db"
+        if not fresh:
+            template = request.getfixturevalue("migrated_sqlite")
+            source, copy = sqlite3.connect(template), sqlite3.connect(path)
+            try:
+                source.backup(copy)  # the pages, whatever the template's WAL holds
+            finally:
+                source.close()
+                copy.close()
+        return f"sqlite:///{path}"
+    return request.getfixturevalue("mysql_database_url" if fresh else "migrated_mysql_database_url")
 
 
 @pytest.fixture

@@ -32,6 +32,10 @@ TABLES = {
 }
 
 
+# The migrations themselves: every database here starts empty.
+pytestmark = pytest.mark.fresh_database
+
+
 def test_fresh_database_is_created_at_the_newest_schema(database) -> None:
     assert current_revision(database) == head_revision()
     assert set(inspect(database.engine).get_table_names()) >= TABLES
