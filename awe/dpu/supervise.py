@@ -63,10 +63,12 @@ def supervise(
     who sent the signal that killed the task (a batch system's memory limit, say).
     """
     path = journal_path(job_dir, task.number)
-    # Tries already spent: a pilot lost under this task released it for this one to run.
-    spent = sum(e["event"] == "retry" for e in parse_new_bytes(read_new_bytes(path, 0))[0])
-    journal = JournalWriter(path)
     tries = 1 + task.retries
+    # Tries already spent: a pilot lost under this task released it for this one to run.
+    # Only a task with retries can have any, so no other task reads its journal first.
+    events = parse_new_bytes(read_new_bytes(path, 0))[0] if task.retries else []
+    spent = sum(e["event"] == "retry" for e in events)
+    journal = JournalWriter(path)
     try:
         for attempt in range(min(1 + spent, tries), tries + 1):
             supervision = _Supervision(journal, should_abort, watch_fd, explain_signal)
